@@ -1,0 +1,86 @@
+"""SSDlite320 MobileNetV3 (Large and Small), built from torchvision's own modules so state_dict
+keys match torchvision's `ssdlite320_mobilenet_v3_large` and its official COCO checkpoint loads
+unchanged."""
+from __future__ import annotations
+
+from functools import partial
+
+import torch
+from torch import Tensor, nn
+from torchvision.models import mobilenet_v3_large, mobilenet_v3_small
+from torchvision.models.detection import _utils as det_utils
+from torchvision.models.detection.anchor_utils import DefaultBoxGenerator
+from torchvision.models.detection.ssdlite import SSDLiteHead, _mobilenet_extractor, _normal_init
+
+from ..detector import Detector
+from ..spec import COCO_91_CLASSES, BoxCoder, ModelSpec, Postprocess, Preprocess
+from .registry import register_model
+from .weights import WeightsSource
+
+SIZE = (320, 320)
+
+
+class SSDLiteCore(nn.Module):
+    """backbone + head -> (box_encodings [N, A, 4], class_logits [N, A, C]); keys backbone.*, head.*"""
+
+    def __init__(self, backbone: nn.Module, head: nn.Module):
+        super().__init__()
+        self.backbone = backbone
+        self.head = head
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        features = list(self.backbone(x).values())
+        return self.head.regression_head(features), self.head.classification_head(features)
+
+
+def _build(arch, num_classes: int, width_mult: float, reduced_tail: bool, name: str) -> Detector:
+    # torchvision's choices for SSDlite: BN eps 1e-3 / momentum 0.03, normal init, no dilation
+    norm_layer = partial(nn.BatchNorm2d, eps=0.001, momentum=0.03)
+    backbone = arch(weights=None, norm_layer=norm_layer, reduced_tail=reduced_tail, width_mult=width_mult)
+    _normal_init(backbone)
+    backbone = _mobilenet_extractor(backbone, trainable_layers=6, norm_layer=norm_layer)
+    anchor_generator = DefaultBoxGenerator([[2, 3] for _ in range(6)], min_ratio=0.2, max_ratio=0.95)
+    out_channels = det_utils.retrieve_out_channels(backbone, SIZE)
+    head = SSDLiteHead(out_channels, anchor_generator.num_anchors_per_location(), num_classes, norm_layer)
+    core = SSDLiteCore(backbone, head).eval()
+    with torch.no_grad():
+        grid_sizes = [f.shape[-2:] for f in backbone(torch.zeros(1, 3, *SIZE)).values()]
+    anchors = anchor_generator._grid_default_boxes(grid_sizes, list(SIZE))  # normalized cx, cy, w, h
+    class_names = COCO_91_CLASSES if num_classes == 91 else ("__background__",) + tuple(
+        f"class{i}" for i in range(1, num_classes))
+    spec = ModelSpec(
+        name=name,
+        preprocess=Preprocess(size=SIZE, resize="bilinear", mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5)),
+        class_names=class_names,
+        box_coder=BoxCoder(),
+        postprocess=Postprocess(score="softmax", score_thresh=0.001, iou_thresh=0.55, topk_candidates=300,
+                                max_detections=300),
+    )
+    return Detector(core, anchors, spec)
+
+
+@register_model(
+    "ssdlite320_mobilenet_v3_large",
+    input_size=SIZE,
+    weights=WeightsSource(
+        filename="ssdlite320_mobilenet_v3_large_coco-a79551df.pth",
+        url="https://download.pytorch.org/models/ssdlite320_mobilenet_v3_large_coco-a79551df.pth",
+        sha256="a79551df90c79834bcd3bb3845ef9d966b5449a3a9b2833ae8404778ca5d65d2",
+        origin="torchvision COCO checkpoint (path, torch hub cache, or download.pytorch.org)",
+    ),
+    reference_ap="COCO val2017 box mAP 21.3 (torchvision)",
+    description="SSDlite320, MobileNetV3-Large backbone (reduced tail), 91-id COCO layout",
+)
+def ssdlite320_mobilenet_v3_large(num_classes: int = 91, width_mult: float = 1.0, reduced_tail: bool = True):
+    return _build(mobilenet_v3_large, num_classes, width_mult, reduced_tail, "ssdlite320_mobilenet_v3_large")
+
+
+@register_model(
+    "ssdlite320_mobilenet_v3_small",
+    input_size=SIZE,
+    weights=None,
+    reference_ap="-",
+    description="SSDlite320, MobileNetV3-Small backbone (reduced tail); no published checkpoint",
+)
+def ssdlite320_mobilenet_v3_small(num_classes: int = 91, width_mult: float = 1.0, reduced_tail: bool = True):
+    return _build(mobilenet_v3_small, num_classes, width_mult, reduced_tail, "ssdlite320_mobilenet_v3_small")

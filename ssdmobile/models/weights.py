@@ -1,0 +1,124 @@
+"""Find, verify and load checkpoints: an explicit path; else the file in the local cache; else the
+source's fetcher (a URL with a known sha256, or a custom fetch such as a package download)."""
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from ..errors import WeightsError
+
+
+@dataclass(frozen=True)
+class WeightsSource:
+    filename: str  # name of the checkpoint in the cache
+    url: str | None = None
+    sha256: str | None = None  # of the file at `url` / in the cache
+    # custom fetch: (cache_dir) -> path of a checkpoint it wrote there; used instead of `url`
+    fetch: Callable[[Path], Path] | None = None
+    origin: str = ""  # one line for `ssdmobile models`
+
+    def describe(self) -> str:
+        return self.origin or self.url or self.filename
+
+
+def cache_dir() -> Path:
+    """torch hub's checkpoint cache ($TORCH_HOME/hub/checkpoints), where torchvision keeps its
+    weights too, so an official file downloaded by torchvision is found here."""
+    return Path(torch.hub.get_dir()) / "checkpoints"
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def verify_sha256(path: Path, expected: str) -> None:
+    actual = sha256_file(path)
+    if actual != expected:
+        raise WeightsError(
+            f"{path}: sha256 {actual[:16]}... does not match the expected {expected[:16]}...; "
+            "the file is corrupt or not the official checkpoint (delete it and try again)")
+
+
+def resolve_weights(source: WeightsSource, path: str | os.PathLike | None = None) -> Path:
+    """Path of a checkpoint to load: explicit path, else cache, else fetch/download into the cache."""
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise WeightsError(f"checkpoint not found: {path}")
+        return path
+    cached = cache_dir() / source.filename
+    if cached.is_file():
+        if source.sha256:
+            verify_sha256(cached, source.sha256)
+        return cached
+    cache_dir().mkdir(parents=True, exist_ok=True)
+    if source.fetch is not None:
+        return source.fetch(cache_dir())
+    if source.url is None:
+        raise WeightsError(f"no weights found: pass --weights PATH or put {source.filename} in {cache_dir()}")
+    tmp = cached.with_name(cached.name + ".part")
+    try:
+        torch.hub.download_url_to_file(source.url, str(tmp), progress=True)
+    except Exception as e:  # URLError, HTTPError, socket errors: all mean "could not download"
+        tmp.unlink(missing_ok=True)
+        raise WeightsError(
+            f"could not download {source.url} ({type(e).__name__}: {e}); offline? download "
+            f"{source.filename} elsewhere and put it in {cache_dir()}, or pass --weights PATH") from None
+    if source.sha256:
+        try:
+            verify_sha256(tmp, source.sha256)
+        except WeightsError:
+            tmp.unlink(missing_ok=True)
+            raise
+    os.replace(tmp, cached)
+    return cached
+
+
+def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """torch.load with weights_only=True, turning every way a file can be bad into WeightsError.
+    Accepts a bare state_dict or a training checkpoint holding one under "model"/"state_dict"."""
+    path = Path(path)
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise WeightsError(f"checkpoint not found: {path}") from None
+    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError,
+            UnicodeDecodeError, AttributeError, TypeError, OSError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise WeightsError(f"{path}: not a readable PyTorch checkpoint (truncated or corrupt?): {first}") from None
+    if isinstance(obj, dict):
+        for key in ("model", "state_dict", "model_state_dict"):
+            if isinstance(obj.get(key), dict):
+                obj = obj[key]
+                break
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise WeightsError(f"{path}: not a state_dict (expected a mapping of parameter names to tensors)")
+    return obj
+
+
+def load_into(model: torch.nn.Module, state_dict: dict, source: str) -> None:
+    """load_state_dict(strict) with one clear line for the usual mismatches."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in own]
+    if missing or unexpected:
+        raise WeightsError(
+            f"{source} does not fit the model: {len(missing)} missing keys (e.g. {missing[:2]}), "
+            f"{len(unexpected)} unexpected keys (e.g. {unexpected[:2]}); is it for another architecture?")
+    for k, v in state_dict.items():
+        if own[k].shape != v.shape:
+            raise WeightsError(
+                f"{source} does not fit the model: {k} has shape {list(v.shape)} in the checkpoint "
+                f"and {list(own[k].shape)} in the model (different num_classes or width?)")
+    model.load_state_dict(state_dict)
