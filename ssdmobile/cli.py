@@ -1,0 +1,58 @@
+"""`ssdmobile` command line. Thin: parse, call the library, print.
+
+Each subcommand is a module in ssdmobile/commands/ with `NAME`, `HELP`, `add_arguments(parser)` and
+`run(args) -> int | None`; they are discovered, so adding a command touches no other file.
+User mistakes (SSDMobileError) become one line on stderr and exit code 2.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import pkgutil
+import sys
+import warnings
+
+from . import __version__
+from .errors import SSDMobileError
+
+
+def _quiet_third_party():
+    # coremltools and torch print version warnings and proxy messages on import; users need none
+    warnings.filterwarnings("ignore")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import logging
+    logging.getLogger("coremltools").setLevel(logging.ERROR)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import commands
+
+    parser = argparse.ArgumentParser(prog="ssdmobile", description=(
+        "SSD detectors from PyTorch to phones: export, quantize, and measure every artifact "
+        "against its float model."))
+    parser.add_argument("--version", action="version", version=f"ssdmobile {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+        mod = importlib.import_module(f"{commands.__name__}.{info.name}")
+        p = sub.add_parser(mod.NAME, help=mod.HELP, description=mod.HELP)
+        mod.add_arguments(p)
+        p.set_defaults(_run=mod.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    _quiet_third_party()
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args._run(args) or 0)
+    except SSDMobileError as e:
+        print(f"ssdmobile {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
