@@ -1,0 +1,143 @@
+"""Weight resolution and loading with checkpoint files the tests write themselves."""
+import hashlib
+
+import pytest
+import torch
+
+from ssdmobile.errors import UnknownModelError, WeightsError
+from ssdmobile.models import create_model, get_entry
+from ssdmobile.models import weights as W
+
+
+@pytest.fixture
+def hub(tmp_path, monkeypatch):
+    """An empty torch hub cache, and no network: a download attempt fails like an offline machine."""
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+
+    def offline(url, dst, *a, **k):
+        raise OSError("[Errno -3] Temporary failure in name resolution")
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    return tmp_path / "hub" / "checkpoints"
+
+
+@pytest.fixture(scope="module")
+def small_checkpoint(tmp_path_factory):
+    model = create_model("ssdlite320_mobilenet_v3_small", num_classes=3)
+    path = tmp_path_factory.mktemp("ckpt") / "small.pth"
+    torch.save(model.state_dict(), path)
+    return path, model
+
+
+def test_explicit_path_loads_exactly(small_checkpoint):
+    path, model = small_checkpoint
+    loaded = create_model("ssdlite320_mobilenet_v3_small", weights=path, num_classes=3)
+    for k, v in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[k], v), k
+    assert loaded.weights_path == str(path)
+
+
+def test_training_checkpoint_with_model_key(small_checkpoint, tmp_path):
+    path, model = small_checkpoint
+    wrapped = tmp_path / "train.pth"
+    torch.save({"model": model.state_dict(), "epoch": 3}, wrapped)
+    loaded = create_model("ssdlite320_mobilenet_v3_small", weights=wrapped, num_classes=3)
+    assert torch.equal(next(iter(loaded.state_dict().values())), next(iter(model.state_dict().values())))
+
+
+def test_num_classes_mismatch_names_the_tensor(small_checkpoint):
+    path, _ = small_checkpoint
+    with pytest.raises(WeightsError, match=r"head\.classification_head.*shape.*num_classes"):
+        create_model("ssdlite320_mobilenet_v3_small", weights=path, num_classes=91)
+
+
+def test_other_architecture_is_rejected(small_checkpoint):
+    path, _ = small_checkpoint
+    with pytest.raises(WeightsError, match="missing keys"):
+        create_model("ssdlite320_mobilenet_v3_large", weights=path, num_classes=3)
+
+
+@pytest.mark.parametrize("content", [b"", b"not a checkpoint at all\n" * 10, "truncated"])
+def test_corrupt_files(small_checkpoint, tmp_path, content):
+    path, _ = small_checkpoint
+    bad = tmp_path / "bad.pth"
+    bad.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2] if content == "truncated" else content)
+    with pytest.raises(WeightsError, match="not a readable PyTorch checkpoint"):
+        create_model("ssdlite320_mobilenet_v3_small", weights=bad, num_classes=3)
+
+
+class Arbitrary:
+    pass
+
+
+def test_pickled_object_is_refused_by_weights_only(tmp_path):
+    evil = tmp_path / "evil.pth"
+    torch.save({"model": {"w": torch.zeros(1)}, "obj": Arbitrary()}, evil)
+    with pytest.raises(WeightsError):
+        W.load_state_dict_file(evil)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(WeightsError, match="not found"):
+        create_model("ssdlite320_mobilenet_v3_small", weights=tmp_path / "nope.pth")
+
+
+def test_default_weights_from_hub_cache_verified(hub, small_checkpoint):
+    path, model = small_checkpoint
+    data = path.read_bytes()
+    source = W.WeightsSource("official.pth", url="https://example.invalid/official.pth",
+                             sha256=hashlib.sha256(data).hexdigest())
+    hub.mkdir(parents=True)
+    (hub / "official.pth").write_bytes(data)
+    assert W.resolve_weights(source) == hub / "official.pth"
+    (hub / "official.pth").write_bytes(data[:-10] + b"0123456789")  # same size, other content
+    with pytest.raises(WeightsError, match="sha256"):
+        W.resolve_weights(source)
+
+
+def test_offline_without_file_names_file_and_place(hub):
+    entry = get_entry("ssdlite320_mobilenet_v3_large")
+    with pytest.raises(WeightsError) as e:
+        create_model("ssdlite320_mobilenet_v3_large", weights="default")
+    msg = str(e.value)
+    assert entry.weights.filename in msg and str(hub) in msg and "--weights" in msg
+    assert not list(hub.glob("*")), "a failed download leaves nothing in the cache"
+
+
+def test_download_is_verified_and_atomic(hub, small_checkpoint, monkeypatch):
+    path, _ = small_checkpoint
+    monkeypatch.setattr(torch.hub, "download_url_to_file", lambda url, dst, **k: open(dst, "wb").write(b"junk"))
+    source = W.WeightsSource("official.pth", url="https://example.invalid/official.pth",
+                             sha256=hashlib.sha256(path.read_bytes()).hexdigest())
+    with pytest.raises(WeightsError, match="sha256"):
+        W.resolve_weights(source)
+    assert not list(hub.glob("*")), "nothing half-written under the cache"
+    monkeypatch.setattr(torch.hub, "download_url_to_file",
+                        lambda url, dst, **k: open(dst, "wb").write(path.read_bytes()))
+    assert W.resolve_weights(source).read_bytes() == path.read_bytes()
+
+
+def test_official_checkpoint_layout_loads(hub):
+    """The official file's keys and shapes: a torchvision-built state_dict under the official
+    file name in the hub cache loads through the registered source (sha256 check aside)."""
+    import torchvision
+    tv = torchvision.models.detection.ssdlite320_mobilenet_v3_large(weights=None, weights_backbone=None)
+    entry = get_entry("ssdlite320_mobilenet_v3_large")
+    hub.mkdir(parents=True)
+    torch.save(tv.state_dict(), hub / entry.weights.filename)
+    with pytest.raises(WeightsError, match="sha256"):  # not the official bytes
+        create_model("ssdlite320_mobilenet_v3_large", weights="default")
+    m = create_model("ssdlite320_mobilenet_v3_large", weights=hub / entry.weights.filename)
+    assert torch.equal(m.state_dict()["head.regression_head.module_list.0.1.weight"],
+                       tv.state_dict()["head.regression_head.module_list.0.1.weight"])
+
+
+def test_unknown_model():
+    with pytest.raises(UnknownModelError, match="unknown model 'ssd9000'.*ssdlite320_mobilenet_v3_large"):
+        create_model("ssd9000")
+
+
+def test_backbone_knobs_change_the_model():
+    base = sum(p.numel() for p in create_model("ssdlite320_mobilenet_v3_large").parameters())
+    narrow = sum(p.numel() for p in create_model("ssdlite320_mobilenet_v3_large", width_mult=0.5).parameters())
+    full_tail = sum(p.numel() for p in create_model("ssdlite320_mobilenet_v3_large", reduced_tail=False).parameters())
+    assert narrow < base < full_tail
