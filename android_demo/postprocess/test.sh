@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Compile the plain-Kotlin post-processing module and its JUnit4 tests with kotlinc (no Gradle,
+# no Android SDK), write golden files from the Python reference, and run the tests.
+#
+#   android_demo/postprocess/test.sh            from anywhere; exit status 0 = all tests pass
+#
+# Needs: Debian packages `kotlin` (kotlinc 1.3) and `junit4` (junit4.jar, hamcrest-core.jar in
+# /usr/share/java); the ssdmobile Python package importable (pip install -e .); ../shared/data
+# beside the repository. Environment: PYTHON (default python3), BUILD_DIR (default
+# android_demo/postprocess/build, git-ignored), GOLDEN_IMAGES (default 4), REUSE_GOLDEN=1.
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO="$(cd "$HERE/../.." && pwd)"
+PYTHON="${PYTHON:-python3}"
+BUILD="${BUILD_DIR:-$HERE/build}"
+DATA="${SSDMOBILE_DATA:-$REPO/../shared/data/coco128}"
+N="${GOLDEN_IMAGES:-4}"
+JAVA_DIR=/usr/share/java
+
+for tool in kotlinc java; do
+    command -v "$tool" >/dev/null || { echo "test.sh: $tool not found (apt-get install -y kotlin junit4)" >&2; exit 2; }
+done
+for jar in junit4.jar hamcrest-core.jar kotlin-stdlib.jar; do
+    [ -f "$JAVA_DIR/$jar" ] || { echo "test.sh: $JAVA_DIR/$jar not found (apt-get install -y kotlin junit4)" >&2; exit 2; }
+done
+CP_TEST="$JAVA_DIR/junit4.jar:$JAVA_DIR/hamcrest-core.jar"
+
+# REUSE_GOLDEN=1 keeps golden files from an earlier run (quicker edit-compile-test loops)
+if [ "${REUSE_GOLDEN:-0}" != 1 ] || [ ! -f "$BUILD/golden/tf/golden.json" ]; then REUSE_GOLDEN=0; rm -rf "$BUILD/golden"; fi
+rm -rf "$BUILD/classes" "$BUILD/test-classes"
+mkdir -p "$BUILD/golden" "$BUILD/classes" "$BUILD/test-classes"
+
+# 1. golden files: a torchvision-layout model (softmax, xywh, clamp, torch bilinear) with seeded
+#    random weights, and the same raw outputs read the TF way (sigmoid, yxhw, no clamp,
+#    max_per_class, TF1 resize) so every decoding path the apps have is checked.
+cd "$REPO"
+if [ "$REUSE_GOLDEN" = 0 ]; then
+echo "== golden files (Python reference, $N images of $DATA val2017)"
+"$PYTHON" -m ssdmobile golden --model ssdlite320_mobilenet_v3_large --random-seed 0 \
+    --data "$DATA" --split val2017 --num-images "$N" --out "$BUILD/golden/torchvision"
+"$PYTHON" -m ssdmobile golden --model ssdlite320_mobilenet_v3_large --random-seed 1 \
+    --data "$DATA" --split val2017 --num-images "$N" --out "$BUILD/golden/tf" \
+    --override postprocess.score=sigmoid --override box_coder.order=yxhw --override box_coder.clamp=null \
+    --override box_coder.weights='[10, 10, 5, 5]' --override postprocess.max_per_class=20 \
+    --override postprocess.iou_thresh=0.6 --override postprocess.score_thresh=0.3 \
+    --override postprocess.topk_candidates=100 --override postprocess.max_detections=100 \
+    --override preprocess.resize=tf1_bilinear --logit-scale 0.2
+fi
+
+# 2. compile (main, then tests against it)
+echo "== kotlinc"
+compile() {  # compile OUT_DIR CLASSPATH SRC_DIR
+    if ! kotlinc -nowarn -cp "$2" "$3" -d "$1" >"$BUILD/kotlinc.log" 2>&1; then
+        grep -v "^OpenJDK 64-Bit Server VM warning" "$BUILD/kotlinc.log" >&2
+        echo "test.sh: kotlinc failed on $3" >&2
+        exit 1
+    fi
+}
+compile "$BUILD/classes" "$JAVA_DIR/kotlin-stdlib.jar" "$HERE/src/main/kotlin"
+compile "$BUILD/test-classes" "$BUILD/classes:$CP_TEST" "$HERE/src/test/kotlin"
+
+# 3. run every *Test class
+TESTS=$(cd "$BUILD/test-classes" && find . -name '*Test.class' | sed 's|^\./||; s|\.class$||; s|/|.|g' | sort)
+echo "== JUnit: $(echo $TESTS | wc -w) test classes"
+java -cp "$BUILD/classes:$BUILD/test-classes:$CP_TEST:$JAVA_DIR/kotlin-stdlib.jar" \
+    -Dgolden.dirs="$BUILD/golden/torchvision,$BUILD/golden/tf" \
+    org.junit.runner.JUnitCore $TESTS
