@@ -19,14 +19,16 @@ from .spec import ModelSpec
 FORMAT = "ssdmobile-sidecar"
 SCHEMA_VERSION = 1
 
-# What the Android and iOS apps read; `validate_sidecar` checks these exist.
+# What the Android and iOS apps read (tests/test_sidecar_fields.py checks the apps' own lists against
+# this); `validate_sidecar` checks these exist. A value may be null (clamp, max_per_class), never absent.
 REQUIRED_FIELDS = (
     "format", "schema_version", "model", "target", "precision", "artifact",
     "input.name", "input.shape", "input.layout", "input.dtype",
     "preprocess.size", "preprocess.resize", "preprocess.mean", "preprocess.std", "preprocess.input_range",
     "class_names", "outputs", "decode.anchors", "decode.anchor_format", "decode.box_coder.weights",
-    "decode.box_coder.order", "decode.score",
-    "nms.in_graph", "nms.iou_thresh", "nms.score_thresh", "nms.max_detections",
+    "decode.box_coder.order", "decode.box_coder.clamp", "decode.score",
+    "nms.in_graph", "nms.iou_thresh", "nms.score_thresh", "nms.topk_candidates", "nms.max_per_class",
+    "nms.max_detections",
 )
 
 

@@ -4,9 +4,10 @@ package org.ssdmobile.postprocess
  * What an app does with the artifact's outputs, chosen by the sidecar alone:
  *  - NMS not in the graph: outputs "box_encodings" [1, A, 4] and "class_logits" [1, A, C]
  *    -> decode with the sidecar's anchors and box coder, score, per-class NMS;
- *  - NMS in the graph: "detection_boxes" [1, K, 4], "detection_scores" [1, K],
- *    "detection_labels" [1, K] and optionally "num_detections" [1] -> the first valid rows.
- * `outputs` are the artifact's outputs as flat float arrays, in the sidecar's output order.
+ *  - NMS in the graph: "boxes" [1, K, 4], "scores" [1, K], "labels" [1, K] and optionally
+ *    "num_detections" [1] -> the first valid rows.
+ * Outputs are found by name (Sidecar.Outputs). `outputs` are the artifact's outputs as flat
+ * float arrays (int64 labels converted), in the sidecar's output order.
  */
 class Postprocessor(val sidecar: Sidecar) {
     fun run(outputs: List<FloatArray>): List<Detection> {
@@ -14,8 +15,8 @@ class Postprocessor(val sidecar: Sidecar) {
             throw IllegalArgumentException("the artifact returned ${outputs.size} outputs, its sidecar describes " +
                 "${sidecar.outputs.size}")
         return if (sidecar.nms.inGraph) fromGraphNms(outputs) else fromRaw(
-            outputs[sidecar.outputIndex(Sidecar.Meanings.BOX_ENCODINGS)],
-            outputs[sidecar.outputIndex(Sidecar.Meanings.CLASS_LOGITS)])
+            outputs[sidecar.outputIndex(Sidecar.Outputs.BOX_ENCODINGS)],
+            outputs[sidecar.outputIndex(Sidecar.Outputs.CLASS_LOGITS)])
     }
 
     /** boxEncodings [A * 4], classLogits [A * C] of one image. */
@@ -26,12 +27,12 @@ class Postprocessor(val sidecar: Sidecar) {
     }
 
     private fun fromGraphNms(outputs: List<FloatArray>): List<Detection> {
-        val boxes = outputs[sidecar.outputIndex(Sidecar.Meanings.DETECTION_BOXES)]
-        val scores = outputs[sidecar.outputIndex(Sidecar.Meanings.DETECTION_SCORES)]
-        val labels = outputs[sidecar.outputIndex(Sidecar.Meanings.DETECTION_LABELS)]
-        val hasCount = sidecar.outputs.any { it.meaning == Sidecar.Meanings.NUM_DETECTIONS }
+        val boxes = outputs[sidecar.outputIndex(Sidecar.Outputs.BOXES)]
+        val scores = outputs[sidecar.outputIndex(Sidecar.Outputs.SCORES)]
+        val labels = outputs[sidecar.outputIndex(Sidecar.Outputs.LABELS)]
+        val hasCount = sidecar.outputs.any { it.name == Sidecar.Outputs.NUM_DETECTIONS }
         var n = scores.size
-        if (hasCount) n = Math.min(n, outputs[sidecar.outputIndex(Sidecar.Meanings.NUM_DETECTIONS)][0].toInt())
+        if (hasCount) n = Math.min(n, outputs[sidecar.outputIndex(Sidecar.Outputs.NUM_DETECTIONS)][0].toInt())
         val out = ArrayList<Detection>(n)
         for (i in 0 until n) {
             // padded rows (no count output) carry score 0 or a negative label

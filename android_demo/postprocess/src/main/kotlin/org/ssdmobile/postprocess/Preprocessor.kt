@@ -13,6 +13,14 @@ class Preprocessor(private val sidecar: Sidecar) {
     private val p = sidecar.preprocess
     private val normalize = sidecar.input.dtype == "float32"
 
+    init {
+        if (sidecar.input.layout != "NCHW" && sidecar.input.layout != "NHWC")
+            throw SidecarException("input layout '${sidecar.input.layout}' is not a tensor layout (NCHW or NHWC): " +
+                "this artifact is not for this app")
+        if (sidecar.input.dtype != "float32" && sidecar.input.dtype != "uint8")
+            throw SidecarException("input dtype '${sidecar.input.dtype}' is not float32 or uint8")
+    }
+
     /** Returns [1 * 3 * H * W] floats in the input layout (uint8 inputs: values 0..255, to copy into bytes). */
     fun run(argb: IntArray, width: Int, height: Int): FloatArray {
         require(argb.size == width * height) { "pixel buffer holds ${argb.size} pixels, not ${width}x$height" }

@@ -12,13 +12,13 @@ class SidecarException(message: String) : Exception(message)
 class InputSpec(
     val name: String,
     val shape: IntArray,
-    /** "NCHW" or "NHWC" */
+    /** "NCHW" or "NHWC" for tensor inputs ("image_RGB" for Core ML image inputs) */
     val layout: String,
     /** "float32" (app normalizes) or "uint8" (normalization baked into the graph) */
     val dtype: String
 ) {
-    val height: Int get() = if (layout == "NCHW") shape[2] else shape[1]
-    val width: Int get() = if (layout == "NCHW") shape[3] else shape[2]
+    val height: Int get() = if (layout == "NHWC") shape[1] else shape[2]
+    val width: Int get() = if (layout == "NHWC") shape[2] else shape[3]
 }
 
 class PreprocessSpec(
@@ -82,25 +82,24 @@ class Sidecar(
 
     fun label(id: Int): String = classNames.getOrElse(id) { "class $id" }
 
-    /** Index of the output with this meaning (see [Meanings]), or an error naming what is there. */
-    fun outputIndex(meaning: String): Int {
-        val i = outputs.indexOfFirst { it.meaning == meaning }
+    /** Index of the output with this name (see [Outputs]), or an error naming what is there. */
+    fun outputIndex(name: String): Int {
+        val i = outputs.indexOfFirst { it.name == name }
         if (i < 0) throw SidecarException(
-            "sidecar of $artifact has no output meaning '$meaning' (outputs: " +
-                outputs.joinToString { "${it.name}=${it.meaning}" } + ")")
+            "sidecar of '$artifact' has no output named '$name' (outputs: " + outputs.joinToString { it.name } + ")")
         return i
     }
 
-    /** Output meanings the apps understand, in ssdmobile's export contract. */
-    object Meanings {
-        /** [1, A, 4] raw encodings, to decode with anchors and the box coder (NMS not in graph) */
+    /** Output names of ssdmobile's export contract (ssdmobile/export/_common.py raw_outputs, nms_outputs). */
+    object Outputs {
+        /** NMS not in graph: [1, A, 4] raw encodings, decoded with decode.anchors and decode.box_coder */
         const val BOX_ENCODINGS = "box_encodings"
-        /** [1, A, C] raw logits, scored with decode.score (NMS not in graph) */
+        /** NMS not in graph: [1, A, C] raw logits (column 0 background), scored with decode.score */
         const val CLASS_LOGITS = "class_logits"
-        /** NMS in graph: [1, K, 4] normalized xyxy, [1, K] scores, [1, K] label ids, [1] valid count */
-        const val DETECTION_BOXES = "detection_boxes"
-        const val DETECTION_SCORES = "detection_scores"
-        const val DETECTION_LABELS = "detection_labels"
+        /** NMS in graph: [1, K, 4] normalized xyxy, [1, K] descending scores, [1, K] label ids, [1] valid rows */
+        const val BOXES = "boxes"
+        const val SCORES = "scores"
+        const val LABELS = "labels"
         const val NUM_DETECTIONS = "num_detections"
     }
 
@@ -129,12 +128,11 @@ class Sidecar(
                     "($SCHEMA_VERSION); update the app")
 
             val ji = j.obj("input")
+            // Core ML sidecars say "image_RGB"; the Android app checks for NCHW/NHWC where it feeds tensors
             val layout = ji.str("layout")
-            if (layout != "NCHW" && layout != "NHWC") ji.fail("layout", "must be NCHW or NHWC, not $layout")
             val shape = ji.ints("shape")
             if (shape.size != 4) ji.fail("shape", "must have 4 dimensions")
             val dtype = ji.str("dtype")
-            if (dtype != "float32" && dtype != "uint8") ji.fail("dtype", "must be float32 or uint8, not $dtype")
             val input = InputSpec(ji.str("name"), shape, layout, dtype)
 
             val jp = j.obj("preprocess")

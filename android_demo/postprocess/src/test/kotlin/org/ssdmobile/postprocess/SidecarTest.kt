@@ -14,8 +14,8 @@ class SidecarTest {
      "preprocess": {"size": [4, 6], "resize": "bilinear", "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5],
                     "input_range": [0, 255], "in_graph": false},
      "class_names": ["__background__", "person", "caf\u00e9 \"x\""],
-     "outputs": [{"name": "boxes", "shape": [1, 2, 4], "dtype": "float32", "meaning": "box_encodings"},
-                 {"name": "logits", "shape": [1, 2, 3], "dtype": "float32", "meaning": "class_logits"}],
+     "outputs": [{"name": "box_encodings", "shape": [1, 2, 4], "dtype": "float32", "meaning": "encodings"},
+                 {"name": "class_logits", "shape": [1, 2, 3], "dtype": "float32", "meaning": "logits"}],
      "decode": {"anchor_format": "cxcywh_normalized", "anchors": [[0.5, 0.5, 0.2, 0.2], [0.25, 0.75, 1e-1, 2.5E-1]],
                 "box_coder": {"weights": [10.0, 10.0, 5.0, 5.0], "order": "xywh", "clamp": null},
                 "box_format": "xyxy_normalized", "score": "softmax"},
@@ -37,7 +37,7 @@ class SidecarTest {
         assertNull(s.decode.boxCoder.clamp)
         assertNull(s.nms.maxPerClass)
         assertEquals(300, s.nms.topkCandidates)
-        assertEquals(1, s.outputIndex(Sidecar.Meanings.CLASS_LOGITS))
+        assertEquals(1, s.outputIndex(Sidecar.Outputs.CLASS_LOGITS))
     }
 
     private fun assertRejected(text: String, vararg fragments: String) {
@@ -58,10 +58,10 @@ class SidecarTest {
         assertRejected(minimal.replace("\"max_detections\": 300}", "\"max_detections\": 300"), "invalid JSON at line")
         assertRejected("[1, 2]", "top level must be a JSON object")
         try {
-            Sidecar.parse(minimal).outputIndex(Sidecar.Meanings.DETECTION_BOXES)
+            Sidecar.parse(minimal).outputIndex(Sidecar.Outputs.BOXES)
             fail("found a missing output")
         } catch (e: SidecarException) {
-            assertTrue(e.message!!.contains("boxes=box_encodings"))
+            assertTrue(e.message!!.contains("box_encodings, class_logits"))
         }
     }
 
@@ -82,12 +82,12 @@ class SidecarTest {
     @Test
     fun graphNmsOutputs() {
         val text = minimal.replace("\"in_graph\": false, \"iou", "\"in_graph\": true, \"iou").replace(
-            """"outputs": [{"name": "boxes", "shape": [1, 2, 4], "dtype": "float32", "meaning": "box_encodings"},
-                 {"name": "logits", "shape": [1, 2, 3], "dtype": "float32", "meaning": "class_logits"}]""",
-            """"outputs": [{"name": "b", "shape": [1, 3, 4], "dtype": "float32", "meaning": "detection_boxes"},
-                 {"name": "s", "shape": [1, 3], "dtype": "float32", "meaning": "detection_scores"},
-                 {"name": "l", "shape": [1, 3], "dtype": "int64", "meaning": "detection_labels"},
-                 {"name": "n", "shape": [1], "dtype": "int64", "meaning": "num_detections"}]""")
+            """"outputs": [{"name": "box_encodings", "shape": [1, 2, 4], "dtype": "float32", "meaning": "encodings"},
+                 {"name": "class_logits", "shape": [1, 2, 3], "dtype": "float32", "meaning": "logits"}]""",
+            """"outputs": [{"name": "boxes", "shape": [1, 3, 4], "dtype": "float32", "meaning": "xyxy"},
+                 {"name": "scores", "shape": [1, 3], "dtype": "float32", "meaning": "descending"},
+                 {"name": "labels", "shape": [1, 3], "dtype": "int64", "meaning": "ids"},
+                 {"name": "num_detections", "shape": [1], "dtype": "int64", "meaning": "valid rows"}]""")
         val s = Sidecar.parse(text)
         assertTrue(s.nms.inGraph)
         val out = Postprocessor(s).run(listOf(
