@@ -22,6 +22,8 @@ class WeightsSource:
     sha256: str | None = None  # of the file at `url` / in the cache
     # custom fetch: (cache_dir) -> path of a checkpoint it wrote there; used instead of `url`
     fetch: Callable[[Path], Path] | None = None
+    # other formats an explicit path may have: suffix -> (path, cache_dir) -> checkpoint path
+    convert: dict[str, Callable[[Path, Path], Path]] | None = None
     origin: str = ""  # one line for `ssdmobile models`
 
     def describe(self) -> str:
@@ -56,6 +58,8 @@ def resolve_weights(source: WeightsSource, path: str | os.PathLike | None = None
         path = Path(path)
         if not path.is_file():
             raise WeightsError(f"checkpoint not found: {path}")
+        if source.convert and path.suffix in source.convert:
+            return source.convert[path.suffix](path, cache_dir())
         return path
     cached = cache_dir() / source.filename
     if cached.is_file():

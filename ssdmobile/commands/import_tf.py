@@ -1,0 +1,17 @@
+from ..tf_import import import_tf_graph
+
+NAME = "import-tf"
+HELP = ("import a TF Object Detection API SSDLite-MobileNetV2 frozen graph (no TensorFlow needed): "
+        "writes a checkpoint plus metadata that create_model loads")
+
+
+def add_arguments(p):
+    p.add_argument("graph", help="frozen_inference_graph.pb")
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--class-names", nargs="+", help="all class names, background first (default: background person)")
+
+
+def run(args):
+    pth = import_tf_graph(args.graph, args.out, args.class_names)
+    print(f"wrote {pth} and {pth.with_suffix('.json')}")
+    print(f"use it: ssdmobile eval --model ssdlite_mobilenet_v2_person --weights {pth} --data DIR")
