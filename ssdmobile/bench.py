@@ -1,0 +1,50 @@
+"""Latency measurement: warm-up, repeated timed runs, median and p90, threads and machine recorded."""
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import time
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+import torch
+
+
+@dataclass
+class Timing:
+    median_ms: float
+    p90_ms: float
+    runs: int
+    threads: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def machine_info() -> dict:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "system": platform.system(), "python": platform.python_version(),
+            "torch": torch.__version__}
+
+
+def measure(fn: Callable[[], object], runs: int = 50, warmup: int = 5, threads: int | None = None) -> Timing:
+    """Median and p90 wall time of fn() in ms. `threads` sets torch's intra-op threads (the caller
+    sets a runtime's own thread option, e.g. onnxruntime's, when it builds the session)."""
+    if threads is not None:
+        torch.set_num_threads(threads)
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1e3)
+    times.sort()
+    p90 = times[min(len(times) - 1, int(round(0.9 * (len(times) - 1))))]
+    return Timing(statistics.median(times), p90, runs, threads or torch.get_num_threads())
