@@ -1,0 +1,55 @@
+plugins {
+    alias(libs.plugins.android.application)
+    alias(libs.plugins.kotlin.android)
+}
+
+android {
+    namespace = "org.ssdmobile.demo"
+    compileSdk = 35
+
+    defaultConfig {
+        applicationId = "org.ssdmobile.demo"
+        minSdk = 28          // ImageDecoder (EXIF-aware still images); CameraX and ExecuTorch need less
+        targetSdk = 35
+        versionCode = 1
+        versionName = "0.1.0"
+        ndk {
+            // the ExecuTorch AAR ships arm64-v8a (phones) and x86_64 (emulators)
+            abiFilters += listOf("arm64-v8a", "x86_64")
+        }
+    }
+
+    buildTypes {
+        release {
+            isMinifyEnabled = false
+        }
+    }
+    compileOptions {
+        sourceCompatibility = JavaVersion.VERSION_17
+        targetCompatibility = JavaVersion.VERSION_17
+    }
+    kotlinOptions {
+        jvmTarget = "17"
+    }
+    buildFeatures {
+        viewBinding = false
+    }
+    androidResources {
+        // models are copied out of the APK once; storing them uncompressed makes that a plain copy
+        noCompress += listOf("pte")
+    }
+}
+
+dependencies {
+    implementation(project(":postprocess"))
+    implementation(libs.executorch.android)
+    implementation(libs.camera.core)
+    implementation(libs.camera.camera2)
+    implementation(libs.camera.lifecycle)
+    implementation(libs.camera.view)
+    implementation(libs.appcompat)
+    implementation(libs.activity.ktx)
+    implementation(libs.lifecycle.runtime.ktx)
+    implementation(libs.material)
+    implementation(libs.constraintlayout)
+}

@@ -1,0 +1,69 @@
+package org.ssdmobile.demo
+
+import android.graphics.Bitmap
+import android.os.SystemClock
+import org.pytorch.executorch.DType
+import org.pytorch.executorch.EValue
+import org.pytorch.executorch.Module
+import org.pytorch.executorch.Tensor
+import org.ssdmobile.postprocess.Detection
+import org.ssdmobile.postprocess.Postprocessor
+import org.ssdmobile.postprocess.Preprocessor
+import org.ssdmobile.postprocess.Sidecar
+import java.io.Closeable
+
+/**
+ * One ExecuTorch program and its sidecar: bitmap -> input tensor (Preprocessor) -> forward ->
+ * detections (Postprocessor: decode + per-class NMS, or the graph's own NMS rows). Everything
+ * model-specific comes from the sidecar; the post-processing is the unit-tested plain-Kotlin
+ * module (android_demo/postprocess).
+ */
+class EtDetector(val sidecar: Sidecar, modelPath: String) : Closeable {
+    private val module: Module = Module.load(modelPath)
+    private val preprocessor = Preprocessor(sidecar)
+    private val postprocessor = Postprocessor(sidecar)
+    private val inputShape = LongArray(sidecar.input.shape.size) { sidecar.input.shape[it].toLong() }
+
+    class Result(val detections: List<Detection>, val preprocessMs: Double, val forwardMs: Double,
+                 val postprocessMs: Double, val width: Int, val height: Int)
+
+    init {
+        module.loadMethod("forward") // load now, not in the first timed call
+    }
+
+    fun preprocess(bitmap: Bitmap): FloatArray {
+        val pixels = IntArray(bitmap.width * bitmap.height)
+        bitmap.getPixels(pixels, 0, bitmap.width, 0, 0, bitmap.width, bitmap.height)
+        return preprocessor.run(pixels, bitmap.width, bitmap.height)
+    }
+
+    /** The artifact's forward on a preprocessed input; outputs as float arrays in sidecar order. */
+    fun forward(input: FloatArray): List<FloatArray> {
+        val tensor = if (sidecar.input.dtype == "uint8")
+            Tensor.fromBlobUnsigned(ByteArray(input.size) { input[it].toInt().toByte() }, inputShape)
+        else Tensor.fromBlob(input, inputShape)
+        val outputs = module.forward(EValue.from(tensor))
+        return outputs.map { ev ->
+            val t = ev.toTensor()
+            when (t.dtype()) {
+                DType.FLOAT -> t.dataAsFloatArray
+                DType.INT64 -> t.dataAsLongArray.let { a -> FloatArray(a.size) { a[it].toFloat() } }
+                DType.INT32 -> t.dataAsIntArray.let { a -> FloatArray(a.size) { a[it].toFloat() } }
+                else -> throw IllegalStateException("output dtype ${t.dtype()} is not one this app reads")
+            }
+        }
+    }
+
+    fun detect(bitmap: Bitmap): Result {
+        val t0 = SystemClock.elapsedRealtimeNanos()
+        val input = preprocess(bitmap)
+        val t1 = SystemClock.elapsedRealtimeNanos()
+        val outputs = forward(input)
+        val t2 = SystemClock.elapsedRealtimeNanos()
+        val detections = postprocessor.run(outputs)
+        val t3 = SystemClock.elapsedRealtimeNanos()
+        return Result(detections, (t1 - t0) / 1e6, (t2 - t1) / 1e6, (t3 - t2) / 1e6, bitmap.width, bitmap.height)
+    }
+
+    override fun close() = module.destroy()
+}

@@ -1,0 +1,24 @@
+// Plain JVM Kotlin: no Android dependencies, so the same sources are tested here by Gradle
+// (`./gradlew :postprocess:test`, golden files need -Dgolden.dirs) and by test.sh with kotlinc.
+plugins {
+    alias(libs.plugins.kotlin.jvm)
+}
+
+java {
+    sourceCompatibility = JavaVersion.VERSION_17
+    targetCompatibility = JavaVersion.VERSION_17
+}
+
+kotlin {
+    jvmToolchain(17)
+}
+
+dependencies {
+    testImplementation(libs.junit)
+}
+
+tasks.test {
+    // GoldenTest reads the golden files `ssdmobile golden` writes; test.sh generates them
+    System.getProperty("golden.dirs")?.let { systemProperty("golden.dirs", it) }
+    System.getenv("SSDMOBILE_GOLDEN_DIRS")?.let { environment("SSDMOBILE_GOLDEN_DIRS", it) }
+}
