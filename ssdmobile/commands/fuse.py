@@ -1,0 +1,72 @@
+"""`ssdmobile fuse`: fold BatchNorm into the convs, check it on real images, time it."""
+from pathlib import Path
+
+import torch
+
+NAME = "fuse"
+HELP = "fold every Conv2d+BatchNorm2d into the conv; report max output change on real images and eager speed-up"
+
+
+def add_arguments(p):
+    p.add_argument("--model", required=True, help="registered model name (see `ssdmobile models`)")
+    p.add_argument("--weights", help="checkpoint path (default: the model's registered weights)")
+    p.add_argument("--data", help="COCO-format dataset root to check the fold on (images/<split>)")
+    p.add_argument("--split", default="val2017")
+    p.add_argument("--num-images", type=int, default=8)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--runs", type=int, default=20, help="timed runs for the eager latency (0: skip)")
+    p.add_argument("--out", help="write the fused state_dict here (.pth); load it with "
+                                 "ssdmobile.fuse.load_fused(model_name, path)")
+
+
+def run(args):
+    from ..bench import measure
+    from ..fuse import fuse_detector
+    from ..quant._detector import load_detector
+    from ..table import print_table
+
+    torch.set_num_threads(args.threads)
+    det = load_detector(args.model, args.weights or "default")
+    fused, report = fuse_detector(det)
+    print(report)
+    h, w = det.spec.preprocess.size
+    if args.data:
+        from ..data import open_dataset
+
+        ds = open_dataset(args.data, args.split, args.num_images)
+        x = det.preprocess([s.image for s in ds])
+        what = f"{len(ds)} images of {args.data} {args.split}"
+    else:
+        x = torch.rand(2, 3, h, w, generator=torch.Generator().manual_seed(0)) * 2 - 1
+        what = "2 random inputs (pass --data for real images)"
+    with torch.no_grad():
+        ref, got = det.core(x), fused.core(x)
+    rows = [[name, f"{(a - b).abs().max().item():.2e}", f"{a.abs().max().item():.2f}"]
+            for name, a, b in zip(("box_encodings", "class_logits"), ref, got)]
+    print(f"float32 outputs, fused vs unfused, on {what}:")
+    print_table(["output", "max abs diff", "max abs value"], rows)
+    if args.runs:
+        x1 = x[:1]
+        with torch.inference_mode():
+            t0 = measure(lambda: det.core(x1), runs=args.runs, warmup=3, threads=args.threads)
+            t1 = measure(lambda: fused.core(x1), runs=args.runs, warmup=3, threads=args.threads)
+        print(f"eager core latency, 1 image, {args.threads} threads, median of {args.runs}:")
+        print_table(["model", "median ms", "p90 ms"],
+                    [["unfused", f"{t0.median_ms:.1f}", f"{t0.p90_ms:.1f}"],
+                     ["fused", f"{t1.median_ms:.1f}", f"{t1.p90_ms:.1f}"]])
+        print(f"speed-up {t0.median_ms / t1.median_ms:.2f}x")
+    if args.out:
+        import os
+        import tempfile
+
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".part")
+        os.close(fd)
+        try:
+            torch.save(fused.state_dict(), tmp)
+            os.replace(tmp, out)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        print(f"wrote {out}")
