@@ -32,11 +32,11 @@ def run(args):
     images_dir = Path(args.data) / "images" / args.split
     if not images_dir.is_dir():
         raise DatasetError(f"no image directory {images_dir} (expected DIR/images/<split>/)")
+    if args.num_images < 1:
+        raise DatasetError("--num-images must be at least 1")
     paths = sorted(p for p in images_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[:args.num_images]
     if not paths:
         raise DatasetError(f"no images in {images_dir}")
-    if args.num_images < 1:
-        raise DatasetError("--num-images must be at least 1")
 
     import torch
 
