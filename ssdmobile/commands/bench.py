@@ -1,0 +1,65 @@
+"""`ssdmobile bench`: latency of an artifact in its own runtime (or of the eager model)."""
+import json
+
+import torch
+
+from ..bench import machine_info, measure
+from ..table import print_table
+
+NAME = "bench"
+HELP = "latency of an exported artifact in its runtime, or of the eager model: median and p90"
+
+
+def add_arguments(p):
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--artifact", help="an exported artifact (its sidecar JSON beside it)")
+    src.add_argument("--model", help="registered model name: the float eager core")
+    p.add_argument("--weights", help="checkpoint for --model (default: random init; latency does not depend on it)")
+    p.add_argument("--image", help="an image to feed (default: a fixed synthetic input)")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--runs", type=int, default=50, help="timed runs (at least 50)")
+    p.add_argument("--warmup", type=int, default=10)
+    p.add_argument("--json", help="also write the result here")
+
+
+def _input(spec, image):
+    from ..detector import Detector
+
+    if image:
+        from ..data import load_image
+
+        d = Detector(torch.nn.Identity(), torch.zeros(1, 4), spec)
+        return d.preprocess([load_image(image)])
+    g = torch.Generator().manual_seed(0)
+    return torch.rand(1, 3, *spec.preprocess.size, generator=g) * 2 - 1
+
+
+def run(args):
+    from ..errors import SSDMobileError
+
+    if args.runs < 50:
+        raise SSDMobileError("--runs must be at least 50 for a meaningful median and p90")
+    torch.set_num_threads(args.threads)
+    if args.artifact:
+        from ..runtime import load_runner, spec_from_sidecar
+
+        runner = load_runner(args.artifact, threads=args.threads)
+        x = _input(spec_from_sidecar(runner.sidecar), args.image)
+        fn, name = (lambda: runner.run(x)), args.artifact
+    else:
+        from ..models import create_model
+
+        detector = create_model(args.model, weights=args.weights)
+        x = _input(detector.spec, args.image)
+        fn, name = (lambda: detector.forward_core(x)), f"{args.model} (eager float core)"
+    with torch.no_grad():
+        t = measure(fn, args.runs, args.warmup, args.threads)
+    m = machine_info()
+    print_table(["artifact", "median", "p90", "runs", "threads", "machine"],
+                [[name, f"{t.median_ms:.2f} ms", f"{t.p90_ms:.2f} ms", t.runs, t.threads,
+                  f"{m['cpu']} ({m['cores']} cores visible)"]])
+    if args.json:
+        from ..sidecar import write_json_atomic
+
+        write_json_atomic(args.json, {"artifact": name, **t.to_dict(), "warmup": args.warmup, "machine": m})
+    return 0

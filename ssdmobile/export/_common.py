@@ -1,0 +1,202 @@
+"""What every exporter shares: naming, the output directory check, atomic writes, the traced
+modules (raw core, or core + decode + in-graph NMS) and the sidecar."""
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from ..errors import SSDMobileError
+from ..ops.boxes import class_scores, decode_boxes
+from ..sidecar import build_sidecar, sidecar_path, write_json_atomic
+
+PRECISIONS = ("fp32", "fp16", "int8")
+
+
+class ExportError(SSDMobileError):
+    """An export cannot be done as asked (unknown target or precision, unwritable directory...)."""
+
+
+class PrecisionNotAvailable(ExportError):
+    """The precision exists in ssdmobile but not (yet) for this target."""
+
+
+def check_precision(target: str, precision: str, supported: tuple[str, ...]) -> None:
+    if precision not in PRECISIONS:
+        raise ExportError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+    if precision == "int8":
+        raise PrecisionNotAvailable(
+            f"--precision int8 for {target} is not available yet: int8 artifacts come from the "
+            "quantization work (ssdmobile quantize); export fp32 for now")
+    if precision not in supported:
+        raise PrecisionNotAvailable(
+            f"{target} exports {' or '.join(supported)}, not {precision}")
+
+
+def prepare_out_dir(out_dir: str | os.PathLike) -> Path:
+    out = Path(out_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ExportError(f"cannot create output directory {out}: {e.strerror or e}") from None
+    if not out.is_dir():
+        raise ExportError(f"output path {out} exists and is not a directory")
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise ExportError(f"output directory {out} is not writable")
+    return out
+
+
+def artifact_stem(model_name: str, target: str, precision: str, nms: bool) -> str:
+    # the target is part of the name: sidecars are <stem>.json and targets share a directory
+    return f"{model_name}_{target}_{precision}{'_nms' if nms else ''}"
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    elif path.exists() or path.is_symlink():
+        path.unlink(missing_ok=True)
+
+
+class Pending:
+    """The temporary path an exporter writes to, and the sidecar it means to write beside it."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.sidecar: dict | None = None
+
+
+@contextlib.contextmanager
+def atomic_output(final: Path):
+    """Yield a Pending whose `.path` is a temporary name beside `final` (same suffix, so writers
+    that check the extension are happy). On success the artifact replaces `final`, then its sidecar
+    is written; on any error the temporary is removed. A crash never leaves a half written file or
+    directory under the final name."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{final.stem}.", suffix=f".tmp{final.suffix}", dir=final.parent)
+    os.close(fd)
+    pending = Pending(Path(tmp))
+    pending.path.unlink()  # writers create it themselves (a file, or a directory for .mlpackage)
+    try:
+        yield pending
+        tmp = pending.path
+        if not tmp.exists():
+            raise ExportError(f"exporter wrote nothing for {final.name}")
+        if tmp.is_dir():  # os.replace cannot replace a non-empty directory: move the old one aside
+            old = final.with_name(f".{final.name}.old")
+            _remove(old)
+            if final.exists():
+                os.replace(final, old)
+            os.replace(tmp, final)
+            _remove(old)
+        else:
+            os.replace(tmp, final)
+    except BaseException:
+        _remove(pending.path)
+        raise
+    if pending.sidecar is not None:
+        try:
+            write_json_atomic(sidecar_path(final), pending.sidecar)
+        except BaseException:
+            _remove(final)
+            raise
+
+
+# -- what gets traced -----------------------------------------------------------------------------
+
+class RawCore(nn.Module):
+    """image tensor -> (box_encodings [N, A, 4], class_logits [N, A, C]): the detector's core."""
+
+    def __init__(self, detector):
+        super().__init__()
+        self.core = detector.core
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        box_encodings, class_logits = self.core(x)
+        return box_encodings, class_logits
+
+
+class DecodedBoxes(nn.Module):
+    """image tensor -> (boxes [N, A, 4] normalized xyxy clamped to [0, 1], scores [N, A, C-1]
+    foreground only): what a native NMS consumes. Same decode as Detector.decode + nms_per_class."""
+
+    def __init__(self, detector):
+        super().__init__()
+        self.core = detector.core
+        self.register_buffer("anchors", detector.anchors.clone())
+        self.coder = detector.spec.box_coder
+        self.score = detector.spec.postprocess.score
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        box_encodings, class_logits = self.core(x)
+        boxes = decode_boxes(box_encodings, self.anchors, self.coder).clamp(0.0, 1.0)
+        return boxes, class_scores(class_logits, self.score)[..., 1:]
+
+
+def raw_outputs(num_anchors: int, num_classes: int, batch: int = 1) -> list[dict]:
+    return [
+        {"name": "box_encodings", "shape": [batch, num_anchors, 4], "dtype": "float32",
+         "meaning": "box regression per anchor, decode with decode.anchors and decode.box_coder"},
+        {"name": "class_logits", "shape": [batch, num_anchors, num_classes], "dtype": "float32",
+         "meaning": "class logits per anchor (column 0 background); scores = decode.score of these"},
+    ]
+
+
+def nms_outputs(max_detections: int, batch: int = 1, labels_dtype: str = "int64") -> list[dict]:
+    return [
+        {"name": "boxes", "shape": [batch, max_detections, 4], "dtype": "float32",
+         "meaning": "x1, y1, x2, y2 normalized to [0, 1]; rows >= num_detections are padding"},
+        {"name": "scores", "shape": [batch, max_detections], "dtype": "float32",
+         "meaning": "descending; rows >= num_detections are padding"},
+        {"name": "labels", "shape": [batch, max_detections], "dtype": labels_dtype,
+         "meaning": "index into class_names (never 0, the background)"},
+        {"name": "num_detections", "shape": [batch], "dtype": labels_dtype,
+         "meaning": "number of valid rows"},
+    ]
+
+
+def example_input(detector, batch: int = 1) -> Tensor:
+    h, w = detector.spec.preprocess.size
+    g = torch.Generator().manual_seed(0)
+    return torch.rand(batch, 3, h, w, generator=g) * 2 - 1
+
+
+def checkpoint_info(detector) -> dict | None:
+    path = getattr(detector, "weights_path", None)
+    if not path:
+        return None
+    from ..models.weights import sha256_file
+
+    return {"path": str(path), "sha256": sha256_file(path)}
+
+
+def artifact_sha256(path: Path) -> str:
+    """sha256 of a file, or of every file of a directory artifact (.mlpackage) in sorted order."""
+    import hashlib
+
+    h = hashlib.sha256()
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    for f in files:
+        if path.is_dir():
+            h.update(str(f.relative_to(path)).encode())
+        with open(f, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()
+
+
+def make_sidecar(detector, pending: Pending, final: Path, *, target: str, precision: str, input_name: str,
+                 input_shape, outputs: list[dict], nms_in_graph: bool, input_layout: str = "NCHW",
+                 input_dtype: str = "float32", extra: dict | None = None) -> dict:
+    """The sidecar of the artifact written at `pending.path` (final name `final`); atomic_output
+    writes it beside the final name once the artifact is in place."""
+    pending.sidecar = build_sidecar(
+        detector.spec, detector.anchors, target=target, precision=precision, artifact=final.name,
+        input_name=input_name, input_shape=input_shape, input_layout=input_layout, input_dtype=input_dtype,
+        outputs=outputs, nms_in_graph=nms_in_graph, quantization=None, checkpoint=checkpoint_info(detector),
+        extra={"artifact_sha256": artifact_sha256(pending.path), **(extra or {})})
+    return pending.sidecar

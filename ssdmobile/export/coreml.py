@@ -1,0 +1,274 @@
+"""Core ML: an ML Program `.mlpackage` (fp16 by default), converted with `ct.convert` from the traced
+model.
+
+Input: an RGB image (`ct.ImageType`) of the model's input size, because Vision feeds images; pixel
+/ 255 is done by the image input and (x - mean) / std by the graph. Resizing to the input size is
+the caller's: Vision's `imageCropAndScaleOption = .scaleFill` (a plain bilinear resize; models
+trained with TF1's resize see slightly different pixels, which the sidecar's preprocess.resize says).
+
+Outputs without nms: the raw (box_encodings, class_logits), batch 1, as every other target.
+With nms: a Pipeline of the decoder (ML Program: confidence [A, C-1] foreground scores,
+coordinates [A, 4] normalized center-size boxes) and Core ML's NonMaximumSuppression model with the
+class labels, so Vision returns VNRecognizedObjectObservation directly; outputs confidence [K, C-1]
+and coordinates [K, 4], K <= max_detections, plus optional iouThreshold / confidenceThreshold inputs.
+
+Core ML cannot run off macOS: `check_spec` validates the saved package's spec (inputs, outputs,
+metadata, NMS parameters, precision) here; drift is measured by `validate` on a Mac.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import warnings
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from ..ops.boxes import class_scores, decode_boxes, xyxy_to_cxcywh
+from ._common import ExportError, artifact_stem, atomic_output, example_input, make_sidecar, raw_outputs
+
+TARGET = "coreml"
+SUFFIX = ".mlpackage"
+PRECISIONS = ("fp16", "fp32")
+DEFAULT_PRECISION = "fp16"
+INPUT_NAME = "image"
+
+
+class _Normalized(nn.Module):
+    """x in [0, 1] (the image input divides by 255) -> (x - mean) / std -> the wrapped module."""
+
+    def __init__(self, inner: nn.Module, spec):
+        super().__init__()
+        self.inner = inner
+        p = spec.preprocess
+        self.register_buffer("mean", torch.tensor(p.mean).view(1, 3, 1, 1))
+        self.register_buffer("inv_std", 1.0 / torch.tensor(p.std).view(1, 3, 1, 1))
+
+    def forward(self, x: Tensor):
+        return self.inner((x - self.mean) * self.inv_std)
+
+
+class _VisionDecoder(nn.Module):
+    """-> confidence [A, C-1], coordinates [A, 4] (cx, cy, w, h normalized), as Core ML's NMS and
+    Vision expect; boxes clamped to the image like the eager NMS does."""
+
+    def __init__(self, detector):
+        super().__init__()
+        self.core = detector.core
+        self.register_buffer("anchors", detector.anchors.clone())
+        self.coder = detector.spec.box_coder
+        self.score = detector.spec.postprocess.score
+
+    def forward(self, x: Tensor):
+        box_encodings, class_logits = self.core(x)
+        boxes = decode_boxes(box_encodings, self.anchors, self.coder)[0].clamp(0.0, 1.0)
+        return class_scores(class_logits, self.score)[0, :, 1:], xyxy_to_cxcywh(boxes)
+
+
+class _RawCore(nn.Module):
+    def __init__(self, detector):
+        super().__init__()
+        self.core = detector.core
+
+    def forward(self, x: Tensor):
+        return self.core(x)
+
+
+def _convert(module: nn.Module, detector, precision: str, output_names: list[str]):
+    import coremltools as ct
+
+    x = (example_input(detector) + 1) / 2  # the graph sees [0, 1] pixels
+    with torch.no_grad():
+        traced = torch.jit.trace(module.eval(), x, check_trace=False)
+    h, w = detector.spec.preprocess.size
+    # coremltools draws progress bars on stderr for every pass: keep the CLI output readable
+    with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
+        warnings.simplefilter("ignore")
+        return ct.convert(
+            traced,
+            inputs=[ct.ImageType(name=INPUT_NAME, shape=(1, 3, h, w), scale=1.0 / 255.0,
+                                 color_layout=ct.colorlayout.RGB)],
+            outputs=[ct.TensorType(name=n) for n in output_names],
+            convert_to="mlprogram",
+            compute_precision=ct.precision.FLOAT16 if precision == "fp16" else ct.precision.FLOAT32,
+            minimum_deployment_target=ct.target.iOS15,
+        )
+
+
+def _nms_model(decoder, spec, num_anchors: int):
+    """Core ML's NonMaximumSuppression model fed by the decoder's two outputs."""
+    import coremltools as ct
+    from coremltools.proto import FeatureTypes_pb2, Model_pb2
+
+    pp = spec.postprocess
+    labels = list(spec.class_names[1:])
+    nms_spec = Model_pb2.Model()
+    nms_spec.specificationVersion = 5  # iOS 13: Vision's object detector pipeline
+    for name, width in (("raw_confidence", len(labels)), ("raw_coordinates", 4)):
+        for features in (nms_spec.description.input,):
+            f = features.add()
+            f.name = name
+            f.type.multiArrayType.dataType = FeatureTypes_pb2.ArrayFeatureType.FLOAT32
+            f.type.multiArrayType.shape.extend([num_anchors, width])
+    for name, width in (("confidence", len(labels)), ("coordinates", 4)):
+        f = nms_spec.description.output.add()
+        f.name = name
+        ma = f.type.multiArrayType
+        ma.dataType = FeatureTypes_pb2.ArrayFeatureType.FLOAT32
+        r0 = ma.shapeRange.sizeRanges.add()
+        r0.lowerBound, r0.upperBound = 0, -1
+        r1 = ma.shapeRange.sizeRanges.add()
+        r1.lowerBound, r1.upperBound = width, width
+    for name, value in (("iouThreshold", pp.iou_thresh), ("confidenceThreshold", pp.score_thresh)):
+        f = nms_spec.description.input.add()
+        f.name = name
+        f.type.doubleType.MergeFromString(b"")
+        f.type.isOptional = True
+    nms = nms_spec.nonMaximumSuppression
+    nms.confidenceInputFeatureName = "raw_confidence"
+    nms.coordinatesInputFeatureName = "raw_coordinates"
+    nms.confidenceOutputFeatureName = "confidence"
+    nms.coordinatesOutputFeatureName = "coordinates"
+    nms.iouThresholdInputFeatureName = "iouThreshold"
+    nms.confidenceThresholdInputFeatureName = "confidenceThreshold"
+    nms.iouThreshold = float(pp.iou_thresh)
+    nms.confidenceThreshold = float(pp.score_thresh)
+    nms.pickTop.perClass = True  # per-class NMS, as the eager model
+    nms.stringClassLabels.vector.extend(labels)
+    return ct.models.MLModel(nms_spec)
+
+
+def _pipeline(decoder, nms_model):
+    import coremltools as ct
+
+    # rename the decoder outputs onto the NMS inputs, then chain; make_pipeline handles ML Programs
+    spec = decoder.get_spec()
+    ct.utils.rename_feature(spec, "confidence", "raw_confidence")
+    ct.utils.rename_feature(spec, "coordinates", "raw_coordinates")
+    decoder = ct.models.MLModel(spec, weights_dir=decoder.weights_dir, skip_model_load=True)
+    pipeline = ct.utils.make_pipeline(decoder, nms_model, compute_units=ct.ComputeUnit.CPU_ONLY)
+    pspec = pipeline.get_spec()
+    # the pipeline's inputs: the image, and the two optional NMS thresholds
+    return pipeline, pspec
+
+
+def _metadata(model, detector, precision: str, nms: bool) -> None:
+    spec = detector.spec
+    pp = spec.postprocess
+    model.short_description = f"ssdmobile {spec.name}, {precision}{', NMS pipeline' if nms else ', raw outputs'}"
+    model.author = "ssdmobile"
+    md = model.user_defined_metadata
+    md["ssdmobile.model"] = spec.name
+    md["ssdmobile.precision"] = precision
+    md["ssdmobile.nms_in_graph"] = str(nms).lower()
+    md["ssdmobile.preprocess"] = json.dumps({"size": list(spec.preprocess.size), "resize": spec.preprocess.resize,
+                                             "mean": list(spec.preprocess.mean), "std": list(spec.preprocess.std)})
+    md["classes"] = ",".join(spec.class_names[1:])
+    md["iou_threshold"] = str(pp.iou_thresh)
+    md["confidence_threshold"] = str(pp.score_thresh)
+    model.input_description[INPUT_NAME] = (f"RGB image {spec.preprocess.size[1]}x{spec.preprocess.size[0]}; "
+                                           "normalized in the graph")
+
+
+def export(detector, precision: str, out_dir: Path, nms: bool = False) -> Path:
+    import coremltools as ct
+
+    spec = detector.spec
+    num_anchors = detector.anchors.shape[0]
+    try:
+        if nms:
+            decoder = _convert(_Normalized(_VisionDecoder(detector), spec), detector, precision,
+                               ["confidence", "coordinates"])
+            model, _ = _pipeline(decoder, _nms_model(decoder, spec, num_anchors))
+            outputs = [
+                {"name": "confidence", "shape": [-1, spec.num_classes - 1], "dtype": "float32",
+                 "meaning": "per detection, scores of class_names[1:] (background excluded)"},
+                {"name": "coordinates", "shape": [-1, 4], "dtype": "float32",
+                 "meaning": "per detection, cx, cy, w, h normalized to [0, 1]"},
+            ]
+        else:
+            model = _convert(_Normalized(_RawCore(detector), spec), detector, precision,
+                             ["box_encodings", "class_logits"])
+            outputs = raw_outputs(num_anchors, spec.num_classes)
+    except ExportError:
+        raise
+    except Exception as e:
+        raise ExportError(f"Core ML conversion failed: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from e
+    _metadata(model, detector, precision, nms)
+    final = out_dir / f"{artifact_stem(spec.name, TARGET, precision, nms)}{SUFFIX}"
+    h, w = spec.preprocess.size
+    with atomic_output(final) as pending:
+        model.save(str(pending.path))
+        make_sidecar(detector, pending, final, target=TARGET, precision=precision, input_name=INPUT_NAME,
+                     input_shape=[1, 3, h, w], input_layout="image_RGB", input_dtype="uint8",
+                     outputs=outputs, nms_in_graph=nms,
+                     extra={"runtime": "Core ML (macOS / iOS only)",
+                            "coreml": {"input": "image", "image_resize": "caller (Vision: scaleFill)",
+                                       "normalize_in_graph": True, "pipeline": nms,
+                                       "nms": {"per_class": True, "max_detections": None} if nms else None}})
+    return final
+
+
+def check_spec(path: str | Path, sidecar: dict | None = None) -> dict:
+    """Validate a saved .mlpackage without running it (works on Linux). Returns a summary dict;
+    raises ExportError naming the first thing that is wrong."""
+    import coremltools as ct
+
+    from ..sidecar import read_sidecar
+
+    path = Path(path)
+    sidecar = sidecar or read_sidecar(path)
+    spec = ct.utils.load_spec(str(path))
+    desc = spec.description
+    inputs = {i.name: i for i in desc.input}
+    outputs = [o.name for o in desc.output]
+    h, w = sidecar["preprocess"]["size"]
+
+    def fail(msg):
+        raise ExportError(f"{path.name}: {msg}")
+
+    if INPUT_NAME not in inputs or inputs[INPUT_NAME].type.WhichOneof("Type") != "imageType":
+        fail(f"no image input named {INPUT_NAME!r}")
+    img = inputs[INPUT_NAME].type.imageType
+    if (img.height, img.width) != (h, w):
+        fail(f"image input is {img.width}x{img.height}, sidecar says {w}x{h}")
+    if img.colorSpace != ct.proto.FeatureTypes_pb2.ImageFeatureType.RGB:
+        fail("image input is not RGB")
+    expected_out = [o["name"] for o in sidecar["outputs"]]
+    if outputs != expected_out:
+        fail(f"outputs {outputs}, sidecar says {expected_out}")
+    md = dict(desc.metadata.userDefined)
+    if md.get("ssdmobile.model") != sidecar["model"] or md.get("ssdmobile.precision") != sidecar["precision"]:
+        fail("metadata does not name the sidecar's model and precision")
+    kind = spec.WhichOneof("Type")
+    programs = [spec] if kind == "mlProgram" else [m for m in spec.pipeline.models if m.WhichOneof("Type") == "mlProgram"]
+    if not programs:
+        fail("no ML Program inside")
+    summary = {"type": kind, "inputs": list(inputs), "outputs": outputs, "image": [w, h],
+               "precision": _program_precision(programs[0]), "nms": None}
+    if summary["precision"] != sidecar["precision"]:
+        fail(f"weights are {summary['precision']}, sidecar says {sidecar['precision']}")
+    if sidecar["nms"]["in_graph"]:
+        if kind != "pipeline":
+            fail("NMS requested but the model is not a pipeline")
+        last = spec.pipeline.models[-1]
+        if last.WhichOneof("Type") != "nonMaximumSuppression":
+            fail("the pipeline does not end in Core ML's NonMaximumSuppression model")
+        nms = last.nonMaximumSuppression
+        labels = list(nms.stringClassLabels.vector)
+        if labels != sidecar["class_names"][1:]:
+            fail(f"NMS class labels {labels[:3]}... differ from the sidecar's class_names[1:]")
+        if abs(nms.iouThreshold - sidecar["nms"]["iou_thresh"]) > 1e-9 or \
+                abs(nms.confidenceThreshold - sidecar["nms"]["score_thresh"]) > 1e-9:
+            fail("NMS thresholds differ from the sidecar's")
+        summary["nms"] = {"iou": nms.iouThreshold, "confidence": nms.confidenceThreshold,
+                          "per_class": nms.pickTop.perClass, "labels": len(labels)}
+    return summary
+
+
+def _program_precision(model_spec) -> str:
+    """fp16 when the program's conv weights are stored as fp16."""
+    text = str(model_spec.mlProgram)[:2_000_000]
+    return "fp16" if "FLOAT16" in text else "fp32"

@@ -1,0 +1,128 @@
+"""ONNX: the torch.onnx exporter, checked with onnx.checker, run with onnxruntime.
+
+With nms, the graph ends in ONNX's own NonMaxSuppression, appended explicitly after the exported
+decode (boxes, foreground scores), followed by a TopK over all classes and padding to a fixed
+max_detections rows. NonMaxSuppression is per class and caps each class at
+max_output_boxes_per_class = min(topk_candidates, max_per_class): greedy NMS selects in score order,
+so this equals the eager "top-k candidates per class, NMS, cap per class" except for boxes that
+eager would have dropped for ranking below topk_candidates before NMS (the tail of the list).
+"""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ._common import (DecodedBoxes, ExportError, RawCore, artifact_stem, atomic_output, example_input,
+                      make_sidecar, nms_outputs, raw_outputs)
+
+TARGET = "onnx"
+SUFFIX = ".onnx"
+PRECISIONS = ("fp32",)
+DEFAULT_PRECISION = "fp32"
+OPSET = 18
+
+
+def _torch_export(module, x, output_names):
+    import onnx
+
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(module, (x,), None, input_names=["input"], output_names=output_names,
+                                    opset_version=OPSET, dynamo=True, optimize=True, verbose=False)
+    model = program.model_proto
+    onnx.checker.check_model(model)
+    return model
+
+
+def _append_nms(model, spec):
+    """Graph outputs (boxes [1, A, 4], scores [1, A, C-1]) -> (boxes [1, M, 4], scores [1, M],
+    labels [1, M] int64, num_detections [1] int64), M = max_detections."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    pp = spec.postprocess
+    m = int(pp.max_detections)
+    per_class = min(x for x in (pp.topk_candidates, pp.max_per_class, m) if x is not None)
+    g = model.graph
+    boxes_in, scores_in = g.output[0].name, g.output[1].name
+    del g.output[:]
+
+    def const(name, value, dtype):
+        g.initializer.append(numpy_helper.from_array(np.asarray(value, dtype=dtype), name))
+        return name
+
+    const("nms_max_per_class", [per_class], np.int64)
+    const("nms_iou", [pp.iou_thresh], np.float32)
+    const("nms_score", [pp.score_thresh], np.float32)
+    const("nms_m", [m], np.int64)
+    const("nms_zero", [0], np.int64)
+    const("nms_one", [1], np.int64)
+    const("nms_two", [2], np.int64)
+    const("nms_axis0", [0], np.int64)
+    nodes = [
+        helper.make_node("Transpose", [scores_in], ["nms_scores_t"], perm=[0, 2, 1]),  # [1, C-1, A]
+        # selected: [K, 3] = (batch, class, anchor); center_point_box=0 takes any diagonal corner pair
+        helper.make_node("NonMaxSuppression", [boxes_in, "nms_scores_t", "nms_max_per_class", "nms_iou",
+                                               "nms_score"], ["nms_selected"], center_point_box=0),
+        helper.make_node("GatherND", ["nms_scores_t", "nms_selected"], ["nms_sel_scores"]),  # [K]
+        helper.make_node("Shape", ["nms_sel_scores"], ["nms_k_all"]),
+        helper.make_node("Min", ["nms_k_all", "nms_m"], ["nms_k"]),
+        helper.make_node("TopK", ["nms_sel_scores", "nms_k"], ["nms_top_scores", "nms_top_idx"], axis=0,
+                         largest=1, sorted=1),
+        helper.make_node("Gather", ["nms_selected", "nms_top_idx"], ["nms_top_sel"], axis=0),  # [k, 3]
+        helper.make_node("Slice", ["nms_top_sel", "nms_one", "nms_two", "nms_one"], ["nms_cls2d"]),
+        helper.make_node("Slice", ["nms_top_sel", "nms_two", "nms_m", "nms_one"], ["nms_anchor2d"]),
+        helper.make_node("Squeeze", ["nms_cls2d", "nms_one"], ["nms_cls"]),
+        helper.make_node("Squeeze", ["nms_anchor2d", "nms_one"], ["nms_anchor"]),
+        helper.make_node("Add", ["nms_cls", "nms_one"], ["nms_labels_k"]),  # skip background
+        helper.make_node("Squeeze", [boxes_in, "nms_axis0"], ["nms_boxes_all"]),  # [A, 4]
+        helper.make_node("Gather", ["nms_boxes_all", "nms_anchor"], ["nms_boxes_k"], axis=0),
+        helper.make_node("Sub", ["nms_m", "nms_k"], ["nms_pad_n"]),
+        # pad rows k..M-1 with zeros: pads = [begin_0, begin_1, end_0, end_1]
+        helper.make_node("Concat", ["nms_zero", "nms_zero", "nms_pad_n", "nms_zero"], ["nms_pads2"], axis=0),
+        helper.make_node("Concat", ["nms_zero", "nms_pad_n"], ["nms_pads1"], axis=0),
+        helper.make_node("Pad", ["nms_boxes_k", "nms_pads2"], ["nms_boxes_m"]),
+        helper.make_node("Pad", ["nms_top_scores", "nms_pads1"], ["nms_scores_m"]),
+        helper.make_node("Pad", ["nms_labels_k", "nms_pads1"], ["nms_labels_m"]),
+        helper.make_node("Unsqueeze", ["nms_boxes_m", "nms_axis0"], ["boxes"]),
+        helper.make_node("Unsqueeze", ["nms_scores_m", "nms_axis0"], ["scores"]),
+        helper.make_node("Unsqueeze", ["nms_labels_m", "nms_axis0"], ["labels"]),
+        helper.make_node("Identity", ["nms_k"], ["num_detections"]),
+    ]
+    g.node.extend(nodes)
+    g.output.extend([
+        helper.make_tensor_value_info("boxes", TensorProto.FLOAT, [1, m, 4]),
+        helper.make_tensor_value_info("scores", TensorProto.FLOAT, [1, m]),
+        helper.make_tensor_value_info("labels", TensorProto.INT64, [1, m]),
+        helper.make_tensor_value_info("num_detections", TensorProto.INT64, [1]),
+    ])
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+def export(detector, precision: str, out_dir: Path, nms: bool = False) -> Path:
+    import onnx
+
+    spec = detector.spec
+    x = example_input(detector)
+    try:
+        if nms:
+            model = _append_nms(_torch_export(DecodedBoxes(detector).eval(), x, ["nms_boxes_in", "nms_scores_in"]),
+                                spec)
+        else:
+            model = _torch_export(RawCore(detector).eval(), x, ["box_encodings", "class_logits"])
+    except onnx.checker.ValidationError as e:
+        raise ExportError(f"the exported ONNX graph does not pass onnx.checker: {str(e).splitlines()[0]}") from e
+    model.doc_string = f"ssdmobile {spec.name} ({'with NonMaxSuppression' if nms else 'raw outputs'})"
+    outputs = (nms_outputs(spec.postprocess.max_detections) if nms
+               else raw_outputs(detector.anchors.shape[0], spec.num_classes))
+    final = out_dir / f"{artifact_stem(spec.name, TARGET, precision, nms)}{SUFFIX}"
+    with atomic_output(final) as pending:
+        onnx.save_model(model, str(pending.path))
+        make_sidecar(detector, pending, final, target=TARGET, precision=precision, input_name="input",
+                     input_shape=list(x.shape), outputs=outputs, nms_in_graph=nms,
+                     extra={"runtime": "onnxruntime", "opset": OPSET})
+    return final

@@ -1,0 +1,61 @@
+"""ExecuTorch `.pte` with `executorch.runtime` (the C++ runtime with the XNNPACK delegate)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from . import ArtifactError, Runner
+
+TARGET = "executorch"
+SUFFIXES = (".pte",)
+
+
+def check_file(path: Path) -> None:
+    # a .pte is a flatbuffer with the file identifier "ET??" at bytes 4..8
+    if not path.is_file():
+        raise ArtifactError(f"{path}: not a file")
+    with open(path, "rb") as f:
+        head = f.read(8)
+    if len(head) < 8 or head[4:6] != b"ET":
+        raise ArtifactError(f"{path}: not an ExecuTorch program (no 'ET' flatbuffer identifier); "
+                            "not what its extension says")
+
+
+def _set_threads(threads: int | None) -> None:
+    if not threads:
+        return
+    try:  # XNNPACK uses ExecuTorch's own threadpool, not torch's
+        from executorch.extension.pybindings.portable_lib import (_threadpool_get_thread_count,
+                                                                  _unsafe_reset_threadpool)
+
+        if _threadpool_get_thread_count() != threads:
+            _unsafe_reset_threadpool(threads)
+    except ImportError:  # pragma: no cover - older executorch
+        pass
+
+
+class ExecuTorchRunner(Runner):
+    target = TARGET
+
+    def __init__(self, path: Path, sidecar: dict, threads: int | None):
+        super().__init__(path, sidecar)
+        from executorch.runtime import Runtime
+
+        _set_threads(threads)
+        self.threads = threads
+        try:
+            program = Runtime.get().load_program(path)
+            self.method = program.load_method("forward")
+        except Exception as e:  # truncated files fail here, with a C++ error code
+            raise ArtifactError(f"{path}: ExecuTorch cannot load it, truncated or corrupt "
+                                f"({str(e).splitlines()[0][:200]})") from None
+
+    def _run_one(self, x: Tensor) -> tuple[Tensor, ...]:
+        _set_threads(self.threads)
+        return tuple(self.method.execute((x,)))
+
+
+def load(path: Path, sidecar: dict, threads: int | None = None) -> Runner:
+    return ExecuTorchRunner(path, sidecar, threads)

@@ -1,0 +1,48 @@
+"""TorchScript: full `.pt` with torch.jit.load, `.ptl` with the lite interpreter (PyTorch Mobile's
+runtime, the one an app links)."""
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from . import ArtifactError, Runner
+
+TARGET = "torchscript"
+SUFFIXES = (".pt", ".ptl")
+
+
+def check_file(path: Path) -> None:
+    if not path.is_file() or not zipfile.is_zipfile(path):
+        raise ArtifactError(f"{path}: not a TorchScript file (TorchScript archives are zip files); "
+                            "truncated, or not what its extension says")
+
+
+class TorchScriptRunner(Runner):
+    target = TARGET
+
+    def __init__(self, path: Path, sidecar: dict, threads: int | None):
+        super().__init__(path, sidecar)
+        self.threads = threads
+        try:
+            if path.suffix == ".ptl":
+                from torch.jit.mobile import _load_for_lite_interpreter
+
+                self.module = _load_for_lite_interpreter(str(path))
+            else:
+                self.module = torch.jit.load(str(path), map_location="cpu").eval()
+        except Exception as e:  # torch raises RuntimeError with a C++ trace for broken archives
+            raise ArtifactError(f"{path}: cannot be loaded as TorchScript ({str(e).splitlines()[0][:200]})") from None
+
+    def _run_one(self, x: Tensor) -> tuple[Tensor, ...]:
+        if self.threads:
+            torch.set_num_threads(self.threads)
+        with torch.no_grad():
+            out = self.module(x)
+        return tuple(out)
+
+
+def load(path: Path, sidecar: dict, threads: int | None = None) -> Runner:
+    return TorchScriptRunner(path, sidecar, threads)

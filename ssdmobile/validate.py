@@ -1,0 +1,213 @@
+"""`ssdmobile validate`: export every target x precision (x NMS in graph or not), run each artifact
+in its own runtime on real images, and measure it against the float eager model it came from:
+AP and ΔAP (same preprocessing, same AP code), max abs difference of the raw outputs, whether
+the detections match image by image, file size and latency. Rendering lives in ssdmobile.report.
+
+Every artifact sees the very same preprocessed tensors as the eager model (preprocessing is
+host-side for every runnable target), so differences are the runtime's alone.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from tqdm import tqdm
+
+from .bench import machine_info, measure
+from .errors import SSDMobileError
+from .evaluate import coco_eval
+from .export import TARGETS, export, get_target
+from .export._common import PRECISIONS, PrecisionNotAvailable, check_precision
+from .runtime import Predictor, RuntimeUnavailable, load_runner
+from .sidecar import read_sidecar, sidecar_path, write_json_atomic
+
+BOX_TOL_PX = 0.5
+SCORE_TOL = 1e-3
+
+
+@dataclass
+class Row:
+    target: str
+    precision: str
+    nms: bool
+    artifact: str | None = None
+    size_mb: float | None = None
+    ap: float | None = None
+    delta_ap: float | None = None
+    max_abs_diff: float | None = None
+    det_match: str | None = None  # "matched/images"
+    latency_median_ms: float | None = None
+    latency_p90_ms: float | None = None
+    speedup: float | None = None
+    status: str = "ok"
+    seconds: float = 0.0
+    notes: dict = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        return f"{self.target}{' +nms' if self.nms else ''} {self.precision}"
+
+
+def _size_mb(path: Path) -> float:
+    n = path.stat().st_size if path.is_file() else sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return n / 1e6
+
+
+def detections_match(ref: dict, got: dict, max_detections: int, box_tol: float = BOX_TOL_PX,
+                     score_tol: float = SCORE_TOL) -> bool:
+    """Every reference detection has its own counterpart (same label, score within score_tol, box
+    corners within box_tol pixels), and nothing extra. Near-ties at the max_detections cut-off may
+    fall either side of it, so those (score within score_tol of the cut) are allowed to differ."""
+    ka, kb = len(ref["scores"]), len(got["scores"])
+    if ka == 0 or kb == 0:
+        return ka == kb
+    ok = ((ref["labels"][:, None] == got["labels"][None, :])
+          & ((ref["scores"][:, None] - got["scores"][None, :]).abs() <= score_tol)
+          & ((ref["boxes"][:, None, :] - got["boxes"][None, :, :]).abs().amax(-1) <= box_tol))
+    used = torch.zeros(kb, dtype=torch.bool)
+    unmatched_ref = []
+    for i in range(ka):
+        cand = (ok[i] & ~used).nonzero()
+        if len(cand):
+            used[cand[0, 0]] = True
+        else:
+            unmatched_ref.append(i)
+    cut = min(float(ref["scores"].min()), float(got["scores"].min())) + score_tol
+    full = ka >= max_detections or kb >= max_detections
+    near_cut = lambda s: full and float(s) <= cut  # noqa: E731
+    return (all(near_cut(ref["scores"][i]) for i in unmatched_ref)
+            and all(near_cut(got["scores"][j]) for j in (~used).nonzero()[:, 0].tolist()))
+
+
+class _Eager:
+    """The float eager model's reference: raw outputs, detections, AP and latency."""
+
+    def __init__(self, detector, inputs, sizes, ids, dataset, classes, threads, runs, warmup, progress):
+        self.raw, self.dets = [], []
+        with torch.no_grad():
+            for x, size in tqdm(list(zip(inputs, sizes)), desc="eager", leave=False, disable=not progress):
+                raw = detector.forward_core(x)
+                self.raw.append(raw)
+                self.dets.extend(detector.nms(*detector.decode(*raw), [size]))
+            # coco_eval scores exactly the images it is given predictions for
+            self.result = coco_eval(dataset, dict(zip(ids, self.dets)), detector.spec.class_names, classes)
+            x, size = inputs[0], [sizes[0]]
+            self.latency = measure(lambda: detector.forward_core(x), runs, warmup, threads)
+            self.latency_nms = measure(lambda: detector.nms(*detector.decode(*detector.forward_core(x)), size),
+                                       runs, warmup, threads)
+
+
+def validate(detector, dataset, out_dir: str | Path, *, targets: Sequence[str] | None = None,
+             precisions: Sequence[str] = ("fp32", "fp16"), nms_modes: Sequence[bool] = (False, True),
+             classes: Sequence[str] | None = None, threads: int = 2, runs: int = 50, warmup: int = 5,
+             max_drift: float | None = None, progress: bool = True, log=print) -> dict:
+    """-> {"rows": [Row...], "eager": {...}, "meta": {...}}; artifacts are written to out_dir/artifacts."""
+    t_start = time.perf_counter()
+    detector = detector.eval()
+    torch.set_num_threads(threads)
+    targets = list(targets or TARGETS)
+    for t in targets:
+        get_target(t)
+    for p in precisions:
+        if p not in PRECISIONS:
+            raise SSDMobileError(f"unknown precision {p!r}; choose from {', '.join(PRECISIONS)}")
+    out_dir = Path(out_dir)
+    art_dir = out_dir / "artifacts"
+    samples = list(dataset)
+    if not samples:
+        raise SSDMobileError("the dataset has no images")
+    sizes = [tuple(s.image.shape[-2:]) for s in samples]
+    inputs = [detector.preprocess([s.image]) for s in samples]  # the same tensors for every runtime
+    ids = [s.image_id for s in samples]
+    log(f"eager float reference on {len(samples)} images ({threads} threads)")
+    eager = _Eager(detector, inputs, sizes, ids, dataset, classes, threads, runs, warmup, progress)
+    log(f"eager: AP {eager.result.ap:.4f}, core {eager.latency.median_ms:.1f} ms")
+    max_det = detector.spec.postprocess.max_detections
+    rows: list[Row] = []
+    for target in targets:
+        mod = get_target(target)
+        for precision in precisions:
+            try:
+                check_precision(target, precision, mod.PRECISIONS)
+            except PrecisionNotAvailable as e:
+                if precision == "int8":  # a slot the quantization work fills: show it
+                    rows.append(Row(target, precision, False, status="not available yet (int8: quantization issue)"))
+                continue
+            for nms in nms_modes:
+                row = Row(target, precision, nms)
+                rows.append(row)
+                t0 = time.perf_counter()
+                log(f"[{len(rows)}] {row.label}: export")
+                try:
+                    _measure_row(row, detector, art_dir, inputs, sizes, ids, dataset, classes, eager, max_det,
+                                 threads, runs, warmup, progress, log)
+                except SSDMobileError as e:
+                    row.status = f"failed: {e}"
+                except Exception as e:  # a runtime crash on one artifact must not hide the others
+                    row.status = f"failed: {type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
+                if max_drift is not None and row.delta_ap is not None and abs(row.delta_ap) > max_drift:
+                    row.status = f"DRIFT |ΔAP| {abs(row.delta_ap):.4f} > {max_drift}"
+                row.seconds = time.perf_counter() - t0
+                log(f"    {row.status}" + (f", AP {row.ap:.4f} (Δ {row.delta_ap:+.4f})" if row.ap is not None else ""))
+    return {
+        "rows": rows,
+        "eager": {"ap": eager.result.ap, "ap50": eager.result.ap50,
+                  "latency": eager.latency.to_dict(), "latency_nms": eager.latency_nms.to_dict()},
+        "meta": {"model": detector.spec.name, "images": len(samples), "threads": threads, "runs": runs,
+                 "warmup": warmup, "max_drift": max_drift, "classes": eager.result.classes,
+                 "machine": machine_info(), "seconds": time.perf_counter() - t_start,
+                 "box_tol_px": BOX_TOL_PX, "score_tol": SCORE_TOL},
+    }
+
+
+def _measure_row(row, detector, art_dir, inputs, sizes, ids, dataset, classes, eager, max_det, threads, runs,
+                 warmup, progress, log):
+    path = export(detector, row.target, row.precision, art_dir, nms=row.nms)
+    row.artifact = str(path)
+    row.size_mb = _size_mb(path)
+    try:
+        runner = load_runner(path, threads=threads)
+    except RuntimeUnavailable:
+        from .export.coreml import check_spec
+
+        summary = check_spec(path)
+        row.notes["spec"] = summary
+        row.status = "spec checked; not run: Core ML predicts on macOS only (drift measured there)"
+        return
+    predictor = Predictor(runner)
+    dets, max_diff, matched = {}, 0.0, 0
+    for i, (x, size, image_id) in enumerate(tqdm(list(zip(inputs, sizes, ids)), desc=row.label, leave=False,
+                                                  disable=not progress)):
+        outputs = runner.run(x)
+        if not row.nms:
+            max_diff = max(max_diff, max(float((a.float() - b).abs().max()) for a, b in zip(outputs, eager.raw[i])))
+        det = predictor.detections(outputs, [size])[0]
+        dets[image_id] = det
+        matched += detections_match(eager.dets[i], det, max_det)
+    result = coco_eval(dataset, dets, predictor.spec.class_names, classes)
+    row.ap = result.ap
+    row.delta_ap = result.ap - eager.result.ap
+    row.max_abs_diff = None if row.nms else max_diff
+    row.det_match = f"{matched}/{len(ids)}"
+    x = inputs[0]
+    timing = measure(lambda: runner.run(x), runs, warmup, threads)
+    row.latency_median_ms, row.latency_p90_ms = timing.median_ms, timing.p90_ms
+    base = eager.latency_nms if row.nms else eager.latency
+    row.speedup = base.median_ms / timing.median_ms
+    # the sidecar carries the measured drift, so apps and users see it beside the artifact
+    sc = read_sidecar(path)
+    sc["metrics"] = {"ap": row.ap, "ap_eager": eager.result.ap, "delta_ap": row.delta_ap,
+                     "max_abs_diff_raw": row.max_abs_diff, "detections_match": row.det_match,
+                     "images": len(ids), "classes": result.classes,
+                     "latency_ms": {"median": timing.median_ms, "p90": timing.p90_ms, "threads": threads,
+                                    "runs": runs}, "machine": machine_info()}
+    write_json_atomic(sidecar_path(path), sc)
+
+
+def row_dict(row: Row) -> dict:
+    d = asdict(row)
+    d["label"] = row.label
+    return d

@@ -1,0 +1,73 @@
+"""Core ML: converts here, runs only on macOS. The spec is checked instead: image input, outputs,
+metadata, NMS pipeline with class labels and thresholds, fp16 weights."""
+import json
+import platform
+
+import pytest
+
+from export_fixtures import tiny_detector
+from ssdmobile.export import ExportError, export
+from ssdmobile.export.coreml import check_spec
+from ssdmobile.runtime import RuntimeUnavailable, load_runner
+from ssdmobile.sidecar import read_sidecar
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    d = tmp_path_factory.mktemp("coreml")
+    det = tiny_detector()
+    return det, export(det, "coreml", None, d), export(det, "coreml", None, d, nms=True)
+
+
+def test_raw_mlpackage_spec(exported):
+    det, raw, _ = exported
+    assert raw.suffix == ".mlpackage" and raw.is_dir() and (raw / "Manifest.json").is_file()
+    sc = read_sidecar(raw)
+    assert sc["precision"] == "fp16" and sc["input"]["name"] == "image" and sc["nms"]["in_graph"] is False
+    s = check_spec(raw)
+    assert s["type"] == "mlProgram" and s["precision"] == "fp16"
+    assert s["inputs"] == ["image"] and s["image"] == [64, 64]
+    assert s["outputs"] == ["box_encodings", "class_logits"]
+
+
+def test_nms_pipeline_spec_is_vision_ready(exported):
+    import coremltools as ct
+
+    det, _, piped = exported
+    s = check_spec(piped)
+    assert s["type"] == "pipeline" and s["precision"] == "fp16"
+    assert s["outputs"] == ["confidence", "coordinates"]
+    assert s["inputs"][0] == "image" and set(s["inputs"][1:]) == {"iouThreshold", "confidenceThreshold"}
+    pp = det.spec.postprocess
+    assert s["nms"] == {"iou": pp.iou_thresh, "confidence": pp.score_thresh, "per_class": True, "labels": 2}
+    spec = ct.utils.load_spec(str(piped))
+    first, last = spec.pipeline.models
+    assert first.WhichOneof("Type") == "mlProgram"
+    assert list(last.nonMaximumSuppression.stringClassLabels.vector) == ["person", "car"]
+    md = dict(spec.description.metadata.userDefined)
+    assert md["ssdmobile.model"] == "tiny_ssd" and md["classes"] == "person,car"
+
+
+def test_fp32_and_int8(tmp_path):
+    det = tiny_detector()
+    assert check_spec(export(det, "coreml", "fp32", tmp_path))["precision"] == "fp32"
+    with pytest.raises(ExportError, match="not available yet"):
+        export(det, "coreml", "int8", tmp_path)
+
+
+def test_check_spec_catches_a_mismatching_sidecar(exported, tmp_path):
+    _, _, piped = exported
+    sc = read_sidecar(piped)
+    with pytest.raises(ExportError, match="thresholds"):
+        check_spec(piped, {**sc, "nms": {**sc["nms"], "iou_thresh": 0.9}})
+    with pytest.raises(ExportError, match="class labels"):
+        check_spec(piped, {**sc, "class_names": ["bg", "dog", "cat"]})
+    with pytest.raises(ExportError, match="precision"):
+        check_spec(piped, {**sc, "precision": "fp32"})
+
+
+@pytest.mark.skipif(platform.system() == "Darwin", reason="runs on macOS")
+def test_running_it_here_says_macos(exported):
+    _, raw, _ = exported
+    with pytest.raises(RuntimeUnavailable, match="only on macOS"):
+        load_runner(raw)
