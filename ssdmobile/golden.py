@@ -30,26 +30,6 @@ from .sidecar import build_sidecar, write_json_atomic
 GOLDEN_FORMAT = "ssdmobile-golden"
 
 
-def randomize_(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
-    """Random parameters and BatchNorm statistics with a fixed seed, so a model whose weights
-    cannot be fetched offline still gives outputs far from trivial (same as tests/conftest.py)."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, t in model.state_dict().items():
-            if not t.is_floating_point():
-                continue
-            if name.endswith("running_var"):
-                t.copy_(torch.rand(t.shape, generator=g) * 0.5 + 0.5)
-            elif name.endswith("running_mean"):
-                t.copy_(torch.randn(t.shape, generator=g) * 0.1)
-            elif name.endswith("bias"):
-                t.copy_(torch.randn(t.shape, generator=g) * 0.1)
-            else:  # weights: scale by fan-in to keep activations in range
-                fan_in = t[0].numel() if t.dim() > 1 else 1
-                t.copy_(torch.randn(t.shape, generator=g) * (1.5 / fan_in) ** 0.5)
-    return model
-
-
 def apply_overrides(spec, overrides: list[str]):
     """["postprocess.score=sigmoid", "box_coder.clamp=null", ...] -> a new ModelSpec; values are JSON
     (bare words are strings). Lets the golden files cover every code path the apps have

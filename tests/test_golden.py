@@ -8,7 +8,8 @@ import torch
 
 from ssdmobile.cli import main
 from ssdmobile.errors import SSDMobileError
-from ssdmobile.golden import apply_overrides, randomize_, write_golden
+from ssdmobile.golden import apply_overrides, write_golden
+from ssdmobile.models.weights import randomize_
 from ssdmobile.models import create_model
 from ssdmobile.ops.boxes import class_scores, decode_boxes, nms_per_class
 from ssdmobile.sidecar import validate_sidecar

@@ -40,7 +40,8 @@ def run(args):
 
     import torch
 
-    from ..golden import apply_overrides, randomize_, write_golden
+    from ..golden import apply_overrides, write_golden
+    from ..models.weights import randomize_
 
     torch.set_num_threads(min(2, torch.get_num_threads()))
     if args.weights:

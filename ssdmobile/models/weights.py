@@ -126,3 +126,23 @@ def load_into(model: torch.nn.Module, state_dict: dict, source: str) -> None:
                 f"{source} does not fit the model: {k} has shape {list(v.shape)} in the checkpoint "
                 f"and {list(own[k].shape)} in the model (different num_classes or width?)")
     model.load_state_dict(state_dict)
+
+
+def randomize_(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    """Random parameters and BatchNorm statistics with a fixed seed, so a model whose weights
+    cannot be fetched offline still gives outputs far from trivial (tests, golden files, benchmarks)."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, t in model.state_dict().items():
+            if not t.is_floating_point():
+                continue
+            if name.endswith("running_var"):
+                t.copy_(torch.rand(t.shape, generator=g) * 0.5 + 0.5)
+            elif name.endswith("running_mean"):
+                t.copy_(torch.randn(t.shape, generator=g) * 0.1)
+            elif name.endswith("bias"):
+                t.copy_(torch.randn(t.shape, generator=g) * 0.1)
+            else:  # weights: scale by fan-in to keep activations in range
+                fan_in = t[0].numel() if t.dim() > 1 else 1
+                t.copy_(torch.randn(t.shape, generator=g) * (1.5 / fan_in) ** 0.5)
+    return model
