@@ -10,7 +10,6 @@ app never finds a sidecar whose artifact is missing or half written.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import tempfile
@@ -18,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import SSDMobileError
+from .models.weights import sha256_file
 from .sidecar import read_sidecar, sidecar_path, write_json_atomic
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -52,20 +52,6 @@ def _app(name: str) -> App:
     return APPS[name]
 
 
-def _sha256(path: Path) -> str:
-    """Same digest as the exporters record: a file's bytes, or a directory's files in sorted order
-    (relative name, then bytes)."""
-    h = hashlib.sha256()
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-    for f in files:
-        if path.is_dir():
-            h.update(str(f.relative_to(path)).encode())
-        with open(f, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                h.update(chunk)
-    return h.hexdigest()
-
-
 def check_artifact(app: str, artifact: str | os.PathLike) -> dict:
     """Everything that can be wrong before copying; returns the sidecar."""
     spec = _app(app)
@@ -98,7 +84,7 @@ def check_artifact(app: str, artifact: str | os.PathLike) -> dict:
         raise BundleError(f"{path.name} has no NMS pipeline; the {app} app needs one (Vision returns "
                           f"VNRecognizedObjectObservation only then): export with --target {spec.target} --nms")
     recorded = sidecar.get("artifact_sha256")
-    if recorded and _sha256(path) != recorded:
+    if recorded and sha256_file(path) != recorded:
         raise BundleError(f"{path} does not match the sha256 its sidecar records: the artifact changed after "
                           "export, or the sidecar is stale; re-export")
     return sidecar

