@@ -20,6 +20,8 @@ def add_arguments(p):
     p.add_argument("--data", required=True, help="dataset root (COCO: images/<split>, annotations/instances_<split>.json)")
     p.add_argument("--split", default="val2017")
     p.add_argument("--classes", nargs="+", help="class names to evaluate (default: all the model predicts)")
+    p.add_argument("--resize", choices=["bilinear", "tf1_bilinear"],
+                   help="override the model's resize (e.g. half-pixel bilinear for a TF model, to measure its cost)")
     p.add_argument("--max-images", type=int, help="only the first N images (sorted by id)")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--out", help="result JSON (default: runs/eval/<model>_<split>.json)")
@@ -42,6 +44,10 @@ def run(args):
         name, source = Path(args.artifact).stem, str(args.artifact)
     else:
         detector = create_model(args.model, weights=args.weights or "default")
+        if args.resize:
+            import dataclasses
+            detector.spec = detector.spec.replace(
+                preprocess=dataclasses.replace(detector.spec.preprocess, resize=args.resize))
         result = evaluate_model(detector, dataset, args.classes, args.batch_size, not args.no_progress)
         name, source = args.model, detector.weights_path
     print(result.summary)
