@@ -48,3 +48,27 @@ def measure(fn: Callable[[], object], runs: int = 50, warmup: int = 5, threads: 
     times.sort()
     p90 = times[min(len(times) - 1, int(round(0.9 * (len(times) - 1))))]
     return Timing(statistics.median(times), p90, runs, threads or torch.get_num_threads())
+
+
+def measure_interleaved(fns: dict[str, Callable[[], object]], runs: int = 50, warmup: int = 5,
+                        threads: int | None = None) -> dict[str, Timing]:
+    """Like `measure` for several candidates, timed round-robin (run i of every candidate, then run
+    i + 1...), so that on a shared machine a burst of load hits all of them alike and their
+    ratios stay meaningful even when absolute times do not."""
+    if threads is not None:
+        torch.set_num_threads(threads)
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(runs):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append((time.perf_counter() - t0) * 1e3)
+    out = {}
+    for name, ts in times.items():
+        ts.sort()
+        p90 = ts[min(len(ts) - 1, int(round(0.9 * (len(ts) - 1))))]
+        out[name] = Timing(statistics.median(ts), p90, runs, threads or torch.get_num_threads())
+    return out

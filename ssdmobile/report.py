@@ -43,7 +43,8 @@ def markdown(result: dict) -> str:
         "",
         f"{meta['images']} images, AP over {', '.join(meta['classes'])}; latency: batch 1, {meta['threads']} threads, "
         f"median and p90 of {meta['runs']} runs after {meta['warmup']} warm-up runs, on {m['cpu']} "
-        f"({m['cores']} cores visible), {m['system']}, torch {m['torch']}. Every artifact runs in its own runtime "
+        f"({m['cores']} cores visible, load average {meta.get('load_average', ['?'])[0]} at the end), "
+        f"{m['system']}, torch {m['torch']}. Every artifact runs in its own runtime "
         "on the same preprocessed real images as the eager model. Raw-output difference and matching detections "
         f"are against the float eager model (match: same label, score within {meta['score_tol']}, "
         f"box within {meta['box_tol_px']} px). Speed-up of +nms rows is against eager core + decode + NMS.",

@@ -8,6 +8,7 @@ host-side for every runnable target), so differences are the runtime's alone.
 """
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Sequence
 import torch
 from tqdm import tqdm
 
-from .bench import machine_info, measure
+from .bench import machine_info, measure_interleaved
 from .errors import SSDMobileError
 from .evaluate import coco_eval
 from .export import TARGETS, export, get_target
@@ -85,7 +86,7 @@ def detections_match(ref: dict, got: dict, max_detections: int, box_tol: float =
 class _Eager:
     """The float eager model's reference: raw outputs, detections, AP and latency."""
 
-    def __init__(self, detector, inputs, sizes, ids, dataset, classes, threads, runs, warmup, progress):
+    def __init__(self, detector, inputs, sizes, ids, dataset, classes, progress):
         self.raw, self.dets = [], []
         with torch.no_grad():
             for x, size in tqdm(list(zip(inputs, sizes)), desc="eager", leave=False, disable=not progress):
@@ -94,14 +95,14 @@ class _Eager:
                 self.dets.extend(detector.nms(*detector.decode(*raw), [size]))
             # coco_eval scores exactly the images it is given predictions for
             self.result = coco_eval(dataset, dict(zip(ids, self.dets)), detector.spec.class_names, classes)
-            x, size = inputs[0], [sizes[0]]
-            self.latency = measure(lambda: detector.forward_core(x), runs, warmup, threads)
-            self.latency_nms = measure(lambda: detector.nms(*detector.decode(*detector.forward_core(x)), size),
-                                       runs, warmup, threads)
+        x, size = inputs[0], [sizes[0]]
+        self.timed = {"eager": lambda: detector.forward_core(x),
+                      "eager +nms": lambda: detector.nms(*detector.decode(*detector.forward_core(x)), size)}
+        self.latency = self.latency_nms = None
 
 
 def validate(detector, dataset, out_dir: str | Path, *, targets: Sequence[str] | None = None,
-             precisions: Sequence[str] = ("fp32", "fp16"), nms_modes: Sequence[bool] = (False, True),
+             precisions: Sequence[str] | None = None, nms_modes: Sequence[bool] = (False, True),
              classes: Sequence[str] | None = None, threads: int = 2, runs: int = 50, warmup: int = 5,
              max_drift: float | None = None, progress: bool = True, log=print) -> dict:
     """-> {"rows": [Row...], "eager": {...}, "meta": {...}}; artifacts are written to out_dir/artifacts."""
@@ -111,7 +112,7 @@ def validate(detector, dataset, out_dir: str | Path, *, targets: Sequence[str] |
     targets = list(targets or TARGETS)
     for t in targets:
         get_target(t)
-    for p in precisions:
+    for p in precisions or ():
         if p not in PRECISIONS:
             raise SSDMobileError(f"unknown precision {p!r}; choose from {', '.join(PRECISIONS)}")
     out_dir = Path(out_dir)
@@ -123,13 +124,14 @@ def validate(detector, dataset, out_dir: str | Path, *, targets: Sequence[str] |
     inputs = [detector.preprocess([s.image]) for s in samples]  # the same tensors for every runtime
     ids = [s.image_id for s in samples]
     log(f"eager float reference on {len(samples)} images ({threads} threads)")
-    eager = _Eager(detector, inputs, sizes, ids, dataset, classes, threads, runs, warmup, progress)
-    log(f"eager: AP {eager.result.ap:.4f}, core {eager.latency.median_ms:.1f} ms")
+    eager = _Eager(detector, inputs, sizes, ids, dataset, classes, progress)
+    log(f"eager: AP {eager.result.ap:.4f}")
     max_det = detector.spec.postprocess.max_detections
     rows: list[Row] = []
+    timed: list[tuple[Row, object]] = []  # (row, loaded runner)
     for target in targets:
         mod = get_target(target)
-        for precision in precisions:
+        for precision in (precisions or (mod.DEFAULT_PRECISION,)):
             try:
                 check_precision(target, precision, mod.PRECISIONS)
             except PrecisionNotAvailable as e:
@@ -142,8 +144,10 @@ def validate(detector, dataset, out_dir: str | Path, *, targets: Sequence[str] |
                 t0 = time.perf_counter()
                 log(f"[{len(rows)}] {row.label}: export")
                 try:
-                    _measure_row(row, detector, art_dir, inputs, sizes, ids, dataset, classes, eager, max_det,
-                                 threads, runs, warmup, progress, log)
+                    runner = _measure_row(row, detector, art_dir, inputs, sizes, ids, dataset, classes, eager,
+                                          max_det, threads, progress)
+                    if runner is not None:
+                        timed.append((row, runner))
                 except SSDMobileError as e:
                     row.status = f"failed: {e}"
                 except Exception as e:  # a runtime crash on one artifact must not hide the others
@@ -152,6 +156,19 @@ def validate(detector, dataset, out_dir: str | Path, *, targets: Sequence[str] |
                     row.status = f"DRIFT |ΔAP| {abs(row.delta_ap):.4f} > {max_drift}"
                 row.seconds = time.perf_counter() - t0
                 log(f"    {row.status}" + (f", AP {row.ap:.4f} (Δ {row.delta_ap:+.4f})" if row.ap is not None else ""))
+    # latency last, every candidate round-robin on the same real image (see measure_interleaved)
+    log(f"latency: {len(timed) + 2} candidates x {runs} runs, round-robin, {threads} threads")
+    x = inputs[0]
+    fns = dict(eager.timed)
+    fns.update({row.label: (lambda r=runner: r.run(x)) for row, runner in timed})
+    with torch.no_grad():
+        timings = measure_interleaved(fns, runs, warmup, threads)
+    eager.latency, eager.latency_nms = timings["eager"], timings["eager +nms"]
+    for row, _ in timed:
+        t = timings[row.label]
+        row.latency_median_ms, row.latency_p90_ms = t.median_ms, t.p90_ms
+        row.speedup = (eager.latency_nms if row.nms else eager.latency).median_ms / t.median_ms
+        _record_metrics(row, eager, threads, runs)
     return {
         "rows": rows,
         "eager": {"ap": eager.result.ap, "ap50": eager.result.ap50,
@@ -159,12 +176,14 @@ def validate(detector, dataset, out_dir: str | Path, *, targets: Sequence[str] |
         "meta": {"model": detector.spec.name, "images": len(samples), "threads": threads, "runs": runs,
                  "warmup": warmup, "max_drift": max_drift, "classes": eager.result.classes,
                  "machine": machine_info(), "seconds": time.perf_counter() - t_start,
+                 # latency on a shared machine means little without it
+                 "load_average": [round(v, 2) for v in os.getloadavg()],
                  "box_tol_px": BOX_TOL_PX, "score_tol": SCORE_TOL},
     }
 
 
-def _measure_row(row, detector, art_dir, inputs, sizes, ids, dataset, classes, eager, max_det, threads, runs,
-                 warmup, progress, log):
+def _measure_row(row, detector, art_dir, inputs, sizes, ids, dataset, classes, eager, max_det, threads, progress):
+    """Export, run on every image, compare with eager. -> the loaded runner (None if it cannot run here)."""
     path = export(detector, row.target, row.precision, art_dir, nms=row.nms)
     row.artifact = str(path)
     row.size_mb = _size_mb(path)
@@ -176,7 +195,7 @@ def _measure_row(row, detector, art_dir, inputs, sizes, ids, dataset, classes, e
         summary = check_spec(path)
         row.notes["spec"] = summary
         row.status = "spec checked; not run: Core ML predicts on macOS only (drift measured there)"
-        return
+        return None
     predictor = Predictor(runner)
     dets, max_diff, matched = {}, 0.0, 0
     for i, (x, size, image_id) in enumerate(tqdm(list(zip(inputs, sizes, ids)), desc=row.label, leave=False,
@@ -192,17 +211,19 @@ def _measure_row(row, detector, art_dir, inputs, sizes, ids, dataset, classes, e
     row.delta_ap = result.ap - eager.result.ap
     row.max_abs_diff = None if row.nms else max_diff
     row.det_match = f"{matched}/{len(ids)}"
-    x = inputs[0]
-    timing = measure(lambda: runner.run(x), runs, warmup, threads)
-    row.latency_median_ms, row.latency_p90_ms = timing.median_ms, timing.p90_ms
-    base = eager.latency_nms if row.nms else eager.latency
-    row.speedup = base.median_ms / timing.median_ms
-    # the sidecar carries the measured drift, so apps and users see it beside the artifact
+    row.notes["images"] = len(ids)
+    row.notes["classes"] = result.classes
+    return runner
+
+
+def _record_metrics(row, eager, threads, runs):
+    """The sidecar carries the measured drift, so apps and users see it beside the artifact."""
+    path = Path(row.artifact)
     sc = read_sidecar(path)
     sc["metrics"] = {"ap": row.ap, "ap_eager": eager.result.ap, "delta_ap": row.delta_ap,
                      "max_abs_diff_raw": row.max_abs_diff, "detections_match": row.det_match,
-                     "images": len(ids), "classes": result.classes,
-                     "latency_ms": {"median": timing.median_ms, "p90": timing.p90_ms, "threads": threads,
+                     "images": row.notes["images"], "classes": row.notes["classes"],
+                     "latency_ms": {"median": row.latency_median_ms, "p90": row.latency_p90_ms, "threads": threads,
                                     "runs": runs}, "machine": machine_info()}
     write_json_atomic(sidecar_path(path), sc)
 

@@ -14,8 +14,9 @@ def add_arguments(p):
     p.add_argument("--max-images", type=int, help="only the first N images")
     p.add_argument("--classes", nargs="+", help="class names for AP (default: all the model predicts)")
     p.add_argument("--targets", nargs="+", help="default: all (torchscript onnx coreml executorch)")
-    p.add_argument("--precisions", nargs="+", default=["fp32", "fp16"],
-                   help="default fp32 fp16 (each target exports those it supports; int8 shows its slot)")
+    p.add_argument("--precisions", nargs="+",
+                   help="default: each target's own (fp32; fp16 for coreml); e.g. fp32 fp16 int8 for every "
+                        "combination a target supports (int8 shows its slot until quantization lands)")
     p.add_argument("--nms", choices=["off", "on", "both"], default="both", help="NMS in the graph (default both)")
     p.add_argument("--max-drift", type=float, help="exit 1 when an artifact's |ΔAP| exceeds this (a CI gate)")
     p.add_argument("--threads", type=int, default=2)

@@ -29,7 +29,7 @@ class PrecisionNotAvailable(ExportError):
 def check_precision(target: str, precision: str, supported: tuple[str, ...]) -> None:
     if precision not in PRECISIONS:
         raise ExportError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
-    if precision == "int8":
+    if precision == "int8" and "int8" not in supported:
         raise PrecisionNotAvailable(
             f"--precision int8 for {target} is not available yet: int8 artifacts come from the "
             "quantization work (ssdmobile quantize); export fp32 for now")
@@ -191,12 +191,13 @@ def artifact_sha256(path: Path) -> str:
 
 def make_sidecar(detector, pending: Pending, final: Path, *, target: str, precision: str, input_name: str,
                  input_shape, outputs: list[dict], nms_in_graph: bool, input_layout: str = "NCHW",
-                 input_dtype: str = "float32", extra: dict | None = None) -> dict:
+                 input_dtype: str = "float32", quantization: dict | None = None,
+                 extra: dict | None = None) -> dict:
     """The sidecar of the artifact written at `pending.path` (final name `final`); atomic_output
     writes it beside the final name once the artifact is in place."""
     pending.sidecar = build_sidecar(
         detector.spec, detector.anchors, target=target, precision=precision, artifact=final.name,
         input_name=input_name, input_shape=input_shape, input_layout=input_layout, input_dtype=input_dtype,
-        outputs=outputs, nms_in_graph=nms_in_graph, quantization=None, checkpoint=checkpoint_info(detector),
+        outputs=outputs, nms_in_graph=nms_in_graph, quantization=quantization, checkpoint=checkpoint_info(detector),
         extra={"artifact_sha256": artifact_sha256(pending.path), **(extra or {})})
     return pending.sidecar
