@@ -1,0 +1,73 @@
+"""ONNX int8: onnxruntime's static quantizer (QDQ format) on the fp32 ONNX export, calibrated on
+the same preprocessed images as every other target. Same scheme: int8 weights per-channel
+symmetric, int8 activations per-tensor asymmetric. onnxruntime fuses the QDQ pairs around
+Conv into int8 kernels when it loads the model."""
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Sequence
+
+from torch import Tensor
+
+from .ptq import SCHEME, QuantizationError
+
+# ssdmobile observer name -> onnxruntime CalibrationMethod name
+ORT_CALIBRATION = {"minmax": "MinMax", "histogram": "Percentile", "entropy": "Entropy", "percentile": "Percentile"}
+
+
+class _Reader:
+    """onnxruntime CalibrationDataReader over preprocessed tensors."""
+
+    def __init__(self, inputs: Sequence[Tensor], name: str):
+        self._items = iter([{name: x.numpy()} for x in inputs])
+
+    def get_next(self):
+        return next(self._items, None)
+
+    def rewind(self):  # pragma: no cover - onnxruntime calls it for some methods only
+        pass
+
+
+def quantize_onnx_file(fp32_path: Path, int8_path: Path, inputs: Sequence[Tensor], observer: str = "histogram",
+                       exclude_nodes: Sequence[str] = ()) -> dict:
+    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
+                                          quantize_static)
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    if observer not in ORT_CALIBRATION:
+        raise QuantizationError(f"unknown observer {observer!r} for onnx; choose one of {', '.join(ORT_CALIBRATION)}")
+    method = ORT_CALIBRATION[observer]
+    reader = type("Reader", (_Reader, CalibrationDataReader), {})(inputs, "input")
+    with tempfile.TemporaryDirectory() as tmp:
+        pre = Path(tmp) / "pre.onnx"
+        quant_pre_process(str(fp32_path), str(pre), skip_symbolic_shape=True)
+        extra = {"ActivationSymmetric": False, "WeightSymmetric": True}
+        if method == "Percentile":
+            extra["CalibPercentile"] = 99.999
+        quantize_static(str(pre), str(int8_path), reader, quant_format=QuantFormat.QDQ, per_channel=True,
+                        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+                        calibrate_method=getattr(CalibrationMethod, method), nodes_to_exclude=list(exclude_nodes),
+                        extra_options=extra)
+    return {**SCHEME, "method": "onnxruntime quantize_static (QDQ)", "observer": observer,
+            "ort_calibrate_method": method, "float_nodes": list(exclude_nodes)}
+
+
+def export_onnx_int8(detector, inputs: Sequence[Tensor], out_dir, *, observer: str = "histogram", nms: bool = False,
+                     record: dict | None = None, tag: str = "", exclude_nodes: Sequence[str] = ()) -> Path:
+    from ..export import onnx as onnx_export
+    from ..export._common import artifact_sha256, artifact_stem, atomic_output, prepare_out_dir
+    from ..sidecar import sidecar_path
+
+    out = prepare_out_dir(out_dir)
+    with tempfile.TemporaryDirectory() as tmp:
+        fp32 = onnx_export.export(detector, "fp32", Path(tmp), nms=nms)
+        sidecar = json.loads(sidecar_path(fp32).read_text())
+        final = out / f"{artifact_stem(detector.spec.name, 'onnx', 'int8', nms)}{tag}.onnx"
+        with atomic_output(final) as pending:
+            quantization = quantize_onnx_file(fp32, pending.path, inputs, observer, exclude_nodes)
+            pending.sidecar = {**sidecar, "precision": "int8", "artifact": final.name,
+                               "artifact_sha256": artifact_sha256(pending.path),
+                               "quantization": {**quantization, **(record or {})}}
+    return final

@@ -1,0 +1,130 @@
+"""Post-training int8 (ssdmobile.quant) on the real person detector: every runnable target's artifact,
+run in its own runtime, finds the people the float model finds on real val2017 images.
+Calibration: 2 train2017 images (min-max), enough for a smoke-sized but real int8 model."""
+import json
+
+import pytest
+import torch
+from torchvision.ops import box_iou
+
+from conftest import COCO128
+from ssdmobile.data import CocoDataset
+from ssdmobile.quant._detector import load_detector
+from ssdmobile.quant.ptq import (QuantizationError, calibration_inputs, calibration_record,
+                                 xnnpack_quantization_config)
+
+CALIB_IMAGES = 2
+
+
+def test_refuses_to_calibrate_on_val():
+    det = load_detector("ssdlite_mobilenet_v2_person", None)
+    with pytest.raises(QuantizationError, match="val2017"):
+        calibration_inputs(det, COCO128, "val2017", 2)
+
+
+def test_xnnpack_scheme_and_observers():
+    from torchao.quantization.pt2e.observer import HistogramObserver, MinMaxObserver
+
+    for observer, cls in (("histogram", HistogramObserver), ("minmax", MinMaxObserver)):
+        c = xnnpack_quantization_config(observer)
+        assert c.weight.qscheme == torch.per_channel_symmetric and c.weight.dtype == torch.int8
+        assert (c.weight.quant_min, c.weight.quant_max) == (-127, 127)
+        assert c.input_activation.qscheme == torch.per_tensor_affine
+        assert c.input_activation.observer_or_fake_quant_ctr.p.func is cls
+    with pytest.raises(QuantizationError, match="observer"):
+        xnnpack_quantization_config("kl")
+
+
+@pytest.fixture(scope="module")
+def person():
+    return load_detector("ssdlite_mobilenet_v2_person")
+
+
+@pytest.fixture(scope="module")
+def calib(person):
+    inputs = calibration_inputs(person, COCO128, "train2017", CALIB_IMAGES)
+    return inputs, calibration_record(str(COCO128), "train2017", inputs, "minmax")
+
+
+@pytest.fixture(scope="module")
+def people_images(person):
+    """3 val2017 images on which the float model is confident someone is there, and its detections."""
+    ds = CocoDataset(COCO128, "val2017", max_images=16)
+    images = [s.image for s in ds]
+    with torch.no_grad():
+        dets = person(images)
+    best = sorted(range(len(images)), key=lambda i: -float(dets[i]["scores"][:1].sum()))[:3]
+    assert float(dets[best[-1]]["scores"][0]) > 0.5
+    return [images[i] for i in best], [dets[i] for i in best]
+
+
+def assert_overlaps_float(predict, people_images):
+    images, float_dets = people_images
+    got = predict(images)
+    matched = 0
+    for f, q in zip(float_dets, got):
+        assert len(q["scores"]) > 0
+        for box in f["boxes"][f["scores"] > 0.5]:
+            ious = box_iou(box[None], q["boxes"][q["scores"] > 0.2])[0]
+            assert ious.numel() and ious.max() > 0.5, "a confident float detection has no int8 counterpart"
+            matched += 1
+    assert matched >= 3
+
+
+def check_sidecar(path, target):
+    side = json.loads(path.with_suffix(".json").read_text())
+    assert side["precision"] == "int8" and side["target"] == target
+    q = side["quantization"]
+    assert q["calibration"]["num_images"] == CALIB_IMAGES and q["calibration"]["split"] == "train2017"
+    assert "per-channel symmetric" in q["weights"]
+
+
+@pytest.mark.slow
+def test_executorch_int8(person, calib, people_images, tmp_path):
+    from ssdmobile.quant.ptq import export_executorch_int8
+    from ssdmobile.runtime import load_predictor
+
+    inputs, record = calib
+    path = export_executorch_int8(person, inputs, tmp_path, observer="minmax", record=record, progress=False)
+    check_sidecar(path, "executorch")
+    assert_overlaps_float(load_predictor(path, threads=2), people_images)
+
+
+@pytest.mark.slow
+def test_onnx_int8(person, calib, people_images, tmp_path):
+    import onnx
+
+    from ssdmobile.quant.onnx_int8 import export_onnx_int8
+    from ssdmobile.runtime import load_predictor
+
+    inputs, record = calib
+    path = export_onnx_int8(person, inputs, tmp_path, observer="minmax", record=record)
+    check_sidecar(path, "onnx")
+    ops = {n.op_type for n in onnx.load(str(path)).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    assert_overlaps_float(load_predictor(path, threads=2), people_images)
+
+
+@pytest.mark.slow
+def test_torchscript_int8_lite(person, calib, people_images, tmp_path):
+    from ssdmobile.quant.eager import export_torchscript_int8
+    from ssdmobile.runtime import load_predictor
+
+    inputs, record = calib
+    path = export_torchscript_int8(person, inputs, tmp_path, observer="minmax", record=record, progress=False)
+    lite = path.with_name(path.stem + "_lite.ptl")
+    check_sidecar(lite, "torchscript")
+    # real int8 kernels, not fake quantization
+    assert "quantized::conv2d" in str(torch.jit.load(str(path)).inlined_graph)
+    assert_overlaps_float(load_predictor(lite, threads=2), people_images)
+
+
+@pytest.mark.slow
+def test_coreml_int8_weights_spec(person, tmp_path):
+    from ssdmobile.quant.coreml_int8 import check_int8_spec, export_coreml_int8
+
+    path = export_coreml_int8(person, tmp_path)
+    summary = check_int8_spec(path)
+    assert summary["int8_weight_ops"] > 50 and summary["outputs"] == ["box_encodings", "class_logits"]
+    fp16_bytes = 4.5e6  # the fp16 package is ~9 MB: int8 weights halve it
+    assert sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) < fp16_bytes
