@@ -1,0 +1,103 @@
+"""Quantization-aware training: recipes, the SSD loss, and two DDP steps under torchrun (2 CPU
+processes, gloo) that end with identical weights on both ranks."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import COCO128, REPO
+from ssdmobile.quant.loss import SSDLossConfig, encode_boxes, match, ssd_loss
+from ssdmobile.quant.qat import RecipeError, load_recipe
+from ssdmobile.spec import BoxCoder
+
+RECIPE = REPO / "recipes" / "qat_ssdlite_person_coco128.yaml"
+
+
+def test_recipes_load():
+    r = load_recipe(RECIPE, ["steps=2", "lr=3e-5", "export=[]"])
+    assert r.steps == 2 and r.lr == 3e-5 and r.export == [] and r.split == "train2017"
+    v3 = load_recipe(REPO / "recipes" / "qat_ssdlite320_mobilenet_v3_large_coco.yaml")
+    assert v3.model == "ssdlite320_mobilenet_v3_large"
+
+
+@pytest.mark.parametrize("override,message", [
+    (["stepz=2"], "unknown recipe key.*'stepz'.*valid keys"),
+    (["steps=two"], "expects int"),
+    (["lr=-1"], "must be > 0"),
+    (["optimizer=rmsprop"], "adam or sgd"),
+    (["split=val2017"], "evaluation split"),
+    (["hflip=3"], "expects bool"),
+    (["nonsense"], "key=value"),
+])
+def test_bad_recipe_values_are_clear(override, message):
+    with pytest.raises(RecipeError, match=message):
+        load_recipe(RECIPE, override)
+
+
+def test_bad_recipe_file(tmp_path):
+    bad = tmp_path / "r.yaml"
+    bad.write_text("steps: [1, 2\n")
+    with pytest.raises(RecipeError, match="not valid YAML"):
+        load_recipe(bad)
+    with pytest.raises(RecipeError, match="not found"):
+        load_recipe(tmp_path / "missing.yaml")
+
+
+@pytest.mark.parametrize("order", ["xywh", "yxhw"])
+def test_encode_inverts_decode(order):
+    from ssdmobile.ops.boxes import decode_boxes
+
+    coder = BoxCoder(order=order, clamp=None)
+    anchors = torch.tensor([[0.5, 0.5, 0.2, 0.3], [0.2, 0.7, 0.1, 0.1]])
+    boxes = torch.tensor([[0.35, 0.3, 0.62, 0.71], [0.1, 0.6, 0.3, 0.8]])
+    enc = encode_boxes(boxes, anchors, coder)
+    assert torch.allclose(decode_boxes(enc[None], anchors, coder)[0], boxes, atol=1e-6)
+
+
+def test_ssd_loss_matching_and_mining():
+    anchors = torch.tensor([[0.25, 0.25, 0.5, 0.5], [0.75, 0.75, 0.5, 0.5], [0.75, 0.25, 0.5, 0.5],
+                            [0.25, 0.75, 0.5, 0.5], [0.5, 0.5, 0.2, 0.2]])
+    gt = {"boxes": torch.tensor([[0.0, 0.0, 0.5, 0.5]]), "labels": torch.tensor([1])}
+    assert match(anchors, gt["boxes"], 0.5).tolist() == [0, -1, -1, -1, -1]
+    coder = BoxCoder(clamp=None)
+    perfect_enc = torch.zeros(1, 5, 4)
+    logits = torch.full((1, 5, 2), -8.0)
+    logits[0, 0, 1], logits[0, 1:, 0] = 8.0, 8.0
+    good, parts = ssd_loss(perfect_enc, logits, [gt], anchors, coder, "sigmoid")
+    bad, _ = ssd_loss(perfect_enc + 1, -logits, [gt], anchors, coder, "sigmoid")
+    assert parts["num_pos"] == 1 and good < 0.01 < bad
+    # 3:1 mining: with one positive, only the 3 hardest of 4 negatives count
+    logits2 = logits.clone()
+    logits2[0, 4, 1] = 8.0  # one very wrong negative
+    mined, _ = ssd_loss(perfect_enc, logits2, [gt], anchors, coder, "sigmoid", SSDLossConfig(neg_pos_ratio=0.0))
+    assert mined < 0.01  # ratio 0: no negatives at all
+    focal, _ = ssd_loss(perfect_enc, logits2, [gt], anchors, coder, "softmax", SSDLossConfig(focal=True))
+    assert torch.isfinite(focal)
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_identical_weights(tmp_path):
+    out = tmp_path / "qat"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+           "-m", "ssdmobile", "train", "--recipe", str(RECIPE), "steps=2", "batch_size=2", "num_images=8",
+           "threads=1", "export=[]", "eval_data=null", f"out_dir={out}", "log_every=1", "checkpoint_every=2",
+           "freeze_bn_after=1", "freeze_observers_after=1", f"data={COCO128}"]
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "step 2/2" in proc.stdout
+    sha0, sha1 = (out / "rank0.sha256").read_text(), (out / "rank1.sha256").read_text()
+    assert sha0 == sha1
+    ckpt = torch.load(out / "last.pt", weights_only=True)
+    assert ckpt["step"] == 2
+    # the trained float weights load into the registry's model (they feed PTQ of every target)
+    from ssdmobile.quant._detector import load_detector
+
+    from ssdmobile.models.weights import load_state_dict_file
+
+    sd = load_state_dict_file(out / "float.pth")
+    base = load_detector("ssdlite_mobilenet_v2_person", None)
+    assert set(sd) == set(base.state_dict())
