@@ -38,6 +38,9 @@ class OnnxRunner(Runner):
             opts.intra_op_num_threads = threads
             opts.inter_op_num_threads = 1
         opts.log_severity_level = 3
+        # no busy-waiting between runs: spinning pool threads steal the cores from whatever runs next
+        # (another runtime in the same process during validate, the app's UI thread on a phone)
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         except Exception as e:
