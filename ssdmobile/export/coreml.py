@@ -27,7 +27,7 @@ import torch
 from torch import Tensor, nn
 
 from ..ops.boxes import class_scores, decode_boxes, xyxy_to_cxcywh
-from ._common import ExportError, artifact_stem, atomic_output, example_input, make_sidecar, raw_outputs
+from ._common import ExportError, RawCore, artifact_stem, atomic_output, example_input, make_sidecar, raw_outputs
 
 TARGET = "coreml"
 SUFFIX = ".mlpackage"
@@ -67,15 +67,6 @@ class _VisionDecoder(nn.Module):
         return class_scores(class_logits, self.score)[0, :, 1:], xyxy_to_cxcywh(boxes)
 
 
-class _RawCore(nn.Module):
-    def __init__(self, detector):
-        super().__init__()
-        self.core = detector.core
-
-    def forward(self, x: Tensor):
-        return self.core(x)
-
-
 def _convert(module: nn.Module, detector, precision: str, output_names: list[str]):
     import coremltools as ct
 
@@ -97,7 +88,7 @@ def _convert(module: nn.Module, detector, precision: str, output_names: list[str
         )
 
 
-def _nms_model(decoder, spec, num_anchors: int):
+def _nms_model(spec, num_anchors: int):
     """Core ML's NonMaximumSuppression model fed by the decoder's two outputs."""
     import coremltools as ct
     from coremltools.proto import FeatureTypes_pb2, Model_pb2
@@ -107,11 +98,10 @@ def _nms_model(decoder, spec, num_anchors: int):
     nms_spec = Model_pb2.Model()
     nms_spec.specificationVersion = 5  # iOS 13: Vision's object detector pipeline
     for name, width in (("raw_confidence", len(labels)), ("raw_coordinates", 4)):
-        for features in (nms_spec.description.input,):
-            f = features.add()
-            f.name = name
-            f.type.multiArrayType.dataType = FeatureTypes_pb2.ArrayFeatureType.FLOAT32
-            f.type.multiArrayType.shape.extend([num_anchors, width])
+        f = nms_spec.description.input.add()
+        f.name = name
+        f.type.multiArrayType.dataType = FeatureTypes_pb2.ArrayFeatureType.FLOAT32
+        f.type.multiArrayType.shape.extend([num_anchors, width])
     for name, width in (("confidence", len(labels)), ("coordinates", 4)):
         f = nms_spec.description.output.add()
         f.name = name
@@ -148,10 +138,8 @@ def _pipeline(decoder, nms_model):
     ct.utils.rename_feature(spec, "confidence", "raw_confidence")
     ct.utils.rename_feature(spec, "coordinates", "raw_coordinates")
     decoder = ct.models.MLModel(spec, weights_dir=decoder.weights_dir, skip_model_load=True)
-    pipeline = ct.utils.make_pipeline(decoder, nms_model, compute_units=ct.ComputeUnit.CPU_ONLY)
-    pspec = pipeline.get_spec()
-    # the pipeline's inputs: the image, and the two optional NMS thresholds
-    return pipeline, pspec
+    # the pipeline's inputs: the image, and the NMS model's two optional threshold overrides
+    return ct.utils.make_pipeline(decoder, nms_model, compute_units=ct.ComputeUnit.CPU_ONLY)
 
 
 def _metadata(model, detector, precision: str, nms: bool) -> None:
@@ -181,7 +169,7 @@ def export(detector, precision: str, out_dir: Path, nms: bool = False) -> Path:
         if nms:
             decoder = _convert(_Normalized(_VisionDecoder(detector), spec), detector, precision,
                                ["confidence", "coordinates"])
-            model, _ = _pipeline(decoder, _nms_model(decoder, spec, num_anchors))
+            model = _pipeline(decoder, _nms_model(spec, num_anchors))
             outputs = [
                 {"name": "confidence", "shape": [-1, spec.num_classes - 1], "dtype": "float32",
                  "meaning": "per detection, scores of class_names[1:] (background excluded)"},
@@ -189,7 +177,7 @@ def export(detector, precision: str, out_dir: Path, nms: bool = False) -> Path:
                  "meaning": "per detection, cx, cy, w, h normalized to [0, 1]"},
             ]
         else:
-            model = _convert(_Normalized(_RawCore(detector), spec), detector, precision,
+            model = _convert(_Normalized(RawCore(detector), spec), detector, precision,
                              ["box_encodings", "class_logits"])
             outputs = raw_outputs(num_anchors, spec.num_classes)
     except ExportError:
@@ -257,6 +245,12 @@ def check_spec(path: str | Path, sidecar: dict | None = None) -> dict:
         if last.WhichOneof("Type") != "nonMaximumSuppression":
             fail("the pipeline does not end in Core ML's NonMaximumSuppression model")
         nms = last.nonMaximumSuppression
+        feeds = {o.name: list(o.type.multiArrayType.shape) for o in spec.pipeline.models[0].description.output}
+        num_anchors, num_fg = len(sidecar["decode"]["anchors"]), len(sidecar["class_names"]) - 1
+        if feeds.get(nms.confidenceInputFeatureName) != [num_anchors, num_fg] or \
+                feeds.get(nms.coordinatesInputFeatureName) != [num_anchors, 4]:
+            fail(f"the decoder feeds NMS {feeds}, expected [{num_anchors}, {num_fg}] scores and "
+                 f"[{num_anchors}, 4] boxes")
         labels = list(nms.stringClassLabels.vector)
         if labels != sidecar["class_names"][1:]:
             fail(f"NMS class labels {labels[:3]}... differ from the sidecar's class_names[1:]")
