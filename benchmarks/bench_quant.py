@@ -1,0 +1,101 @@
+"""int8 vs float for the person detector: latency of the core (1 image, 2 threads, median / p90,
+one artifact at a time: interleaving them in one process lets onnxruntime's spinning worker threads
+starve the next runtime's), float eager measured first and last (the better median is shown), file size, and
+optionally AP on val2017 (--eval), every artifact in its own runtime.
+
+    python benchmarks/bench_quant.py --int8 artifacts/*_int8*.pte artifacts/*_int8*.onnx artifacts/*_int8.pt [--eval]
+
+int8 artifacts come from `ssdmobile quantize` / `ssdmobile train` (slow to make, so given here);
+the fp32 ExecuTorch, ONNX and TorchScript artifacts are exported fresh into a temporary directory.
+"""
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from conftest import COCO128  # noqa: E402
+
+from ssdmobile.bench import machine_info  # noqa: E402
+from ssdmobile.data import CocoDataset  # noqa: E402
+from ssdmobile.quant._detector import load_detector  # noqa: E402
+from ssdmobile.table import print_table  # noqa: E402
+
+
+def size_mb(p: Path) -> float:
+    return (p.stat().st_size if p.is_file() else sum(f.stat().st_size for f in p.rglob("*") if f.is_file())) / 1e6
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--int8", nargs="*", default=[], help="int8 artifacts to measure")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--runs", type=int, default=50)
+    ap.add_argument("--eval", action="store_true", help="also AP on all val2017 images (slow)")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+
+    from ssdmobile.export import export
+    from ssdmobile.runtime import load_runner
+
+    det = load_detector("ssdlite_mobilenet_v2_person")
+    ds = CocoDataset(COCO128, "val2017")
+    x = det.preprocess([ds[0].image])
+    tmp = Path(tempfile.mkdtemp(prefix="bench_quant_"))
+    fp32 = [export(det, t, "fp32", tmp) for t in ("executorch", "onnx", "torchscript")]
+    paths = fp32 + [Path(p) for p in args.int8]
+    runners = {p: load_runner(p, threads=args.threads) for p in paths}
+    fns = {"float eager": lambda: det.core(x)}
+    fns.update({p.name: (lambda r=r: r.run(x)) for p, r in runners.items()})
+    times = {}
+
+    def block(fn):
+        torch.set_num_threads(args.threads)
+        for _ in range(5):
+            fn()
+        t = []
+        for _ in range(args.runs):
+            t0 = time.perf_counter()
+            fn()
+            t.append((time.perf_counter() - t0) * 1e3)
+        return t
+
+    with torch.inference_mode():
+        for k, fn in fns.items():
+            time.sleep(1.0)  # let the previous runtime's worker threads go idle
+            times[k] = block(fn)
+        time.sleep(1.0)
+        again = block(fns["float eager"])
+        if statistics.median(again) < statistics.median(times["float eager"]):
+            times["float eager"] = again
+    aps = {}
+    if args.eval:
+        from ssdmobile.evaluate import evaluate_model
+        from ssdmobile.runtime import evaluate_artifact
+
+        aps["float eager"] = evaluate_model(det, ds, ["person"], progress=False).ap
+        for p in paths:
+            aps[p.name] = evaluate_artifact(p, ds, ["person"], threads=args.threads, progress=False).ap
+    base = statistics.median(times["float eager"])
+    sizes = {p.name: size_mb(p) for p in paths}
+    rows = []
+    for k, t in times.items():
+        med, p90 = statistics.median(t), sorted(t)[int(round(0.9 * (len(t) - 1)))]
+        ap_s = f"{aps[k]:.4f}" if k in aps else "-"
+        dap = f"{aps[k] - aps['float eager']:+.4f}" if k in aps and k != "float eager" else "-"
+        rows.append([k, f"{sizes[k]:.2f}" if k in sizes else "-", ap_s, dap, f"{med:.1f}", f"{p90:.1f}",
+                     f"{base / med:.2f}x"])
+    import os
+
+    print(f"ssdlite_mobilenet_v2_person core, 1 image, {args.threads} threads, median / p90 of {args.runs} "
+          f"runs; AP on {len(ds)} val2017 images (person) where measured; {machine_info()['cpu']}, "
+          f"load average {os.getloadavg()[0]:.1f}")
+    print_table(["artifact", "MB", "AP", "dAP", "median ms", "p90 ms", "vs float eager"], rows, markdown=True)
+
+
+if __name__ == "__main__":
+    main()
