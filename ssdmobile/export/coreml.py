@@ -263,6 +263,9 @@ def check_spec(path: str | Path, sidecar: dict | None = None) -> dict:
 
 
 def _program_precision(model_spec) -> str:
-    """fp16 when the program's conv weights are stored as fp16."""
+    """int8 when conv weights are stored as int8 constexpr (de)quantize ops (coremltools.optimize),
+    else fp16 when they are stored as fp16, else fp32."""
     text = str(model_spec.mlProgram)[:2_000_000]
+    if "constexpr_blockwise_shift_scale" in text or "constexpr_affine_dequantize" in text:
+        return "int8"
     return "fp16" if "FLOAT16" in text else "fp32"
