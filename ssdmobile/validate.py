@@ -104,7 +104,8 @@ class _Eager:
 def validate(detector, dataset, out_dir: str | Path, *, targets: Sequence[str] | None = None,
              precisions: Sequence[str] | None = None, nms_modes: Sequence[bool] = (False, True),
              classes: Sequence[str] | None = None, threads: int = 2, runs: int = 50, warmup: int = 5,
-             max_drift: float | None = None, progress: bool = True, log=print) -> dict:
+             max_drift: float | None = None, progress: bool = True, log=print,
+             calibration: dict | None = None) -> dict:
     """-> {"rows": [Row...], "eager": {...}, "meta": {...}}; artifacts are written to out_dir/artifacts."""
     t_start = time.perf_counter()
     detector = detector.eval()
@@ -135,8 +136,7 @@ def validate(detector, dataset, out_dir: str | Path, *, targets: Sequence[str] |
             try:
                 check_precision(target, precision, mod.PRECISIONS)
             except PrecisionNotAvailable as e:
-                if precision == "int8":  # a slot the quantization work fills: show it
-                    rows.append(Row(target, precision, False, status="not available yet (int8: quantization issue)"))
+                rows.append(Row(target, precision, False, status=f"not available: {e}"))
                 continue
             for nms in nms_modes:
                 row = Row(target, precision, nms)
@@ -145,7 +145,7 @@ def validate(detector, dataset, out_dir: str | Path, *, targets: Sequence[str] |
                 log(f"[{len(rows)}] {row.label}: export")
                 try:
                     runner = _measure_row(row, detector, art_dir, inputs, sizes, ids, dataset, classes, eager,
-                                          max_det, threads, progress)
+                                          max_det, threads, progress, calibration)
                     if runner is not None:
                         timed.append((row, runner))
                 except SSDMobileError as e:
@@ -182,9 +182,10 @@ def validate(detector, dataset, out_dir: str | Path, *, targets: Sequence[str] |
     }
 
 
-def _measure_row(row, detector, art_dir, inputs, sizes, ids, dataset, classes, eager, max_det, threads, progress):
+def _measure_row(row, detector, art_dir, inputs, sizes, ids, dataset, classes, eager, max_det, threads, progress,
+                 calibration=None):
     """Export, run on every image, compare with eager. -> the loaded runner (None if it cannot run here)."""
-    path = export(detector, row.target, row.precision, art_dir, nms=row.nms)
+    path = export(detector, row.target, row.precision, art_dir, nms=row.nms, calibration=calibration)
     row.artifact = str(path)
     row.size_mb = _size_mb(path)
     try:

@@ -48,11 +48,9 @@ def test_nms_pipeline_spec_is_vision_ready(exported):
     assert md["ssdmobile.model"] == "tiny_ssd" and md["classes"] == "person,car"
 
 
-def test_fp32_and_int8(tmp_path):
+def test_fp32(tmp_path):
     det = tiny_detector()
     assert check_spec(export(det, "coreml", "fp32", tmp_path))["precision"] == "fp32"
-    with pytest.raises(ExportError, match="not available yet"):
-        export(det, "coreml", "int8", tmp_path)
 
 
 def test_check_spec_catches_a_mismatching_sidecar(exported, tmp_path):

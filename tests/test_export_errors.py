@@ -5,6 +5,7 @@ import pytest
 
 from export_fixtures import tiny_detector
 from ssdmobile.cli import main
+from ssdmobile.errors import SSDMobileError
 from ssdmobile.export import ExportError, PrecisionNotAvailable, TARGETS, export
 from ssdmobile.export import onnx as onnx_target
 from ssdmobile.export._common import atomic_output
@@ -26,7 +27,7 @@ def test_unknown_target_and_precision(detector, tmp_path):
         export(detector, "tflite", "fp32", tmp_path)
     with pytest.raises(ExportError, match="unknown precision 'fp8'"):
         export(detector, "onnx", "fp8", tmp_path)
-    with pytest.raises(PrecisionNotAvailable, match="int8 .*not available yet"):
+    with pytest.raises(SSDMobileError, match="int8 for executorch needs calibration images: pass --calib-data"):
         export(detector, "executorch", "int8", tmp_path)
     with pytest.raises(PrecisionNotAvailable, match="fp32, not fp16"):
         export(detector, "onnx", "fp16", tmp_path)
@@ -92,7 +93,7 @@ def test_atomic_directory_replace(tmp_path):
 
 @pytest.mark.parametrize("argv, message", [
     (["--target", "tflite"], "unknown target 'tflite'"),
-    (["--target", "onnx", "--precision", "int8"], "not available yet"),
+    (["--target", "onnx", "--precision", "int8"], "needs calibration images"),
     (["--target", "onnx", "--precision", "bf16"], "unknown precision"),
 ])
 def test_cli_bad_input_is_one_line(argv, message, tmp_path, capsys):

@@ -20,12 +20,12 @@ def dataset():
 def test_validate_measures_and_reports(dataset, tmp_path):
     det = tiny_detector(name="tiny_ssd")
     det.spec = det.spec.replace(class_names=("__background__", "person", "car"))
-    result = validate(det, dataset, tmp_path, targets=["onnx"], precisions=["fp32", "int8"], nms_modes=(False,),
+    result = validate(det, dataset, tmp_path, targets=["onnx"], precisions=["fp32", "fp16"], nms_modes=(False,),
                       runs=50, warmup=2, max_drift=0.01, progress=False, log=lambda s: None)
-    onnx_row, int8_row = result["rows"]
+    onnx_row, fp16_row = result["rows"]
     assert onnx_row.status == "ok" and onnx_row.delta_ap == 0.0 and onnx_row.max_abs_diff < 1e-4
     assert onnx_row.det_match == "3/3" and onnx_row.latency_p90_ms >= onnx_row.latency_median_ms > 0
-    assert int8_row.status.startswith("not available yet")
+    assert fp16_row.status == "not available: onnx exports fp32, not fp16"
     paths = write_report(result, tmp_path)
     md = paths["md"].read_text()
     assert all(h in md for h in HEADERS) and "| onnx " in md

@@ -17,6 +17,11 @@ def add_arguments(p):
     p.add_argument("--nms", action="store_true", default=False, help="NMS in the graph (fixed-size detections out)")
     p.add_argument("--no-nms", dest="nms", action="store_false", help="raw box encodings and class logits out (default)")
     p.add_argument("--out", default="artifacts", help="output directory (default ./artifacts)")
+    q = p.add_argument_group("int8 calibration (--precision int8)")
+    q.add_argument("--calib-data", help="COCO-format dataset root whose images calibrate int8 activations")
+    q.add_argument("--calib-split", default="train2017", help="never the split you evaluate on (default train2017)")
+    q.add_argument("--num-images", type=int, default=128, help="calibration images (default 128)")
+    q.add_argument("--observer", choices=["histogram", "minmax"], default="histogram")
 
 
 def run(args):
@@ -30,7 +35,9 @@ def run(args):
     get_entry(args.model)
     detector = create_model(args.model, weights=args.weights or "default")
     print(f"exporting {args.model} to {args.target} {precision}{' with NMS in the graph' if args.nms else ''} ...")
-    path = export(detector, args.target, precision, args.out, nms=args.nms)
+    calibration = {"calib_data": args.calib_data, "split": args.calib_split, "num_images": args.num_images,
+                   "observer": args.observer}
+    path = export(detector, args.target, precision, args.out, nms=args.nms, calibration=calibration)
     size = path.stat().st_size if path.is_file() else sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
     print(f"wrote {path} ({size / 1e6:.1f} MB) and {path.with_suffix('.json')}")
     if args.target == "torchscript":

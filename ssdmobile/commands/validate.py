@@ -16,13 +16,17 @@ def add_arguments(p):
     p.add_argument("--targets", nargs="+", help="default: all (torchscript onnx coreml executorch)")
     p.add_argument("--precisions", nargs="+",
                    help="default: each target's own (fp32; fp16 for coreml); e.g. fp32 fp16 int8 for every "
-                        "combination a target supports (int8 shows its slot until quantization lands)")
+                        "combination (one a target lacks shows as 'not available')")
     p.add_argument("--nms", choices=["off", "on", "both"], default="both", help="NMS in the graph (default both)")
     p.add_argument("--max-drift", type=float, help="exit 1 when an artifact's |ΔAP| exceeds this (a CI gate)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--runs", type=int, default=50, help="timed runs per artifact (at least 50)")
     p.add_argument("--out", default="runs/validate", help="report directory (artifacts go to OUT/artifacts)")
     p.add_argument("--no-progress", action="store_true")
+    q = p.add_argument_group("int8 calibration (images of --data, another split than --split)")
+    q.add_argument("--calib-split", default="train2017")
+    q.add_argument("--calib-images", type=int, default=128)
+    q.add_argument("--observer", choices=["histogram", "minmax"], default="histogram")
 
 
 def run(args):
@@ -46,7 +50,9 @@ def run(args):
     result = validate(detector, dataset, args.out, targets=args.targets, precisions=args.precisions,
                       nms_modes=modes, classes=args.classes, threads=args.threads, runs=args.runs,
                       max_drift=args.max_drift, progress=not args.no_progress,
-                      log=lambda s: print(s, file=sys.stderr, flush=True))
+                      log=lambda s: print(s, file=sys.stderr, flush=True),
+                      calibration={"calib_data": args.data, "split": args.calib_split,
+                                   "num_images": args.calib_images, "observer": args.observer})
     paths = write_report(result, args.out)
     print(markdown(result))
     print(f"wrote {paths['md']}, {paths['json']}, {paths['png']}")

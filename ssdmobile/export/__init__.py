@@ -44,13 +44,18 @@ def get_target(target: str) -> ModuleType:
 
 
 def export(detector, target: str, precision: str | None = None, out_dir: str | os.PathLike = ".",
-           nms: bool = False) -> Path:
-    """-> path of the artifact (its sidecar is the same path with .json)."""
+           nms: bool = False, calibration: dict | None = None) -> Path:
+    """-> path of the artifact (its sidecar is the same path with .json). int8 goes through
+    ssdmobile.quant.export_int8 with `calibration` = {calib_data, split, num_images, observer}."""
     mod = get_target(target)
     precision = precision or mod.DEFAULT_PRECISION
     check_precision(target, precision, mod.PRECISIONS)
     out = prepare_out_dir(out_dir)
     detector = detector.eval()
+    if precision == "int8":
+        from ..quant import export_int8
+
+        return export_int8(detector, target, out, nms=nms, **(calibration or {}))
     return mod.export(detector, precision, out, nms=nms)
 
 

@@ -13,6 +13,7 @@ from torch import Tensor, nn
 
 from ..errors import SSDMobileError
 from ..ops.boxes import class_scores, decode_boxes
+from ..models.weights import sha256_file as artifact_sha256  # files and .mlpackage directories
 from ..sidecar import build_sidecar, sidecar_path, write_json_atomic
 
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -29,10 +30,12 @@ class PrecisionNotAvailable(ExportError):
 def check_precision(target: str, precision: str, supported: tuple[str, ...]) -> None:
     if precision not in PRECISIONS:
         raise ExportError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
-    if precision == "int8" and "int8" not in supported:
-        raise PrecisionNotAvailable(
-            f"--precision int8 for {target} is not available yet: int8 artifacts come from the "
-            "quantization work (ssdmobile quantize); export fp32 for now")
+    if precision == "int8":  # int8 artifacts come from ssdmobile.quant, for the targets it knows
+        from ..quant import INT8_TARGETS
+
+        if target not in INT8_TARGETS:
+            raise PrecisionNotAvailable(f"no int8 for {target}; int8 targets: {', '.join(INT8_TARGETS)}")
+        return
     if precision not in supported:
         raise PrecisionNotAvailable(
             f"{target} exports {' or '.join(supported)}, not {precision}")
@@ -169,24 +172,7 @@ def checkpoint_info(detector) -> dict | None:
     path = getattr(detector, "weights_path", None)
     if not path:
         return None
-    from ..models.weights import sha256_file
-
-    return {"path": str(path), "sha256": sha256_file(path)}
-
-
-def artifact_sha256(path: Path) -> str:
-    """sha256 of a file, or of every file of a directory artifact (.mlpackage) in sorted order."""
-    import hashlib
-
-    h = hashlib.sha256()
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-    for f in files:
-        if path.is_dir():
-            h.update(str(f.relative_to(path)).encode())
-        with open(f, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                h.update(chunk)
-    return h.hexdigest()
+    return {"path": str(path), "sha256": artifact_sha256(path)}
 
 
 def make_sidecar(detector, pending: Pending, final: Path, *, target: str, precision: str, input_name: str,
