@@ -20,7 +20,7 @@ from conftest import COCO128  # noqa: E402
 from ssdmobile.bench import machine_info  # noqa: E402
 from ssdmobile.data import CocoDataset  # noqa: E402
 from ssdmobile.fuse import fuse_detector  # noqa: E402
-from ssdmobile.quant._detector import load_detector  # noqa: E402
+from ssdmobile.models import create_model  # noqa: E402
 from ssdmobile.table import print_table  # noqa: E402
 
 
@@ -47,7 +47,7 @@ def main():
     images = [s.image for s in CocoDataset(COCO128, "val2017", max_images=args.images)]
     rows = []
     for name, weights in (("ssdlite_mobilenet_v2_person", "default"), ("ssdlite320_mobilenet_v3_large", None)):
-        det = load_detector(name, weights)
+        det = create_model(name, weights)
         fused, report = fuse_detector(det)
         x = det.preprocess(images)
         with torch.inference_mode():

@@ -22,7 +22,7 @@ from conftest import COCO128  # noqa: E402
 
 from ssdmobile.bench import machine_info  # noqa: E402
 from ssdmobile.data import CocoDataset  # noqa: E402
-from ssdmobile.quant._detector import load_detector  # noqa: E402
+from ssdmobile.models import create_model  # noqa: E402
 from ssdmobile.table import print_table  # noqa: E402
 
 
@@ -42,7 +42,7 @@ def main():
     from ssdmobile.export import export
     from ssdmobile.runtime import load_runner
 
-    det = load_detector("ssdlite_mobilenet_v2_person")
+    det = create_model("ssdlite_mobilenet_v2_person")
     ds = CocoDataset(COCO128, "val2017")
     x = det.preprocess([ds[0].image])
     tmp = Path(tempfile.mkdtemp(prefix="bench_quant_"))

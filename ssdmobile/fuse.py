@@ -89,9 +89,9 @@ def count_batchnorms(model: nn.Module) -> int:
 def load_fused(model_name: str, path) -> "object":
     """A fused Detector from a state_dict that `ssdmobile fuse --out` wrote."""
     from .models.weights import load_into, load_state_dict_file
-    from .quant._detector import load_detector
+    from .models import create_model
 
-    fused, _ = fuse_detector(load_detector(model_name, None), inplace=True)
+    fused, _ = fuse_detector(create_model(model_name, None), inplace=True)
     load_into(fused, load_state_dict_file(path), str(path))
     fused.weights_path = str(path)
     return fused.eval()

@@ -9,6 +9,8 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 COCO128 = SHARED / "data" / "coco128"
 VAL_IMAGES = COCO128 / "images" / "val2017"
+# the real TF person detector; passing it as weights imports it offline (no package-index fetch)
+PERSON_GRAPH = SHARED / "models" / "ssdlite_mobilenet_v2_person" / "frozen_inference_graph.pb"
 
 
 def pytest_configure(config):

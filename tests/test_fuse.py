@@ -10,10 +10,10 @@ import pytest
 import torch
 from torchvision.ops import box_iou
 
-from conftest import COCO128, randomize_
+from conftest import COCO128, PERSON_GRAPH, randomize_
 from ssdmobile.data import CocoDataset
 from ssdmobile.fuse import FusionError, count_batchnorms, fuse_detector
-from ssdmobile.quant._detector import load_detector
+from ssdmobile.models import create_model
 
 NUM_IMAGES = 2
 
@@ -27,7 +27,7 @@ def images():
 @pytest.mark.parametrize("name,pairs", [("ssdlite_mobilenet_v2_person", 76), ("ssdlite320_mobilenet_v3_large", 70)])
 @torch.no_grad()
 def test_fold_is_exact_on_real_images(name, pairs, images):
-    det = randomize_(load_detector(name, None), seed=1).double()
+    det = randomize_(create_model(name, None), seed=1).double()
     fused, report = fuse_detector(det)
     assert len(report.fused) == pairs and not report.unfused_batchnorms
     assert count_batchnorms(fused) == 0 and count_batchnorms(det) == pairs
@@ -40,7 +40,7 @@ def test_fold_is_exact_on_real_images(name, pairs, images):
 
 @torch.no_grad()
 def test_fold_keeps_activations_next_to_conv():
-    fused, _ = fuse_detector(load_detector("ssdlite320_mobilenet_v3_large", None))
+    fused, _ = fuse_detector(create_model("ssdlite320_mobilenet_v3_large", None))
     # Conv2dNormActivation: [Conv2d, Identity (was BN), activation], still fusable by index
     block = fused.core.backbone.features[0][0]
     assert [type(m).__name__ for m in block] == ["Conv2d", "Identity", "Hardswish"]
@@ -48,7 +48,7 @@ def test_fold_keeps_activations_next_to_conv():
 
 
 def test_training_mode_is_refused():
-    det = load_detector("ssdlite_mobilenet_v2_person", None).train()
+    det = create_model("ssdlite_mobilenet_v2_person", None).train()
     with pytest.raises(FusionError, match="eval"):
         from ssdmobile.fuse import fuse_batchnorm_
 
@@ -58,7 +58,7 @@ def test_training_mode_is_refused():
 @pytest.mark.slow
 @torch.no_grad()
 def test_real_person_detector_float32(images):
-    det = load_detector("ssdlite_mobilenet_v2_person")
+    det = create_model("ssdlite_mobilenet_v2_person", weights=PERSON_GRAPH)
     fused, _ = fuse_detector(det)
     x = det.preprocess(images)
     for ref, got in zip(det.core(x), fused.core(x)):

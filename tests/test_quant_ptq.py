@@ -7,9 +7,9 @@ import pytest
 import torch
 from torchvision.ops import box_iou
 
-from conftest import COCO128
+from conftest import COCO128, PERSON_GRAPH
 from ssdmobile.data import CocoDataset
-from ssdmobile.quant._detector import load_detector
+from ssdmobile.models import create_model
 from ssdmobile.quant.ptq import (QuantizationError, calibration_inputs, calibration_record,
                                  xnnpack_quantization_config)
 
@@ -17,7 +17,7 @@ CALIB_IMAGES = 2
 
 
 def test_refuses_to_calibrate_on_val():
-    det = load_detector("ssdlite_mobilenet_v2_person", None)
+    det = create_model("ssdlite_mobilenet_v2_person", None)
     with pytest.raises(QuantizationError, match="val2017"):
         calibration_inputs(det, COCO128, "val2017", 2)
 
@@ -37,7 +37,7 @@ def test_xnnpack_scheme_and_observers():
 
 @pytest.fixture(scope="module")
 def person():
-    return load_detector("ssdlite_mobilenet_v2_person")
+    return create_model("ssdlite_mobilenet_v2_person", weights=PERSON_GRAPH)
 
 
 @pytest.fixture(scope="module")

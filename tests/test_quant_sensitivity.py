@@ -3,14 +3,14 @@ import math
 
 import torch
 
-from conftest import COCO128
-from ssdmobile.quant._detector import load_detector
+from conftest import COCO128, PERSON_GRAPH
+from ssdmobile.models import create_model
 from ssdmobile.quant.ptq import calibration_inputs
 from ssdmobile.quant.sensitivity import quant_units, rank_layers, sqnr_db
 
 
 def test_units_cover_every_conv():
-    det = load_detector("ssdlite_mobilenet_v2_person", None)
+    det = create_model("ssdlite_mobilenet_v2_person", None)
     units = quant_units(det.core)
     convs = sum(isinstance(m, torch.nn.Conv2d) for m in det.core.modules())
     assert len(units) == convs == 88
@@ -24,7 +24,7 @@ def test_sqnr():
 
 
 def test_rank_on_real_image():
-    det = load_detector("ssdlite_mobilenet_v2_person")
+    det = create_model("ssdlite_mobilenet_v2_person", weights=PERSON_GRAPH)
     inputs = calibration_inputs(det, COCO128, "train2017", 1)
     # a dozen units from input to heads keeps this test short (every unit: `ssdmobile sensitivity`)
     names = [n for i, n in enumerate(quant_units(det.core)) if i % 16 == 0]

@@ -22,11 +22,11 @@ def add_arguments(p):
 def run(args):
     from ..bench import measure
     from ..fuse import fuse_detector
-    from ..quant._detector import load_detector
+    from ..models import create_model
     from ..table import print_table
 
     torch.set_num_threads(args.threads)
-    det = load_detector(args.model, args.weights or "default")
+    det = create_model(args.model, args.weights or "default")
     fused, report = fuse_detector(det)
     print(report)
     h, w = det.spec.preprocess.size

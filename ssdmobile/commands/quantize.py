@@ -28,13 +28,13 @@ def add_arguments(p):
 
 
 def run(args):
-    from ..quant._detector import load_detector
+    from ..models import create_model
     from ..quant.ptq import QuantizationError, calibration_inputs, calibration_record, export_executorch_int8
     from ..table import print_table
 
     if args.eval_data and args.eval_split == args.split and args.eval_data == args.calib_data:
         raise QuantizationError("the evaluation split is the calibration split; evaluate on held-out images")
-    det = load_detector(args.model, args.weights or "default")
+    det = create_model(args.model, args.weights or "default")
     t0 = time.perf_counter()
     inputs = calibration_inputs(det, args.calib_data, args.split, args.num_images)
     record = calibration_record(args.calib_data, args.split, inputs, args.observer)

@@ -30,14 +30,14 @@ def add_arguments(p):
 def run(args):
     import torch
 
-    from ..quant._detector import load_detector
+    from ..models import create_model
     from ..quant.ptq import calibration_inputs, calibration_record, export_executorch_int8
     from ..quant.sensitivity import rank_layers
     from ..table import print_table
 
     torch.set_num_threads(2)
     progress = not args.no_progress
-    det = load_detector(args.model, args.weights or "default")
+    det = create_model(args.model, args.weights or "default")
     inputs = calibration_inputs(det, args.calib_data, args.split, args.num_images)
     t = time.perf_counter()
     ranked = rank_layers(det, inputs, progress=progress)

@@ -203,8 +203,18 @@ def _person_weights(cache: Path) -> Path:
 
 
 def _import_pb(path: Path, cache: Path) -> Path:
-    from ..tf_import import import_tf_graph
+    """A frozen graph given as --weights: imported once into the cache, reused while its sha256 matches."""
+    import json
 
+    from ..tf_import import import_tf_graph
+    from .weights import sha256_file
+
+    out = cache / "imported" / f"{path.stem}.pth"
+    try:
+        if out.is_file() and json.loads(out.with_suffix(".json").read_text())["source"]["sha256"] == sha256_file(path):
+            return out
+    except (OSError, ValueError, KeyError):
+        pass
     return import_tf_graph(path, cache / "imported")
 
 

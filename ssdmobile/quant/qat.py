@@ -228,7 +228,7 @@ def _freeze_observers(prepared) -> None:
 def train(recipe: Recipe, progress: bool = True) -> dict:
     import torch.distributed as dist
 
-    from ._detector import load_detector
+    from ..models import create_model
     from .loss import SSDLossConfig, distillation_loss, ssd_loss
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -243,7 +243,7 @@ def train(recipe: Recipe, progress: bool = True) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     log = (lambda msg: print(msg, flush=True)) if rank == 0 else (lambda msg: None)
 
-    teacher = load_detector(recipe.model, recipe.weights)
+    teacher = create_model(recipe.model, recipe.weights)
     samples = _training_samples(teacher, recipe)
     mine = samples[rank::world]
     if not mine:
