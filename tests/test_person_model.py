@@ -4,13 +4,11 @@ import json
 import pytest
 import torch
 
-from conftest import COCO128, SHARED
+from conftest import COCO128, PERSON_GRAPH as GRAPH
 from ssdmobile.cli import main
 from ssdmobile.errors import SSDMobileError
 from ssdmobile.models import create_model
 from ssdmobile.models import weights as W
-
-GRAPH = SHARED / "models" / "ssdlite_mobilenet_v2_person" / "frozen_inference_graph.pb"
 
 
 @pytest.fixture(scope="module")

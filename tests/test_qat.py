@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import COCO128, REPO
+from conftest import COCO128, PERSON_GRAPH, REPO
 from ssdmobile.quant.loss import SSDLossConfig, encode_boxes, match, ssd_loss
 from ssdmobile.quant.qat import RecipeError, load_recipe
 from ssdmobile.spec import BoxCoder
@@ -78,14 +78,24 @@ def test_ssd_loss_matching_and_mining():
     assert torch.isfinite(focal)
 
 
+
+def _free_port() -> int:
+    """A port nothing listens on now, so two runs of this test never share a rendezvous."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
 @pytest.mark.slow
 def test_torchrun_two_processes_identical_weights(tmp_path):
     out = tmp_path / "qat"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(_free_port()),
            "-m", "ssdmobile", "train", "--recipe", str(RECIPE), "steps=2", "batch_size=2", "num_images=8",
            "threads=1", "export=[]", "eval_data=null", f"out_dir={out}", "log_every=1", "checkpoint_every=2",
-           "freeze_bn_after=1", "freeze_observers_after=1", f"data={COCO128}"]
+           "freeze_bn_after=1", "freeze_observers_after=1", f"data={COCO128}",
+           f"weights={PERSON_GRAPH}"]  # the shared graph, imported offline
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "step 2/2" in proc.stdout
@@ -94,10 +104,10 @@ def test_torchrun_two_processes_identical_weights(tmp_path):
     ckpt = torch.load(out / "last.pt", weights_only=True)
     assert ckpt["step"] == 2
     # the trained float weights load into the registry's model (they feed PTQ of every target)
-    from ssdmobile.quant._detector import load_detector
+    from ssdmobile.models import create_model
 
     from ssdmobile.models.weights import load_state_dict_file
 
     sd = load_state_dict_file(out / "float.pth")
-    base = load_detector("ssdlite_mobilenet_v2_person", None)
+    base = create_model("ssdlite_mobilenet_v2_person", None)
     assert set(sd) == set(base.state_dict())

