@@ -72,3 +72,14 @@ def test_real_person_detector_float32(images):
             iou = box_iou(box[None], b["boxes"])[0]
             assert ((iou > 0.999) & (b["labels"] == label) & ((b["scores"] - score).abs() < 1e-4)).any()
     assert n > 0
+
+
+def test_fuse_command(tmp_path, capsys):
+    from ssdmobile.cli import main
+
+    out = tmp_path / "fused.pth"
+    assert main(["fuse", "--model", "ssdlite_mobilenet_v2_person", "--weights", str(PERSON_GRAPH),
+                 "--data", str(COCO128), "--split", "val2017", "--num-images", "2", "--runs", "0",
+                 "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "folded 76 Conv2d+BatchNorm2d pairs" in text and out.is_file()

@@ -20,7 +20,7 @@ def add_arguments(p):
 
 
 def run(args):
-    from ..bench import measure
+    from ..bench import measure_interleaved
     from ..fuse import fuse_detector
     from ..models import create_model
     from ..table import print_table
@@ -47,9 +47,10 @@ def run(args):
     print_table(["output", "max abs diff", "max abs value"], rows)
     if args.runs:
         x1 = x[:1]
-        with torch.inference_mode():
-            t0 = measure(lambda: det.core(x1), runs=args.runs, warmup=3, threads=args.threads)
-            t1 = measure(lambda: fused.core(x1), runs=args.runs, warmup=3, threads=args.threads)
+        with torch.inference_mode():  # round-robin: machine noise hits both alike
+            t = measure_interleaved({"unfused": lambda: det.core(x1), "fused": lambda: fused.core(x1)},
+                                    args.runs, 3, args.threads)
+        t0, t1 = t["unfused"], t["fused"]
         print(f"eager core latency, 1 image, {args.threads} threads, median of {args.runs}:")
         print_table(["model", "median ms", "p90 ms"],
                     [["unfused", f"{t0.median_ms:.1f}", f"{t0.p90_ms:.1f}"],
