@@ -26,8 +26,8 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from ..ops.boxes import class_scores, decode_boxes, xyxy_to_cxcywh
-from ._common import ExportError, RawCore, artifact_stem, atomic_output, example_input, make_sidecar, raw_outputs
+from ..ops.boxes import xyxy_to_cxcywh
+from ._common import DecodedBoxes, ExportError, RawCore, artifact_stem, atomic_output, example_input, make_sidecar, raw_outputs
 
 TARGET = "coreml"
 SUFFIX = ".mlpackage"
@@ -50,21 +50,13 @@ class _Normalized(nn.Module):
         return self.inner((x - self.mean) * self.inv_std)
 
 
-class _VisionDecoder(nn.Module):
+class _VisionDecoder(DecodedBoxes):
     """-> confidence [A, C-1], coordinates [A, 4] (cx, cy, w, h normalized), as Core ML's NMS and
     Vision expect; boxes clamped to the image like the eager NMS does."""
 
-    def __init__(self, detector):
-        super().__init__()
-        self.core = detector.core
-        self.register_buffer("anchors", detector.anchors.clone())
-        self.coder = detector.spec.box_coder
-        self.score = detector.spec.postprocess.score
-
     def forward(self, x: Tensor):
-        box_encodings, class_logits = self.core(x)
-        boxes = decode_boxes(box_encodings, self.anchors, self.coder)[0].clamp(0.0, 1.0)
-        return class_scores(class_logits, self.score)[0, :, 1:], xyxy_to_cxcywh(boxes)
+        boxes, scores = super().forward(x)
+        return scores[0], xyxy_to_cxcywh(boxes[0])
 
 
 def _convert(module: nn.Module, detector, precision: str, output_names: list[str]):
