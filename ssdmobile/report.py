@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .sidecar import write_json_atomic
+from .fileio import atomic_write, write_json_atomic
 from .table import format_table
 
 HEADERS = ["target", "precision", "file size", "AP", "ΔAP", "max abs diff (raw)", "detections match",
@@ -100,11 +100,10 @@ def chart(result: dict, path: Path) -> Path:
     fig.suptitle(f"{result['meta']['model']}: {result['meta']['images']} images"
                  + ("; Core ML not run here (macOS only)" if any(r.target == "coreml" for r in result["rows"]) else ""))
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    os.replace(tmp, path)
-    return path
+    try:
+        return atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110))
+    finally:
+        plt.close(fig)
 
 
 def write_report(result: dict, out_dir: str | os.PathLike) -> dict[str, Path]:
@@ -113,9 +112,7 @@ def write_report(result: dict, out_dir: str | os.PathLike) -> dict[str, Path]:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     md = out / "report.md"
-    tmp = md.with_name(".report.md.tmp")
-    tmp.write_text(markdown(result))
-    os.replace(tmp, md)
+    atomic_write(md, lambda tmp: Path(tmp).write_text(markdown(result)))
     js = write_json_atomic(out / "report.json", {**result, "rows": [row_dict(r) for r in result["rows"]]})
     png = chart(result, out / "report.png")
     return {"md": md, "json": js, "png": png}

@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from .errors import SSDMobileError
+from .fileio import atomic_write
 from .models.weights import sha256_file
 from .models.ssdlite_mobilenet_v2 import ANCHORS_PER_LOCATION, FEATURE0_BLOCK, INPUT_SIZE, SSDLiteMobileNetV2Core
 
@@ -455,17 +456,6 @@ def _metadata(g: _Graph, num_classes: int, class_names) -> dict:
 
 # -- files ------------------------------------------------------------------------------------------
 
-def _atomic_write(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def import_tf_graph(pb_path: str | os.PathLike, out_dir: str | os.PathLike, class_names=None) -> Path:
     """Frozen graph -> `<out_dir>/<stem>.pth` (state_dict, torch.load(weights_only=True)) and
     `<out_dir>/<stem>.json` (metadata). Returns the .pth path. Both files are written under a temporary
@@ -475,8 +465,8 @@ def import_tf_graph(pb_path: str | os.PathLike, out_dir: str | os.PathLike, clas
     meta["source"] = {"file": pb_path.name, "sha256": sha256_file(pb_path)}
     out_dir.mkdir(parents=True, exist_ok=True)
     pth, js = out_dir / f"{pb_path.stem}.pth", out_dir / f"{pb_path.stem}.json"
-    _atomic_write(js, lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=2) + "\n"))
-    _atomic_write(pth, lambda tmp: torch.save(state, tmp))
+    atomic_write(js, lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=2) + "\n"))
+    atomic_write(pth, lambda tmp: torch.save(state, tmp))
     return pth
 
 

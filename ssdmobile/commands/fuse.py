@@ -57,17 +57,9 @@ def run(args):
                      ["fused", f"{t1.median_ms:.1f}", f"{t1.p90_ms:.1f}"]])
         print(f"speed-up {t0.median_ms / t1.median_ms:.2f}x")
     if args.out:
-        import os
-        import tempfile
+        from ..fileio import atomic_write
 
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".part")
-        os.close(fd)
-        try:
-            torch.save(fused.state_dict(), tmp)
-            os.replace(tmp, out)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write(out, lambda tmp: torch.save(fused.state_dict(), tmp))
         print(f"wrote {out}")
