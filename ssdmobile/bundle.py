@@ -18,7 +18,8 @@ from pathlib import Path
 
 from .errors import SSDMobileError
 from .models.weights import sha256_file
-from .sidecar import read_sidecar, sidecar_path, write_json_atomic
+from .sidecar import read_sidecar, sidecar_path
+from .fileio import write_json_atomic
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

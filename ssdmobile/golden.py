@@ -25,7 +25,8 @@ import torch
 from .data.images import load_image
 from .errors import ImageError
 from .ops.boxes import nms_per_class
-from .sidecar import build_sidecar, write_json_atomic
+from .sidecar import build_sidecar
+from .fileio import write_json_atomic
 
 GOLDEN_FORMAT = "ssdmobile-golden"
 

@@ -23,7 +23,8 @@ from .evaluate import coco_eval
 from .export import TARGETS, export, get_target
 from .export._common import PRECISIONS, PrecisionNotAvailable, check_precision
 from .runtime import Predictor, RuntimeUnavailable, load_runner
-from .sidecar import read_sidecar, sidecar_path, write_json_atomic
+from .sidecar import read_sidecar, sidecar_path
+from .fileio import write_json_atomic
 
 BOX_TOL_PX = 0.5
 SCORE_TOL = 1e-3

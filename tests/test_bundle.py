@@ -10,7 +10,8 @@ import pytest
 from ssdmobile.bundle import APPS, BundleError, bundle, default_destination
 from ssdmobile.cli import main
 from ssdmobile.models import create_model
-from ssdmobile.sidecar import SidecarError, build_sidecar, write_json_atomic
+from ssdmobile.sidecar import SidecarError, build_sidecar
+from ssdmobile.fileio import write_json_atomic
 
 
 @pytest.fixture(scope="module")

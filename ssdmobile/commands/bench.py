@@ -1,5 +1,4 @@
 """`ssdmobile bench`: latency of an artifact in its own runtime (or of the eager model)."""
-import json
 
 import torch
 
@@ -59,7 +58,7 @@ def run(args):
                 [[name, f"{t.median_ms:.2f} ms", f"{t.p90_ms:.2f} ms", t.runs, t.threads,
                   f"{m['cpu']} ({m['cores']} cores visible)"]])
     if args.json:
-        from ..sidecar import write_json_atomic
+        from ..fileio import write_json_atomic
 
         write_json_atomic(args.json, {"artifact": name, **t.to_dict(), "warmup": args.warmup, "machine": m})
     return 0

@@ -1,11 +1,10 @@
-import json
 import time
 from pathlib import Path
 
 from ..data import open_dataset
 from ..evaluate import coco_eval, evaluate_model
 from ..models import create_model, get_entry
-from ..sidecar import write_json_atomic
+from ..fileio import write_json_atomic
 from ..table import print_table
 
 NAME = "eval"

@@ -1,5 +1,4 @@
 """`ssdmobile export`: one target, one artifact plus its sidecar JSON."""
-from pathlib import Path
 
 from ..models import create_model, get_entry
 

@@ -30,7 +30,6 @@ def add_arguments(p):
 def run(args):
     from ..models import create_model
     from ..quant.ptq import QuantizationError, calibration_inputs, calibration_record, export_executorch_int8
-    from ..table import print_table
 
     if args.eval_data and args.eval_split == args.split and args.eval_data == args.calib_data:
         raise QuantizationError("the evaluation split is the calibration split; evaluate on held-out images")

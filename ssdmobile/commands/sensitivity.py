@@ -1,6 +1,5 @@
 """`ssdmobile sensitivity`: rank layers by how much quantizing each alone hurts; optionally keep the K
 most sensitive in float and measure what that buys."""
-import json
 import time
 from pathlib import Path
 
@@ -48,7 +47,7 @@ def run(args):
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     ranking_path = out / f"{det.spec.name}_sensitivity.json"
-    from ..sidecar import write_json_atomic
+    from ..fileio import write_json_atomic
 
     write_json_atomic(ranking_path, {"model": det.spec.name, "images": len(inputs), "split": args.split,
                                      "metric": "output SQNR dB, layer quantized alone",

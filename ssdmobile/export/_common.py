@@ -14,7 +14,8 @@ from torch import Tensor, nn
 from ..errors import SSDMobileError
 from ..ops.boxes import class_scores, decode_boxes
 from ..models.weights import sha256_file as artifact_sha256  # files and .mlpackage directories
-from ..sidecar import build_sidecar, sidecar_path, write_json_atomic
+from ..sidecar import build_sidecar, sidecar_path
+from ..fileio import write_json_atomic
 
 PRECISIONS = ("fp32", "fp16", "int8")
 

@@ -149,7 +149,8 @@ def export_torchscript_int8(detector, inputs: Sequence[Tensor], out_dir, *, obse
         import json
         import os
 
-        from ..sidecar import sidecar_path, write_json_atomic
+        from ..sidecar import sidecar_path
+        from ..fileio import write_json_atomic
 
         untagged = lite
         lite = untagged.with_name(untagged.stem.replace("_lite", f"{tag}_lite") + ".ptl")

@@ -131,7 +131,8 @@ def set_sidecar_quantization(artifact, quantization: dict) -> None:
     """Record the scheme and calibration in an exported artifact's sidecar ("quantization" field)."""
     import json
 
-    from ..sidecar import sidecar_path, write_json_atomic
+    from ..sidecar import sidecar_path
+    from ..fileio import write_json_atomic
 
     path = sidecar_path(artifact)
     d = json.loads(path.read_text())
@@ -174,7 +175,7 @@ def _write(target_module, qdet, out, nms: bool, tag: str, quantization: dict):
         d = json.loads(sidecar_path(path).read_text())
         d["artifact"] = tagged.name
         sidecar_path(path).unlink()
-        from ..sidecar import write_json_atomic
+        from ..fileio import write_json_atomic
 
         write_json_atomic(sidecar_path(tagged), d)
         path = tagged
