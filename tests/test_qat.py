@@ -31,6 +31,10 @@ def test_recipes_load():
     (["split=val2017"], "evaluation split"),
     (["hflip=3"], "expects bool"),
     (["nonsense"], "key=value"),
+    (["observer=percentile"], "minmax or histogram"),
+    (["observer=histogram", "calibrate_images=null"], "needs a calibration pass"),
+    (["observer=histogram", "freeze_observers_after=3"], "calibrated once and frozen"),
+    (["steps=-1"], "at least 0"),
 ])
 def test_bad_recipe_values_are_clear(override, message):
     with pytest.raises(RecipeError, match=message):
@@ -94,7 +98,7 @@ def test_torchrun_two_processes_identical_weights(tmp_path):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(_free_port()),
            "-m", "ssdmobile", "train", "--recipe", str(RECIPE), "steps=2", "batch_size=2", "num_images=8",
            "threads=1", "export=[]", "eval_data=null", f"out_dir={out}", "log_every=1", "checkpoint_every=2",
-           "freeze_bn_after=1", "freeze_observers_after=1", f"data={COCO128}",
+           "calibrate_images=2", f"data={COCO128}",
            f"weights={PERSON_GRAPH}"]  # the shared graph, imported offline
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -111,3 +115,35 @@ def test_torchrun_two_processes_identical_weights(tmp_path):
     sd = load_state_dict_file(out / "float.pth")
     base = create_model("ssdlite_mobilenet_v2_person", None)
     assert set(sd) == set(base.state_dict())
+
+
+def test_prepared_qat_model_is_the_float_model():
+    """torchao's PT2E QAT rewrites Conv+BatchNorm with eps 1e-5 whatever the model's eps; the person
+    model's BatchNorms use TF's 1e-3. With fake quantization off, the prepared model (BatchNorm in
+    eval mode) must still compute the float model's outputs on a real image, and the trained float
+    weights handed back must be the model's own (the eps shift taken back out of running_var)."""
+    from torchao.quantization.pt2e import disable_fake_quant
+
+    from ssdmobile.data import load_image
+    from ssdmobile.models import create_model
+    from ssdmobile.quant.ptq import _evaluable
+    from ssdmobile.quant.qat import _set_bn_frozen, float_state_dict, prepare_qat
+    from conftest import VAL_IMAGES
+
+    det = create_model("ssdlite_mobilenet_v2_person", weights=PERSON_GRAPH).eval()
+    assert {m.eps for m in det.core.modules() if isinstance(m, torch.nn.BatchNorm2d)} == {1e-3}
+    x = det.preprocess([load_image(sorted(VAL_IMAGES.glob("*.jpg"))[0])])
+    prepared = prepare_qat(det.core, x)
+    _set_bn_frozen(prepared, True)
+    prepared.apply(disable_fake_quant)
+    with torch.no_grad():
+        want, got = det.core(x), _evaluable(prepared)(x)
+    for w, g in zip(want, got):
+        assert (w - g).abs().max() < 1e-3, float((w - g).abs().max())  # 5.3 without the eps fix
+    back = float_state_dict(prepared, det.core)
+    own = det.core.state_dict()
+    for k, v in own.items():
+        if k.endswith("running_var"):
+            assert torch.allclose(back[k], v, rtol=1e-6, atol=1e-7), k
+    # the caller's model is not touched
+    assert {m.eps for m in det.core.modules() if isinstance(m, torch.nn.BatchNorm2d)} == {1e-3}

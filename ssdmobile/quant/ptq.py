@@ -57,19 +57,26 @@ def calibration_record(data: str, split: str, inputs: Sequence[Tensor], observer
 
 def xnnpack_quantization_config(observer: str = "histogram", qat: bool = False):
     """ExecuTorch's XNNPACK config: int8 per-channel symmetric weights (-127..127), int8 per-tensor
-    affine activations. `observer` picks the activation observer for PTQ: "histogram" (XNNPACK's
+    affine activations. `observer` picks the activation observer: "histogram" (XNNPACK's PTQ
     default, HistogramObserver: the range that minimizes the L2 quantization error, clipping
-    outliers) or "minmax" (the full observed range)."""
+    outliers) or "minmax" (the full observed range). For QAT (fake quantization) "minmax" is
+    torchao's moving-average min/max and "histogram" a FakeQuantize around HistogramObserver, meant
+    to be calibrated once and then frozen (quant.qat.calibrate_ranges)."""
     from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import get_symmetric_quantization_config
+    from torchao.quantization.pt2e.observer import HistogramObserver, MinMaxObserver
 
     if observer not in OBSERVERS:
         raise QuantizationError(f"unknown observer {observer!r}; choose one of {', '.join(OBSERVERS)}")
     config = get_symmetric_quantization_config(is_per_channel=True, is_qat=qat)
-    if observer == "minmax" and not qat:
-        from torchao.quantization.pt2e.observer import MinMaxObserver
+    ctr = None
+    if qat and observer == "histogram":
+        from torchao.quantization.pt2e.fake_quantize import FakeQuantize
 
-        act = dataclasses.replace(config.input_activation,
-                                  observer_or_fake_quant_ctr=MinMaxObserver.with_args(eps=2 ** -12))
+        ctr = FakeQuantize.with_args(observer=HistogramObserver, eps=2 ** -12)
+    elif not qat and observer == "minmax":
+        ctr = MinMaxObserver.with_args(eps=2 ** -12)
+    if ctr is not None:
+        act = dataclasses.replace(config.input_activation, observer_or_fake_quant_ctr=ctr)
         config = dataclasses.replace(config, input_activation=act, output_activation=act)
     return config
 

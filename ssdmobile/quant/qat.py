@@ -54,6 +54,8 @@ class Recipe:
     hflip: bool = True
     freeze_bn_after: int | None = None  # step after which BatchNorm statistics stop updating
     freeze_observers_after: int | None = None  # step after which quantization ranges stop updating
+    observer: str = "minmax"  # activation ranges: minmax (moving average) | histogram (PTQ's)
+    calibrate_images: int | None = None  # set ranges on this many training images before step 0
     checkpoint_every: int = 50
     log_every: int = 10
     seed: int = 0
@@ -75,9 +77,19 @@ class Recipe:
             bad("loss", "choose ssd, focal or none")
         if self.loss == "none" and self.distill_weight <= 0:
             bad("distill_weight", "with loss: none, distillation is the only signal and needs a weight > 0")
-        for key in ("batch_size", "steps", "checkpoint_every", "log_every"):
+        for key in ("batch_size", "checkpoint_every", "log_every"):
             if getattr(self, key) < 1:
                 bad(key, "must be at least 1")
+        if self.steps < 0:
+            bad("steps", "must be at least 0 (0: calibrate and export, no training)")
+        if self.observer not in ("minmax", "histogram"):
+            bad("observer", "choose minmax or histogram")
+        if self.calibrate_images is not None and self.calibrate_images < 1:
+            bad("calibrate_images", "must be at least 1, or null to skip calibration")
+        if self.observer == "histogram" and not self.calibrate_images:
+            bad("calibrate_images", "the histogram observer needs a calibration pass before training")
+        if self.observer == "histogram" and self.freeze_observers_after != 0:
+            bad("freeze_observers_after", "histogram ranges are calibrated once and frozen: set it to 0")
         if self.lr <= 0:
             bad("lr", "must be > 0")
         if self.split.startswith("val"):
@@ -182,25 +194,80 @@ def _batch(detector, samples, hflip: bool, rng: random.Random):
 
 # -- model ----------------------------------------------------------------------------------------
 
-def prepare_qat(core: nn.Module, example: torch.Tensor):
+# torchao's PT2E QAT rewrites every Conv+BatchNorm with eps fixed at 1e-5 (torchao 0.18,
+# quantization/pt2e/qat_utils.py: "TODO: allow setting eps"), and move_exported_model_to_eval /
+# _train swap BatchNorm nodes for a pattern whose eps is 1e-5 too. TF's SSDLite and torchvision's
+# MobileNetV3 use eps 1e-3: left alone, the prepared model is a different network (max abs output
+# change 5.3 and person AP 0.1985 -> 0.153 on coco128 val2017 with fake quantization *off*).
+PT2E_BN_EPS = 1e-5
+
+
+def _bn_eps_shifts(core: nn.Module) -> dict[str, float]:
+    """{BatchNorm module name: eps - 1e-5} for every BatchNorm whose eps is not PT2E's."""
+    return {name: m.eps - PT2E_BN_EPS for name, m in core.named_modules()
+            if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.eps != PT2E_BN_EPS}
+
+
+def bn_eps_to_pt2e(core: nn.Module) -> nn.Module:
+    """In place: eps -> 1e-5 with the difference folded into running_var, so that
+    sqrt(running_var' + 1e-5) == sqrt(running_var + eps): the same network in eval mode, in the
+    form PT2E QAT keeps intact. (In training mode batch statistics would see eps 1e-5; ssdmobile's
+    recipes freeze BatchNorm statistics.) `float_state_dict` undoes the shift."""
+    modules = dict(core.named_modules())
+    for name, shift in _bn_eps_shifts(core).items():
+        bn = modules[name]
+        with torch.no_grad():
+            bn.running_var.add_(shift)
+        bn.eps = PT2E_BN_EPS
+    return core
+
+
+def prepare_qat(core: nn.Module, example: torch.Tensor, observer: str = "minmax"):
+    """A copy of the float core, prepared for PT2E QAT (fake quantization in the XNNPACK scheme).
+    `observer` picks the activation ranges' observer: "minmax" (moving-average min/max, torchao's
+    QAT default) or "histogram" (PTQ's; see `calibrate_ranges`)."""
+    import copy
+
     from torchao.quantization.pt2e.quantize_pt2e import prepare_qat_pt2e
 
     from .ptq import xnnpack_quantizer
 
+    core = bn_eps_to_pt2e(copy.deepcopy(core))
     # batch >= 2 in training mode (BatchNorm on the 1x1 map needs two values), dynamic so the
     # converted model still takes the single image the exporters trace with
     example = example.expand(2, -1, -1, -1).contiguous() if example.shape[0] < 2 else example
     batch = torch.export.Dim("batch", min=1, max=1024)
     graph = torch.export.export(core.train(), (example,), dynamic_shapes=({0: batch},), strict=False).module()
-    return prepare_qat_pt2e(graph, xnnpack_quantizer(qat=True))
+    return prepare_qat_pt2e(graph, xnnpack_quantizer(observer, qat=True))
+
+
+def calibrate_ranges(prepared, inputs, progress: bool = True) -> None:
+    """Set the quantization ranges as PTQ would, before any training: BatchNorm in eval mode, fake
+    quantization off, observers on, run the calibration images, then fake quantization back on.
+    With observers frozen afterwards, step 0 of QAT is the PTQ model."""
+    from torchao.quantization.pt2e import disable_fake_quant, enable_fake_quant, enable_observer
+
+    from .ptq import calibrate
+
+    _set_bn_frozen(prepared, True)
+    prepared.apply(disable_fake_quant)
+    prepared.apply(enable_observer)
+    calibrate(prepared, inputs, progress, desc="calibrate QAT ranges")
+    prepared.apply(enable_fake_quant)
 
 
 def float_state_dict(prepared, core: nn.Module) -> dict:
     """The trained float weights under the core's own keys (what create_model / PTQ of any target
-    loads): the prepared graph keeps parameter and BatchNorm buffer names."""
+    loads): the prepared graph keeps parameter and BatchNorm buffer names; the eps shift that
+    `bn_eps_to_pt2e` folded into running_var is taken back out."""
     own = core.state_dict()
     sd = prepared.state_dict()
-    return {k: sd[k].detach().clone() for k in own if k in sd}
+    out = {k: sd[k].detach().clone() for k in own if k in sd}
+    for name, shift in _bn_eps_shifts(core).items():
+        key = f"{name}.running_var"
+        if key in out:  # statistics trained in QAT saw eps 1e-5: a variance below the shift clamps to 0
+            out[key] = (out[key] - shift).clamp(min=0)
+    return out
 
 
 def weights_sha256(module: nn.Module) -> str:
@@ -249,15 +316,20 @@ def train(recipe: Recipe, progress: bool = True) -> dict:
     if not mine:
         raise RecipeError(f"rank {rank} has no training images ({len(samples)} images, {world} ranks)")
     example = teacher.preprocess([samples[0][0]])
-    import copy
-
-    prepared = prepare_qat(copy.deepcopy(teacher.core), example)
+    prepared = prepare_qat(teacher.core, example, recipe.observer)
     params = [p for p in prepared.parameters() if p.requires_grad]
     opt = (torch.optim.Adam(params, lr=recipe.lr, weight_decay=recipe.weight_decay) if recipe.optimizer == "adam"
            else torch.optim.SGD(params, lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay))
     start = 0
     last = out / "last.pt"
-    if recipe.resume and last.is_file():
+    resuming = recipe.resume and last.is_file()
+    if recipe.calibrate_images and not resuming:
+        # PTQ's ranges (same images, same observer) as the starting point: step 0 is the PTQ model
+        n = min(recipe.calibrate_images, len(samples))
+        calibrate_ranges(prepared, [teacher.preprocess([img]) for img, _ in samples[:n]], progress and rank == 0)
+        log(f"quantization ranges calibrated on {n} {recipe.split} images ({recipe.observer})")
+        _checkpoint(prepared, opt, 0, recipe, rng, teacher.core, world, rank, out)  # resume skips this
+    if resuming:
         ckpt = torch.load(last, map_location="cpu", weights_only=True)
         prepared.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
@@ -271,9 +343,12 @@ def train(recipe: Recipe, progress: bool = True) -> dict:
                              focal=recipe.loss == "focal")
     spec, anchors = teacher.spec, teacher.anchors
     t0 = time.perf_counter()
+    bn_mode = None
     for step in range(start, recipe.steps):
         bn_frozen = recipe.freeze_bn_after is not None and step >= recipe.freeze_bn_after
-        _set_bn_frozen(prepared, bn_frozen)
+        if bn_frozen != bn_mode:  # a graph rewrite: only when the mode changes
+            _set_bn_frozen(prepared, bn_frozen)
+            bn_mode = bn_frozen
         if recipe.freeze_observers_after is not None and step >= recipe.freeze_observers_after:
             _freeze_observers(prepared)
         batch = [mine[rng.randrange(len(mine))] for _ in range(recipe.batch_size)]
@@ -355,7 +430,8 @@ def _export(prepared, teacher, recipe: Recipe, out: Path, num_images: int) -> di
     path = _write(et_export, qdet, out, False, "_qat", {
         **SCHEME, "method": "PT2E quantization-aware training (XNNPACKQuantizer, is_qat)",
         "training": {"data": recipe.data, "split": recipe.split, "num_images": num_images, "steps": recipe.steps,
-                     "batch_size": recipe.batch_size, "loss": recipe.loss, "distill_weight": recipe.distill_weight}})
+                     "batch_size": recipe.batch_size, "observer": recipe.observer,
+                     "calibrate_images": recipe.calibrate_images, "loss": recipe.loss, "distill_weight": recipe.distill_weight}})
     print(f"wrote {path}", flush=True)
     result = {"artifact": str(path)}
     if recipe.eval_data:
