@@ -128,3 +128,22 @@ def test_coreml_int8_weights_spec(person, tmp_path):
     assert summary["int8_weight_ops"] > 50 and summary["outputs"] == ["box_encodings", "class_logits"]
     fp16_bytes = 4.5e6  # the fp16 package is ~9 MB: int8 weights halve it
     assert sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) < fp16_bytes
+
+
+def test_tagged_export_keeps_the_untagged_one(tmp_path):
+    """sensitivity --float-fallback writes the all-int8 artifact and then a tagged one into the same
+    directory: the tagged export must not move the first one away (it did, before staging)."""
+    from export_fixtures import tiny_detector
+    from ssdmobile.quant.ptq import export_executorch_int8
+    from ssdmobile.sidecar import read_sidecar
+
+    det = tiny_detector()
+    inputs = [torch.rand(1, 3, *det.spec.preprocess.size) * 2 - 1 for _ in range(2)]
+    plain = export_executorch_int8(det, inputs, tmp_path, progress=False)
+    tagged = export_executorch_int8(det, inputs, tmp_path, float_modules=["cls"], tag="_fallback1", progress=False)
+    assert plain.is_file() and tagged.is_file() and plain != tagged
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [plain.name, tagged.name, plain.with_suffix(".json").name, tagged.with_suffix(".json").name])
+    sc = read_sidecar(tagged)
+    assert sc["artifact"] == tagged.name and sc["quantization"]["float_modules"] == ["cls"]
+    assert read_sidecar(plain)["quantization"]["float_modules"] == []

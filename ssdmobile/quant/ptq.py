@@ -86,8 +86,14 @@ def xnnpack_quantizer(observer: str = "histogram", qat: bool = False, float_modu
     from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import XNNPACKQuantizer
 
     quantizer = XNNPACKQuantizer().set_global(xnnpack_quantization_config(observer, qat))
-    for name in float_modules:
-        quantizer.set_module_name(name, None)
+    float_modules = list(float_modules)
+    if float_modules:
+        # set_module_name(name, None) asserts "not supported yet" (executorch 1.5.1); the filter
+        # function is the quantizer's public way to leave nodes unannotated, i.e. in float
+        from torchao.quantization.pt2e.quantizer import get_module_name_filter
+
+        in_float = [get_module_name_filter(name) for name in float_modules]
+        quantizer.set_filter_function(lambda node: not any(f(node) for f in in_float))
     return quantizer
 
 
@@ -168,23 +174,30 @@ def export_executorch_int8(detector, inputs: Sequence[Tensor], out_dir, *, obser
 
 def _write(target_module, qdet, out, nms: bool, tag: str, quantization: dict):
     """Run a target's exporter on an already-quantized detector, then rename for the tag and record
-    the quantization in the sidecar."""
+    the quantization in the sidecar. A tagged export is staged in a private directory, so it never
+    replaces an untagged artifact of the same model that is already in `out`."""
+    import json
     import os
+    import shutil
+    import tempfile
+    from pathlib import Path
 
+    from ..fileio import write_json_atomic
     from ..sidecar import sidecar_path
 
-    path = target_module.export(qdet, "int8", out, nms=nms)
-    if tag:
-        tagged = path.with_name(path.stem + tag + path.suffix)
-        os.replace(path, tagged)
-        import json
-
-        d = json.loads(sidecar_path(path).read_text())
+    if not tag:
+        path = target_module.export(qdet, "int8", out, nms=nms)
+        set_sidecar_quantization(path, quantization)
+        return path
+    stage = Path(tempfile.mkdtemp(prefix=".stage-", dir=out))
+    try:
+        staged = target_module.export(qdet, "int8", stage, nms=nms)
+        d = json.loads(sidecar_path(staged).read_text())
+        tagged = Path(out) / (staged.stem + tag + staged.suffix)
         d["artifact"] = tagged.name
-        sidecar_path(path).unlink()
-        from ..fileio import write_json_atomic
-
+        d["quantization"] = quantization
+        os.replace(staged, tagged)
         write_json_atomic(sidecar_path(tagged), d)
-        path = tagged
-    set_sidecar_quantization(path, quantization)
-    return path
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    return tagged
