@@ -27,7 +27,7 @@ def table_rows(result: dict) -> list[list[str]]:
     ]
     for r in result["rows"]:
         rows.append([
-            r.target + (" +nms" if r.nms else ""), r.precision, _f(r.size_mb, ".1f") + (" MB" if r.size_mb else ""),
+            r.target + (" +nms" if r.nms else ""), r.precision + (f" ({r.variant})" if r.variant else ""), _f(r.size_mb, ".1f") + (" MB" if r.size_mb else ""),
             _f(r.ap, ".4f"), _f(r.delta_ap, "+.4f"), _f(r.max_abs_diff, ".1e"), r.det_match or "-",
             _f(r.latency_median_ms, ".1f") + (" ms" if r.latency_median_ms else ""),
             _f(r.latency_p90_ms, ".1f") + (" ms" if r.latency_p90_ms else ""),

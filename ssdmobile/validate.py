@@ -47,10 +47,11 @@ class Row:
     status: str = "ok"
     seconds: float = 0.0
     notes: dict = field(default_factory=dict)
+    variant: str = ""  # an artifact given with --artifacts: what its name adds ("qat", "fallback3")
 
     @property
     def label(self) -> str:
-        return f"{self.target}{' +nms' if self.nms else ''} {self.precision}"
+        return f"{self.target}{' +nms' if self.nms else ''} {self.precision}{' ' + self.variant if self.variant else ''}"
 
 
 def _size_mb(path: Path) -> float:
@@ -106,12 +107,17 @@ def validate(detector, dataset, out_dir: str | Path, *, targets: Sequence[str] |
              precisions: Sequence[str] | None = None, nms_modes: Sequence[bool] = (False, True),
              classes: Sequence[str] | None = None, threads: int = 2, runs: int = 50, warmup: int = 5,
              max_drift: float | None = None, progress: bool = True, log=print,
-             calibration: dict | None = None) -> dict:
-    """-> {"rows": [Row...], "eager": {...}, "meta": {...}}; artifacts are written to out_dir/artifacts."""
+             calibration: dict | None = None, artifacts: Sequence[str | os.PathLike] = ()) -> dict:
+    """-> {"rows": [Row...], "eager": {...}, "meta": {...}}; artifacts are written to out_dir/artifacts.
+    `artifacts`: already-exported artifacts of this model (a QAT .pte, a --float-fallback export...)
+    measured in the same run, after the exported ones; `targets=[]` measures only those."""
     t_start = time.perf_counter()
     detector = detector.eval()
     torch.set_num_threads(threads)
-    targets = list(targets or TARGETS)
+    given = [_given_artifact(a, detector.spec.name) for a in artifacts]
+    if calibration:
+        calibration = {**calibration, "progress": progress}
+    targets = list(TARGETS if targets is None else targets)
     for t in targets:
         get_target(t)
     for p in precisions or ():
@@ -153,10 +159,21 @@ def validate(detector, dataset, out_dir: str | Path, *, targets: Sequence[str] |
                     row.status = f"failed: {e}"
                 except Exception as e:  # a runtime crash on one artifact must not hide the others
                     row.status = f"failed: {type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
-                if max_drift is not None and row.delta_ap is not None and abs(row.delta_ap) > max_drift:
-                    row.status = f"DRIFT |ΔAP| {abs(row.delta_ap):.4f} > {max_drift}"
-                row.seconds = time.perf_counter() - t0
-                log(f"    {row.status}" + (f", AP {row.ap:.4f} (Δ {row.delta_ap:+.4f})" if row.ap is not None else ""))
+                _finish(row, t0, max_drift, log)
+    for path, row in given:
+        rows.append(row)
+        t0 = time.perf_counter()
+        log(f"[{len(rows)}] {row.label}: {path}")
+        try:
+            runner = _measure_artifact(row, path, inputs, sizes, ids, dataset, classes, eager, max_det, threads,
+                                       progress)
+            if runner is not None:
+                timed.append((row, runner))
+        except SSDMobileError as e:
+            row.status = f"failed: {e}"
+        except Exception as e:
+            row.status = f"failed: {type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
+        _finish(row, t0, max_drift, log)
     # latency last, every candidate round-robin on the same real image (see measure_interleaved)
     log(f"latency: {len(timed) + 2} candidates x {runs} runs, round-robin, {threads} threads")
     x = inputs[0]
@@ -183,10 +200,36 @@ def validate(detector, dataset, out_dir: str | Path, *, targets: Sequence[str] |
     }
 
 
+def _finish(row, t0, max_drift, log) -> None:
+    if max_drift is not None and row.delta_ap is not None and abs(row.delta_ap) > max_drift:
+        row.status = f"DRIFT |ΔAP| {abs(row.delta_ap):.4f} > {max_drift}"
+    row.seconds = time.perf_counter() - t0
+    log(f"    {row.status}" + (f", AP {row.ap:.4f} (Δ {row.delta_ap:+.4f})" if row.ap is not None else ""))
+
+
+def _given_artifact(path, model: str) -> tuple[Path, Row]:
+    """An artifact passed to validate: it must exist, carry its sidecar and come from this model."""
+    path = Path(path)
+    if not path.exists():
+        raise SSDMobileError(f"artifact not found: {path}")
+    sc = read_sidecar(path)
+    if sc["model"] != model:
+        raise SSDMobileError(f"{path} was exported from {sc['model']!r}, not from {model!r} (pass --model "
+                             f"{sc['model']} and its --weights)")
+    stem, base = path.name.split(".")[0], f"_{sc['target']}_{sc['precision']}"
+    variant = stem.split(base, 1)[1].strip("_") if base in stem else stem
+    return path, Row(sc["target"], sc["precision"], bool(sc["nms"]["in_graph"]), variant=variant or "given")
+
+
 def _measure_row(row, detector, art_dir, inputs, sizes, ids, dataset, classes, eager, max_det, threads, progress,
                  calibration=None):
     """Export, run on every image, compare with eager. -> the loaded runner (None if it cannot run here)."""
     path = export(detector, row.target, row.precision, art_dir, nms=row.nms, calibration=calibration)
+    return _measure_artifact(row, path, inputs, sizes, ids, dataset, classes, eager, max_det, threads, progress)
+
+
+def _measure_artifact(row, path, inputs, sizes, ids, dataset, classes, eager, max_det, threads, progress):
+    """Run an artifact on every image in its runtime and compare with eager. -> the loaded runner."""
     row.artifact = str(path)
     row.size_mb = _size_mb(path)
     try:

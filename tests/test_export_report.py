@@ -83,3 +83,24 @@ def test_cli_validate_bad_target_is_one_line(capsys):
     code = main(["validate", "--data", str(COCO128), "--targets", "tflite"])
     err = capsys.readouterr().err.strip()
     assert code == 2 and "unknown target 'tflite'" in err and "\n" not in err
+
+
+def test_validate_measures_given_artifacts(dataset, tmp_path):
+    """--artifacts: an artifact exported earlier (a QAT .pte, say) is measured in the same run and
+    table; one from another model is refused before any work."""
+    from ssdmobile.errors import SSDMobileError
+    from ssdmobile.export import export
+
+    det = tiny_detector(name="tiny_ssd")
+    path = export(det, "onnx", "fp32", tmp_path / "given", nms=False)
+    result = validate(det, dataset, tmp_path / "v", targets=[], artifacts=[path], runs=50, warmup=1,
+                      progress=False, log=lambda s: None)
+    (row,) = result["rows"]
+    assert (row.target, row.precision, row.nms, row.variant) == ("onnx", "fp32", False, "given")
+    assert row.status == "ok" and row.delta_ap == 0.0 and row.det_match == "3/3" and row.latency_median_ms > 0
+    other = tiny_detector(name="another_ssd")
+    with pytest.raises(SSDMobileError, match="exported from 'tiny_ssd', not from 'another_ssd'"):
+        validate(other, dataset, tmp_path / "w", targets=[], artifacts=[path], progress=False, log=lambda s: None)
+    with pytest.raises(SSDMobileError, match="artifact not found"):
+        validate(det, dataset, tmp_path / "w", targets=[], artifacts=[tmp_path / "nope.pte"], progress=False,
+                 log=lambda s: None)

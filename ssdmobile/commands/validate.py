@@ -13,7 +13,10 @@ def add_arguments(p):
     p.add_argument("--split", default="val2017")
     p.add_argument("--max-images", type=int, help="only the first N images")
     p.add_argument("--classes", nargs="+", help="class names for AP (default: all the model predicts)")
-    p.add_argument("--targets", nargs="+", help="default: all (torchscript onnx coreml executorch)")
+    p.add_argument("--targets", nargs="*", help="default: all (torchscript onnx coreml executorch); none: only --artifacts")
+    p.add_argument("--artifacts", nargs="+", default=[], metavar="PATH",
+                   help="already-exported artifacts of this model (a QAT .pte, a --float-fallback export) to "
+                        "measure in the same run and table")
     p.add_argument("--precisions", nargs="+",
                    help="default: each target's own (fp32; fp16 for coreml); e.g. fp32 fp16 int8 for every "
                         "combination (one a target lacks shows as 'not available')")
@@ -52,7 +55,8 @@ def run(args):
                       max_drift=args.max_drift, progress=not args.no_progress,
                       log=lambda s: print(s, file=sys.stderr, flush=True),
                       calibration={"calib_data": args.data, "split": args.calib_split,
-                                   "num_images": args.calib_images, "observer": args.observer})
+                                   "num_images": args.calib_images, "observer": args.observer},
+                      artifacts=args.artifacts)
     paths = write_report(result, args.out)
     print(markdown(result))
     print(f"wrote {paths['md']}, {paths['json']}, {paths['png']}")
