@@ -5,6 +5,10 @@ optionally AP on val2017 (--eval), every artifact in its own runtime.
 
     python benchmarks/bench_quant.py --int8 artifacts/*_int8*.pte artifacts/*_int8*.onnx artifacts/*_int8.pt [--eval]
 
+Artifacts of one runtime compare best timed round-robin in one run (a burst of load then hits all
+alike): `--fp32 executorch --interleaved` with only .pte files (never with ONNX Runtime, whose
+spinning threads slow whatever runs next).
+
 int8 artifacts come from `ssdmobile quantize` / `ssdmobile train` (slow to make, so given here);
 the fp32 ExecuTorch, ONNX and TorchScript artifacts are exported fresh into a temporary directory.
 """
@@ -36,6 +40,10 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--runs", type=int, default=50)
     ap.add_argument("--eval", action="store_true", help="also AP on all val2017 images (slow)")
+    ap.add_argument("--fp32", nargs="*", default=["executorch", "onnx", "torchscript"],
+                    help="targets exported fresh in fp32 to compare with")
+    ap.add_argument("--interleaved", action="store_true",
+                    help="time everything round-robin in one loop (same runtime only; see above)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -46,7 +54,7 @@ def main():
     ds = CocoDataset(COCO128, "val2017")
     x = det.preprocess([ds[0].image])
     tmp = Path(tempfile.mkdtemp(prefix="bench_quant_"))
-    fp32 = [export(det, t, "fp32", tmp) for t in ("executorch", "onnx", "torchscript")]
+    fp32 = [export(det, t, "fp32", tmp) for t in args.fp32]
     paths = fp32 + [Path(p) for p in args.int8]
     runners = {p: load_runner(p, threads=args.threads) for p in paths}
     fns = {"float eager": lambda: det.core(x)}
@@ -65,13 +73,20 @@ def main():
         return t
 
     with torch.inference_mode():
-        for k, fn in fns.items():
-            time.sleep(1.0)  # let the previous runtime's worker threads go idle
-            times[k] = block(fn)
-        time.sleep(1.0)
-        again = block(fns["float eager"])
-        if statistics.median(again) < statistics.median(times["float eager"]):
-            times["float eager"] = again
+        if args.interleaved:
+            from ssdmobile.bench import measure_interleaved
+
+            stats = {k: (v.median_ms, v.p90_ms) for k, v in
+                     measure_interleaved(fns, args.runs, 5, args.threads).items()}
+        else:
+            for k, fn in fns.items():
+                time.sleep(1.0)  # let the previous runtime's worker threads go idle
+                times[k] = block(fn)
+            time.sleep(1.0)
+            again = block(fns["float eager"])
+            if statistics.median(again) < statistics.median(times["float eager"]):
+                times["float eager"] = again
+            stats = {k: (statistics.median(t), sorted(t)[int(round(0.9 * (len(t) - 1)))]) for k, t in times.items()}
     aps = {}
     if args.eval:
         from ssdmobile.evaluate import evaluate_model
@@ -80,11 +95,10 @@ def main():
         aps["float eager"] = evaluate_model(det, ds, ["person"], progress=False).ap
         for p in paths:
             aps[p.name] = evaluate_artifact(p, ds, ["person"], threads=args.threads, progress=False).ap
-    base = statistics.median(times["float eager"])
+    base = stats["float eager"][0]
     sizes = {p.name: size_mb(p) for p in paths}
     rows = []
-    for k, t in times.items():
-        med, p90 = statistics.median(t), sorted(t)[int(round(0.9 * (len(t) - 1)))]
+    for k, (med, p90) in stats.items():
         ap_s = f"{aps[k]:.4f}" if k in aps else "-"
         dap = f"{aps[k] - aps['float eager']:+.4f}" if k in aps and k != "float eager" else "-"
         rows.append([k, f"{sizes[k]:.2f}" if k in sizes else "-", ap_s, dap, f"{med:.1f}", f"{p90:.1f}",
@@ -92,7 +106,7 @@ def main():
     import os
 
     print(f"ssdlite_mobilenet_v2_person core, 1 image, {args.threads} threads, median / p90 of {args.runs} "
-          f"runs; AP on {len(ds)} val2017 images (person) where measured; {machine_info()['cpu']}, "
+          f"runs{' timed round-robin' if args.interleaved else ''}; AP on {len(ds)} val2017 images (person) where measured; {machine_info()['cpu']}, "
           f"load average {os.getloadavg()[0]:.1f}")
     print_table(["artifact", "MB", "AP", "dAP", "median ms", "p90 ms", "vs float eager"], rows, markdown=True)
 
