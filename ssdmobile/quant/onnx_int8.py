@@ -30,8 +30,22 @@ class _Reader:
         pass
 
 
+def core_node_names(model) -> list[str]:
+    """Names of the nodes the network core produced (torch.onnx records each node's module scope in
+    its "namespace" metadata; the exporters' wrappers hold the network as `.core`). Decode and NMS
+    nodes are not among them."""
+    names = []
+    for node in model.graph.node:
+        scope = next((p.value for p in node.metadata_props if p.key == "namespace"), "")
+        if "/core:" in scope:
+            names.append(node.name)
+    return names
+
+
 def quantize_onnx_file(fp32_path: Path, int8_path: Path, inputs: Sequence[Tensor], observer: str = "histogram",
-                       exclude_nodes: Sequence[str] = ()) -> dict:
+                       exclude_nodes: Sequence[str] = (), core_only: bool = False) -> dict:
+    """core_only: quantize the network core's nodes only, keeping box decoding, scores and NMS in
+    float (quantize_static would otherwise put the decoded boxes and the output scores on 256 levels)."""
     from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
                                           quantize_static)
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -40,6 +54,14 @@ def quantize_onnx_file(fp32_path: Path, int8_path: Path, inputs: Sequence[Tensor
         raise QuantizationError(f"unknown observer {observer!r} for onnx; choose one of {', '.join(ORT_CALIBRATION)}")
     method = ORT_CALIBRATION[observer]
     reader = type("Reader", (_Reader, CalibrationDataReader), {})(inputs, "input")
+    only = None
+    if core_only:
+        import onnx
+
+        only = core_node_names(onnx.load(str(fp32_path)))
+        if not only:
+            raise QuantizationError(f"{fp32_path}: no node carries the core's scope metadata, so the decode "
+                                    "and NMS nodes cannot be kept in float")
     with tempfile.TemporaryDirectory() as tmp:
         pre = Path(tmp) / "pre.onnx"
         quant_pre_process(str(fp32_path), str(pre), skip_symbolic_shape=True)
@@ -49,8 +71,10 @@ def quantize_onnx_file(fp32_path: Path, int8_path: Path, inputs: Sequence[Tensor
         quantize_static(str(pre), str(int8_path), reader, quant_format=QuantFormat.QDQ, per_channel=True,
                         activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
                         calibrate_method=getattr(CalibrationMethod, method), nodes_to_exclude=list(exclude_nodes),
+                        nodes_to_quantize=only,
                         extra_options=extra)
-    return {**SCHEME, "method": "onnxruntime quantize_static (QDQ)", "observer": observer,
+    return {**SCHEME, "method": "onnxruntime quantize_static (QDQ)" + (", core only (decode and NMS float)"
+                                                                       if core_only else ""), "observer": observer,
             "ort_calibrate_method": method, "float_nodes": list(exclude_nodes)}
 
 
@@ -66,7 +90,7 @@ def export_onnx_int8(detector, inputs: Sequence[Tensor], out_dir, *, observer: s
         sidecar = json.loads(sidecar_path(fp32).read_text())
         final = out / f"{artifact_stem(detector.spec.name, 'onnx', 'int8', nms)}{tag}.onnx"
         with atomic_output(final) as pending:
-            quantization = quantize_onnx_file(fp32, pending.path, inputs, observer, exclude_nodes)
+            quantization = quantize_onnx_file(fp32, pending.path, inputs, observer, exclude_nodes, core_only=nms)
             pending.sidecar = {**sidecar, "precision": "int8", "artifact": final.name,
                                "artifact_sha256": artifact_sha256(pending.path),
                                "quantization": {**quantization, **(record or {})}}
