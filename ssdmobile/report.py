@@ -16,7 +16,7 @@ def _f(v, fmt: str, none: str = "-") -> str:
 
 
 def table_rows(result: dict) -> list[list[str]]:
-    eager, meta = result["eager"], result["meta"]
+    eager = result["eager"]
     rows = [
         ["eager (float)", "fp32", "-", _f(eager["ap"], ".4f"), "reference", "reference", "reference",
          f"{eager['latency']['median_ms']:.1f} ms", f"{eager['latency']['p90_ms']:.1f} ms", "1.00x",

@@ -1,6 +1,5 @@
 """Core ML: converts here, runs only on macOS. The spec is checked instead: image input, outputs,
 metadata, NMS pipeline with class labels and thresholds, fp16 weights."""
-import json
 import platform
 
 import pytest

@@ -4,7 +4,6 @@ The fold is checked in float64, where it is exact arithmetic (to 1e-5 max abs, i
 with randomized weights and BatchNorm statistics a 50-layer float32 network carries rounding noise
 of its own far above 1e-5 (the unfused float32 model differs from its float64 copy by more than
 the fold changes anything), so float32 is checked on the real person detector instead."""
-import copy
 
 import pytest
 import torch

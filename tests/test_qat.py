@@ -3,7 +3,6 @@ processes, gloo) that end with identical weights on both ranks."""
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch

@@ -72,8 +72,6 @@ def run(args):
 
 
 def _compare(det, paths, args):
-    import torch
-
     from ..bench import measure
     from ..data import open_dataset
     from ..evaluate import evaluate_model

@@ -153,8 +153,6 @@ def _metadata(model, detector, precision: str, nms: bool) -> None:
 
 
 def export(detector, precision: str, out_dir: Path, nms: bool = False) -> Path:
-    import coremltools as ct
-
     spec = detector.spec
     num_anchors = detector.anchors.shape[0]
     try:
