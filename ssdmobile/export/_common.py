@@ -163,6 +163,13 @@ def nms_outputs(max_detections: int, batch: int = 1, labels_dtype: str = "int64"
     ]
 
 
+def declared_outputs(detector, nms: bool) -> list[dict]:
+    """The sidecar's "outputs": fixed-size detections with NMS in the graph, else the raw core outputs."""
+    spec = detector.spec
+    return (nms_outputs(spec.postprocess.max_detections) if nms
+            else raw_outputs(detector.anchors.shape[0], spec.num_classes))
+
+
 def example_input(detector, batch: int = 1) -> Tensor:
     h, w = detector.spec.preprocess.size
     g = torch.Generator().manual_seed(0)

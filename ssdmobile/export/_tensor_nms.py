@@ -31,6 +31,13 @@ def _pairwise_iou(b: Tensor) -> Tensor:
     return inter / (area[:, None] + area[None, :] - inter).clamp(min=1e-12)
 
 
+def traceable(detector, nms: bool) -> nn.Module:
+    """What TorchScript and ExecuTorch trace: the raw core, or the core with this tensor NMS."""
+    from ._common import RawCore
+
+    return (TensorNMSDetector(detector) if nms else RawCore(detector)).eval()
+
+
 class TensorNMSDetector(nn.Module):
     """image tensor [1, 3, H, W] -> (boxes [1, M, 4] normalized xyxy, scores [1, M], labels [1, M],
     num_detections [1]); M = max_detections, rows past num_detections are zero padding."""

@@ -8,9 +8,8 @@ from pathlib import Path
 
 import torch
 
-from ._common import (ExportError, RawCore, artifact_stem, atomic_output, example_input, make_sidecar,
-                      nms_outputs, raw_outputs)
-from ._tensor_nms import TensorNMSDetector
+from ._common import ExportError, artifact_stem, atomic_output, declared_outputs, example_input, make_sidecar
+from ._tensor_nms import traceable
 
 TARGET = "executorch"
 SUFFIX = ".pte"
@@ -23,7 +22,7 @@ def export(detector, precision: str, out_dir: Path, nms: bool = False) -> Path:
     from executorch.exir import to_edge_transform_and_lower
 
     spec = detector.spec
-    module = (TensorNMSDetector(detector) if nms else RawCore(detector)).eval()
+    module = traceable(detector, nms)
     x = example_input(detector)
     try:
         with torch.no_grad():
@@ -31,8 +30,7 @@ def export(detector, precision: str, out_dir: Path, nms: bool = False) -> Path:
         program = to_edge_transform_and_lower(exported, partitioner=[XnnpackPartitioner()]).to_executorch()
     except Exception as e:  # the lowering's own errors are long; keep the first line
         raise ExportError(f"ExecuTorch lowering failed: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from e
-    outputs = (nms_outputs(spec.postprocess.max_detections) if nms
-               else raw_outputs(detector.anchors.shape[0], spec.num_classes))
+    outputs = declared_outputs(detector, nms)
     final = out_dir / f"{artifact_stem(spec.name, TARGET, precision, nms)}{SUFFIX}"
     with atomic_output(final) as pending:
         with open(pending.path, "wb") as f:

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ._common import (DecodedBoxes, ExportError, RawCore, artifact_stem, atomic_output, example_input,
-                      make_sidecar, nms_outputs, raw_outputs)
+from ._common import (DecodedBoxes, ExportError, RawCore, artifact_stem, atomic_output, declared_outputs,
+                      example_input, make_sidecar)
 
 TARGET = "onnx"
 SUFFIX = ".onnx"
@@ -117,8 +117,7 @@ def export(detector, precision: str, out_dir: Path, nms: bool = False) -> Path:
     except onnx.checker.ValidationError as e:
         raise ExportError(f"the exported ONNX graph does not pass onnx.checker: {str(e).splitlines()[0]}") from e
     model.doc_string = f"ssdmobile {spec.name} ({'with NonMaxSuppression' if nms else 'raw outputs'})"
-    outputs = (nms_outputs(spec.postprocess.max_detections) if nms
-               else raw_outputs(detector.anchors.shape[0], spec.num_classes))
+    outputs = declared_outputs(detector, nms)
     final = out_dir / f"{artifact_stem(spec.name, TARGET, precision, nms)}{SUFFIX}"
     with atomic_output(final) as pending:
         onnx.save_model(model, str(pending.path))

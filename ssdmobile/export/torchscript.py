@@ -8,9 +8,8 @@ from pathlib import Path
 
 import torch
 
-from ._common import (RawCore, artifact_stem, atomic_output, example_input, make_sidecar, nms_outputs,
-                      raw_outputs)
-from ._tensor_nms import TensorNMSDetector
+from ._common import artifact_stem, atomic_output, declared_outputs, example_input, make_sidecar
+from ._tensor_nms import traceable
 
 TARGET = "torchscript"
 SUFFIX = ".pt"
@@ -21,13 +20,12 @@ DEFAULT_PRECISION = "fp32"
 
 def export(detector, precision: str, out_dir: Path, nms: bool = False) -> Path:
     spec = detector.spec
-    module = (TensorNMSDetector(detector) if nms else RawCore(detector)).eval()
+    module = traceable(detector, nms)
     x = example_input(detector)
     with torch.no_grad():
         traced = torch.jit.trace(module, x, check_trace=False)
         traced = torch.jit.freeze(traced.eval()) if not nms else traced
-    outputs = (nms_outputs(spec.postprocess.max_detections) if nms
-               else raw_outputs(detector.anchors.shape[0], spec.num_classes))
+    outputs = declared_outputs(detector, nms)
     stem = artifact_stem(spec.name, TARGET, precision, nms)
     final = out_dir / f"{stem}{SUFFIX}"
     lite_final = out_dir / f"{stem}_lite{LITE_SUFFIX}"
