@@ -80,12 +80,12 @@ HAS_EXPORT = importlib.util.find_spec("ssdmobile.export") is not None
 @pytest.mark.parametrize("target,nms", [("executorch", False), ("executorch", True), ("coreml", True),
                                         ("onnx", False), ("torchscript", False)])
 def test_export_sidecar_has_every_app_field(detector, tmp_path, target, nms):
-    from ssdmobile.export import TARGETS, export
+    from ssdmobile.targets import TARGETS, export
 
     if target not in TARGETS:
         pytest.skip(f"target {target} not available")
     try:
-        path = export(detector, target, None, tmp_path, nms=nms)
+        path = export(detector, target, None, tmp_path, nms=nms)[0].path
     except ImportError as e:  # a runtime package missing on this machine
         pytest.skip(f"{target} export needs {e.name}")
     sidecar = read_sidecar(path)

@@ -1,11 +1,13 @@
+import dataclasses
 import time
 from pathlib import Path
 
 from ..data import open_dataset
-from ..evaluate import coco_eval, evaluate_model
-from ..models import create_model, get_entry
+from ..evaluate import evaluate_model
 from ..fileio import write_json_atomic
+from ..models import create_model, get_entry
 from ..table import print_table
+from ..targets import evaluate_artifact
 
 NAME = "eval"
 HELP = "COCO AP (pycocotools) of a model or an exported artifact on a COCO-format or VOC dataset"
@@ -33,22 +35,15 @@ def run(args):
     dataset = open_dataset(args.data, args.split, args.max_images)
     t0 = time.perf_counter()
     if args.artifact:
-        from ..runtime import load_predictor
-
-        predictor = load_predictor(args.artifact)
-        from ..evaluate import predict_dataset
-
-        preds = predict_dataset(predictor, dataset, progress=not args.no_progress, desc="eval artifact")
-        result = coco_eval(dataset, preds, predictor.spec.class_names, args.classes)
+        result = evaluate_artifact(args.artifact, dataset, args.classes, progress=not args.no_progress)
         name, source = Path(args.artifact).stem, str(args.artifact)
     else:
         detector = create_model(args.model, weights=args.weights or "default")
         if args.resize:
-            import dataclasses
             detector.spec = detector.spec.replace(
                 preprocess=dataclasses.replace(detector.spec.preprocess, resize=args.resize))
         result = evaluate_model(detector, dataset, args.classes, args.batch_size, not args.no_progress)
-        name, source = args.model, detector.weights_path
+        name, source = args.model, detector.weights.path
     print(result.summary)
     print_table(["class", "AP"], [[c, f"{ap:.4f}"] for c, ap in result.per_class.items()])
     print(f"{name}: AP {result.ap:.4f}  AP50 {result.ap50:.4f}  on {result.num_images} images of "

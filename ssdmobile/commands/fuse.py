@@ -3,6 +3,13 @@ from pathlib import Path
 
 import torch
 
+from ..bench import measure_interleaved
+from ..data import open_dataset
+from ..fileio import atomic_write
+from ..fuse import fuse_detector
+from ..models import create_model
+from ..table import print_table
+
 NAME = "fuse"
 HELP = "fold every Conv2d+BatchNorm2d into the conv; report max output change on real images and eager speed-up"
 
@@ -20,19 +27,12 @@ def add_arguments(p):
 
 
 def run(args):
-    from ..bench import measure_interleaved
-    from ..fuse import fuse_detector
-    from ..models import create_model
-    from ..table import print_table
-
     torch.set_num_threads(args.threads)
     det = create_model(args.model, args.weights or "default")
     fused, report = fuse_detector(det)
     print(report)
     h, w = det.spec.preprocess.size
     if args.data:
-        from ..data import open_dataset
-
         ds = open_dataset(args.data, args.split, args.num_images)
         x = det.preprocess([s.image for s in ds])
         what = f"{len(ds)} images of {args.data} {args.split}"
@@ -57,9 +57,7 @@ def run(args):
                      ["fused", f"{t1.median_ms:.1f}", f"{t1.p90_ms:.1f}"]])
         print(f"speed-up {t0.median_ms / t1.median_ms:.2f}x")
     if args.out:
-        from ..fileio import atomic_write
-
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(out, lambda tmp: torch.save(fused.state_dict(), tmp))
+        atomic_write(out, lambda tmp: torch.save(fused.core.state_dict(), tmp))
         print(f"wrote {out}")

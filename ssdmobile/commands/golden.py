@@ -1,7 +1,11 @@
 from pathlib import Path
 
+import torch
+
 from ..errors import DatasetError, WeightsError
+from ..golden import apply_overrides, write_golden
 from ..models import create_model, get_entry
+from ..models.weights import randomize_
 
 NAME = "golden"
 HELP = ("write golden files for the apps' post-processing tests: raw core outputs of real images and "
@@ -38,15 +42,10 @@ def run(args):
     if not paths:
         raise DatasetError(f"no images in {images_dir}")
 
-    import torch
-
-    from ..golden import apply_overrides, write_golden
-    from ..models.weights import randomize_
-
     torch.set_num_threads(min(2, torch.get_num_threads()))
     if args.weights:
         detector = create_model(args.model, weights=args.weights)
-        weights = detector.weights_path
+        weights = detector.weights.path
     elif args.random_seed is not None:
         detector = randomize_(create_model(args.model, weights=None), args.random_seed).eval()
         weights = f"random(seed={args.random_seed})"

@@ -1,4 +1,4 @@
-from ..tf_import import import_tf_graph
+from ..models.tf_import import import_tf_graph
 
 NAME = "import-tf"
 HELP = ("import a TF Object Detection API SSDLite-MobileNetV2 frozen graph (no TensorFlow needed): "

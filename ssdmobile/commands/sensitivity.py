@@ -3,6 +3,18 @@ most sensitive in float and measure what that buys."""
 import time
 from pathlib import Path
 
+import torch
+
+from ..bench import measure
+from ..data import open_dataset
+from ..evaluate import evaluate_model
+from ..fileio import prepare_out_dir, write_json_atomic
+from ..models import create_model
+from ..quant.ptq import Calibration, calibration_inputs
+from ..quant.sensitivity import rank_layers
+from ..table import print_table
+from ..targets import evaluate_artifact, export, load_runner
+
 NAME = "sensitivity"
 HELP = ("rank layers by output SQNR when each alone is quantized to int8; --float-fallback K exports an "
         "ExecuTorch int8 model with the K most sensitive layers kept in float")
@@ -27,15 +39,9 @@ def add_arguments(p):
 
 
 def run(args):
-    import torch
-
-    from ..models import create_model
-    from ..quant.ptq import calibration_inputs, calibration_record, export_executorch_int8
-    from ..quant.sensitivity import rank_layers
-    from ..table import print_table
-
     torch.set_num_threads(2)
     progress = not args.no_progress
+    out = prepare_out_dir(args.out)
     det = create_model(args.model, args.weights or "default")
     inputs = calibration_inputs(det, args.calib_data, args.split, args.num_images)
     t = time.perf_counter()
@@ -44,40 +50,28 @@ def run(args):
           f"{args.calib_data} {args.split} ({time.perf_counter() - t:.0f} s); most sensitive first:")
     print_table(["rank", "layer", "op", "SQNR dB"],
                 [[i + 1, u.name, u.kind, f"{u.sqnr_db:.1f}"] for i, u in enumerate(ranked[:args.top])])
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     ranking_path = out / f"{det.spec.name}_sensitivity.json"
-    from ..fileio import write_json_atomic
-
     write_json_atomic(ranking_path, {"model": det.spec.name, "images": len(inputs), "split": args.split,
                                      "metric": "output SQNR dB, layer quantized alone",
                                      "ranking": [u.__dict__ for u in ranked]})
     print(f"wrote {ranking_path}")
     if not args.float_fallback:
         return
-    calib = calibration_inputs(det, args.calib_data, args.split, args.calib_images)
-    record = calibration_record(args.calib_data, args.split, calib, args.observer)
+    calibration = Calibration(args.calib_data, args.split, args.calib_images, args.observer)
     k = args.float_fallback
     keep = [u.name for u in ranked[:k]]
     print(f"float fallback: {', '.join(keep)}")
-    paths = {"int8 (all layers)": export_executorch_int8(det, calib, out, observer=args.observer, record=record,
-                                                         progress=progress),
-             f"int8, {k} layers float": export_executorch_int8(det, calib, out, observer=args.observer,
-                                                               float_modules=keep, record=record,
-                                                               tag=f"_fallback{k}", progress=progress)}
+    paths = {"int8 (all layers)": export(det, "executorch", "int8", out, calibration=calibration,
+                                         progress=progress)[0].path,
+             f"int8, {k} layers float": export(det, "executorch", "int8", out, calibration=calibration,
+                                               float_modules=keep, tag=f"_fallback{k}", progress=progress)[0].path}
     for label, path in paths.items():
         print(f"{label}: {path}")
     if args.eval_data:
         _compare(det, paths, args)
 
 
-def _compare(det, paths, args):
-    from ..bench import measure
-    from ..data import open_dataset
-    from ..evaluate import evaluate_model
-    from ..runtime import evaluate_artifact, load_runner
-    from ..table import print_table
-
+def _compare(det, paths: dict[str, Path], args):
     ds = open_dataset(args.eval_data, args.eval_split)
     progress = not args.no_progress
     ref = evaluate_model(det, ds, args.classes, progress=progress)

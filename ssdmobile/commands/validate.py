@@ -1,6 +1,14 @@
 """`ssdmobile validate`: every target x precision, run in its own runtime on real images, one table."""
 import sys
 
+from ..data import open_dataset
+from ..errors import SSDMobileError
+from ..fileio import prepare_out_dir
+from ..models import create_model, get_entry
+from ..quant.ptq import Calibration
+from ..report import markdown, write_report
+from ..validate import ValidateOptions, check_options, validate
+
 NAME = "validate"
 HELP = ("export every target and precision, run each artifact on real images, and report AP drift, "
         "raw-output difference and latency against the float eager model (report.md/.json/.png)")
@@ -13,7 +21,8 @@ def add_arguments(p):
     p.add_argument("--split", default="val2017")
     p.add_argument("--max-images", type=int, help="only the first N images")
     p.add_argument("--classes", nargs="+", help="class names for AP (default: all the model predicts)")
-    p.add_argument("--targets", nargs="*", help="default: all (torchscript onnx coreml executorch); none: only --artifacts")
+    p.add_argument("--targets", nargs="*", help="default: all (torchscript onnx coreml executorch); given with "
+                                                "no name: only --artifacts")
     p.add_argument("--artifacts", nargs="+", default=[], metavar="PATH",
                    help="already-exported artifacts of this model (a QAT .pte, a --float-fallback export) to "
                         "measure in the same run and table")
@@ -33,36 +42,25 @@ def add_arguments(p):
 
 
 def run(args):
-    from ..data import open_dataset
-    from ..errors import SSDMobileError
-    from ..export import get_target
-    from ..export._common import prepare_out_dir
-    from ..models import create_model, get_entry
-    from ..report import markdown, write_report
-    from ..validate import validate
-
     if args.runs < 50:
         raise SSDMobileError("--runs must be at least 50")
-    for t in args.targets or []:
-        get_target(t)
     get_entry(args.model)
+    opts = ValidateOptions(
+        targets=args.targets, precisions=args.precisions,
+        nms_modes={"off": (False,), "on": (True,), "both": (False, True)}[args.nms], classes=args.classes,
+        threads=args.threads, runs=args.runs, max_drift=args.max_drift, progress=not args.no_progress,
+        calibration=Calibration(args.data, args.calib_split, args.calib_images, args.observer),
+        artifacts=args.artifacts)
     prepare_out_dir(args.out)
     dataset = open_dataset(args.data, args.split, args.max_images)
     detector = create_model(args.model, weights=args.weights or "default")
-    modes = {"off": (False,), "on": (True,), "both": (False, True)}[args.nms]
-    result = validate(detector, dataset, args.out, targets=args.targets, precisions=args.precisions,
-                      nms_modes=modes, classes=args.classes, threads=args.threads, runs=args.runs,
-                      max_drift=args.max_drift, progress=not args.no_progress,
-                      log=lambda s: print(s, file=sys.stderr, flush=True),
-                      calibration={"calib_data": args.data, "split": args.calib_split,
-                                   "num_images": args.calib_images, "observer": args.observer},
-                      artifacts=args.artifacts)
+    check_options(detector, opts)  # bad targets, precisions, artifacts: before the first export
+    result = validate(detector, dataset, args.out, opts)
     paths = write_report(result, args.out)
     print(markdown(result))
     print(f"wrote {paths['md']}, {paths['json']}, {paths['png']}")
-    bad = [r for r in result["rows"] if r.status.startswith(("failed", "DRIFT"))]
-    if bad:
-        print(f"validate: {len(bad)} artifact(s) failed or drifted: "
-              + "; ".join(f"{r.label}: {r.status}" for r in bad), file=sys.stderr)
+    if result.failures:
+        print(f"validate: {len(result.failures)} artifact(s) failed or drifted: "
+              + "; ".join(f"{r.label}: {r.status}" for r in result.failures), file=sys.stderr)
         return 1
     return 0

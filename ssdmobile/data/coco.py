@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from pycocotools.coco import COCO
 
 from ..errors import DatasetError
 from .images import load_image
@@ -91,8 +92,6 @@ def _load_coco(path: Path):
 
 
 def _index(data: dict):
-    from pycocotools.coco import COCO
-
     for i, a in enumerate(data["annotations"], 1):  # pycocotools' evaluation needs these
         a.setdefault("iscrowd", 0)
         a.setdefault("area", float(a["bbox"][2] * a["bbox"][3]))

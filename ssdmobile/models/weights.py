@@ -2,53 +2,66 @@
 source's fetcher (a URL with a known sha256, or a custom fetch such as a package download)."""
 from __future__ import annotations
 
-import hashlib
 import os
 import pickle
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Mapping
 
 import torch
 
 from ..errors import WeightsError
+from ..fileio import sha256_file
 
 
 @dataclass(frozen=True)
-class WeightsSource:
+class Weights:
+    """A checkpoint a model can load and what is known about it, kept next to the weights as
+    torchvision's weights enums do: where it comes from (a URL with its sha256, or a custom fetcher
+    such as a package download + import), the categories it predicts, and its published metrics."""
+
     filename: str  # name of the checkpoint in the cache
     url: str | None = None
     sha256: str | None = None  # of the file at `url` / in the cache
     # custom fetch: (cache_dir) -> path of a checkpoint it wrote there; used instead of `url`
     fetch: Callable[[Path], Path] | None = None
     # other formats an explicit path may have: suffix -> (path, cache_dir) -> checkpoint path
-    convert: dict[str, Callable[[Path, Path], Path]] | None = None
-    origin: str = ""  # one line for `ssdmobile models`
+    convert: Mapping[str, Callable[[Path, Path], Path]] | None = None
+    source: str = ""  # one line for `ssdmobile models`
+    categories: tuple[str, ...] = ()  # index = label id, 0 is background
+    # published accuracy: {"COCO val2017": {"box_map": 21.3}, ...}; who measured it in `metrics_by`
+    metrics: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    metrics_by: str = ""
 
     def describe(self) -> str:
-        return self.origin or self.url or self.filename
+        return self.source or self.url or self.filename
+
+    def reference(self) -> str:
+        """"COCO val2017 box_map 21.3 (torchvision)", or "-" when nothing is published."""
+        if not self.metrics:
+            return "-"
+        parts = [f"{data} " + ", ".join(f"{k} {v:g}" for k, v in m.items()) for data, m in self.metrics.items()]
+        return "; ".join(parts) + (f" ({self.metrics_by})" if self.metrics_by else "")
+
+
+@dataclass(frozen=True)
+class LoadedWeights:
+    """What a Detector was loaded from: the file, its sha256 (recorded in every artifact's sidecar),
+    and the registered Weights it was resolved through, if any."""
+
+    path: str
+    sha256: str
+    meta: Weights | None = None
+
+    def to_dict(self) -> dict:
+        return {"path": self.path, "sha256": self.sha256}
 
 
 def cache_dir() -> Path:
     """torch hub's checkpoint cache ($TORCH_HOME/hub/checkpoints), where torchvision keeps its
     weights too, so an official file downloaded by torchvision is found here."""
     return Path(torch.hub.get_dir()) / "checkpoints"
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    """sha256 of a file's bytes, or of a directory artifact (.mlpackage): its files in sorted
-    order, each as relative name then bytes."""
-    path = Path(path)
-    h = hashlib.sha256()
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-    for f in files:
-        if path.is_dir():
-            h.update(str(f.relative_to(path)).encode())
-        with open(f, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                h.update(chunk)
-    return h.hexdigest()
 
 
 def verify_sha256(path: Path, expected: str) -> None:
@@ -59,7 +72,7 @@ def verify_sha256(path: Path, expected: str) -> None:
             "the file is corrupt or not the official checkpoint (delete it and try again)")
 
 
-def resolve_weights(source: WeightsSource, path: str | os.PathLike | None = None) -> Path:
+def resolve_weights(source: Weights, path: str | os.PathLike | None = None) -> Path:
     """Path of a checkpoint to load: explicit path, else cache, else fetch/download into the cache."""
     if path is not None:
         path = Path(path)
@@ -119,7 +132,8 @@ def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
 
 
 def load_into(model: torch.nn.Module, state_dict: dict, source: str) -> None:
-    """load_state_dict(strict) with one clear line for the usual mismatches."""
+    """load_state_dict(strict) with one clear line for the usual mismatches. `model` is what the
+    checkpoint holds: a detector's core (checkpoints keep the architecture's own keys)."""
     own = model.state_dict()
     missing = [k for k in own if k not in state_dict]
     unexpected = [k for k in state_dict if k not in own]

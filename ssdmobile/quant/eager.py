@@ -28,7 +28,7 @@ from torch.ao.quantization import DeQuantStub, QConfig, QuantStub
 from torchvision.models.mobilenetv2 import InvertedResidual
 
 from ..fuse import fuse_batchnorm_
-from .ptq import QuantizationError, calibrate
+from .ptq import SCHEME, QuantizationError, calibrate, with_core
 
 ENGINE = "qnnpack"
 
@@ -130,34 +130,11 @@ def quantize_core_eager(core: nn.Module, inputs: Sequence[Tensor], observer: str
     return convert(prepared).eval()
 
 
-def export_torchscript_int8(detector, inputs: Sequence[Tensor], out_dir, *, observer: str = "histogram",
-                            nms: bool = False, record: dict | None = None, tag: str = "", progress: bool = True):
-    """Writes `<model>_torchscript_int8<tag>.pt` and `..._lite.ptl` (lite interpreter) + sidecars."""
-    from ..export import torchscript as ts_export
-    from ..export._common import prepare_out_dir
-    from .ptq import SCHEME, _write, set_sidecar_quantization, with_core
-
-    torch.backends.quantized.engine = ENGINE
-    out = prepare_out_dir(out_dir)
+def quantize_detector_eager(detector, inputs: Sequence[Tensor], observer: str = "histogram",
+                            progress: bool = True):
+    """Eager qnnpack PTQ of the core -> (the detector around the converted core, the quantization
+    record its sidecar carries). TorchScript's exporter traces it like any core."""
     qdet = with_core(detector, quantize_core_eager(detector.core, inputs, observer, progress))
-    quantization = {**SCHEME, "activations": "per-tensor asymmetric (uint8, zero point 0..255)",
-                    "method": "eager torch.ao.quantization post-training (qnnpack engine)", "observer": observer,
-                    "engine": ENGINE, **(record or {})}
-    path = _write(ts_export, qdet, out, nms, tag, quantization)
-    lite = path.with_name(path.name.replace(f"_int8{'_nms' if nms else ''}{tag}.pt", f"_int8{'_nms' if nms else ''}_lite.ptl"))
-    if tag:  # the exporter named the lite file without the tag
-        import json
-        import os
-
-        from ..sidecar import sidecar_path
-        from ..fileio import write_json_atomic
-
-        untagged = lite
-        lite = untagged.with_name(untagged.stem.replace("_lite", f"{tag}_lite") + ".ptl")
-        os.replace(untagged, lite)
-        d = json.loads(sidecar_path(untagged).read_text())
-        d["artifact"] = lite.name
-        sidecar_path(untagged).unlink()
-        write_json_atomic(sidecar_path(lite), d)
-    set_sidecar_quantization(lite, quantization)
-    return path
+    return qdet, {**SCHEME, "activations": "per-tensor asymmetric (uint8, zero point 0..255)",
+                  "method": "eager torch.ao.quantization post-training (qnnpack engine)", "observer": observer,
+                  "engine": ENGINE}

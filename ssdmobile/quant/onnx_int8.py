@@ -4,7 +4,6 @@ symmetric, int8 activations per-tensor asymmetric. onnxruntime fuses the QDQ pai
 Conv into int8 kernels when it loads the model."""
 from __future__ import annotations
 
-import json
 import tempfile
 from pathlib import Path
 from typing import Sequence
@@ -46,9 +45,10 @@ def quantize_onnx_file(fp32_path: Path, int8_path: Path, inputs: Sequence[Tensor
                        exclude_nodes: Sequence[str] = (), core_only: bool = False) -> dict:
     """core_only: quantize the network core's nodes only, keeping box decoding, scores and NMS in
     float (quantize_static would otherwise put the decoded boxes and the output scores on 256 levels)."""
+    # lazy: heavy optional runtime (onnxruntime), only for ONNX int8
     from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
                                           quantize_static)
-    from onnxruntime.quantization.shape_inference import quant_pre_process
+    from onnxruntime.quantization.shape_inference import quant_pre_process  # lazy: heavy optional runtime
 
     if observer not in ORT_CALIBRATION:
         raise QuantizationError(f"unknown observer {observer!r} for onnx; choose one of {', '.join(ORT_CALIBRATION)}")
@@ -56,7 +56,7 @@ def quantize_onnx_file(fp32_path: Path, int8_path: Path, inputs: Sequence[Tensor
     reader = type("Reader", (_Reader, CalibrationDataReader), {})(inputs, "input")
     only = None
     if core_only:
-        import onnx
+        import onnx  # lazy: heavy optional runtime (onnx)
 
         only = core_node_names(onnx.load(str(fp32_path)))
         if not only:
@@ -76,22 +76,3 @@ def quantize_onnx_file(fp32_path: Path, int8_path: Path, inputs: Sequence[Tensor
     return {**SCHEME, "method": "onnxruntime quantize_static (QDQ)" + (", core only (decode and NMS float)"
                                                                        if core_only else ""), "observer": observer,
             "ort_calibrate_method": method, "float_nodes": list(exclude_nodes)}
-
-
-def export_onnx_int8(detector, inputs: Sequence[Tensor], out_dir, *, observer: str = "histogram", nms: bool = False,
-                     record: dict | None = None, tag: str = "", exclude_nodes: Sequence[str] = ()) -> Path:
-    from ..export import onnx as onnx_export
-    from ..export._common import artifact_sha256, artifact_stem, atomic_output, prepare_out_dir
-    from ..sidecar import sidecar_path
-
-    out = prepare_out_dir(out_dir)
-    with tempfile.TemporaryDirectory() as tmp:
-        fp32 = onnx_export.export(detector, "fp32", Path(tmp), nms=nms)
-        sidecar = json.loads(sidecar_path(fp32).read_text())
-        final = out / f"{artifact_stem(detector.spec.name, 'onnx', 'int8', nms)}{tag}.onnx"
-        with atomic_output(final) as pending:
-            quantization = quantize_onnx_file(fp32, pending.path, inputs, observer, exclude_nodes, core_only=nms)
-            pending.sidecar = {**sidecar, "precision": "int8", "artifact": final.name,
-                               "artifact_sha256": artifact_sha256(pending.path),
-                               "quantization": {**quantization, **(record or {})}}
-    return final

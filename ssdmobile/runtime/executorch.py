@@ -5,10 +5,7 @@ from pathlib import Path
 
 from torch import Tensor
 
-from . import ArtifactError, Runner
-
-TARGET = "executorch"
-SUFFIXES = (".pte",)
+from ._base import ArtifactError, Runner
 
 
 def check_file(path: Path) -> None:
@@ -26,6 +23,7 @@ def _set_threads(threads: int | None) -> None:
     if not threads:
         return
     try:  # XNNPACK uses ExecuTorch's own threadpool, not torch's
+        # lazy: heavy optional runtime (executorch), only when a .pte runs
         from executorch.extension.pybindings.portable_lib import (_threadpool_get_thread_count,
                                                                   _unsafe_reset_threadpool)
 
@@ -36,11 +34,9 @@ def _set_threads(threads: int | None) -> None:
 
 
 class ExecuTorchRunner(Runner):
-    target = TARGET
-
     def __init__(self, path: Path, sidecar: dict, threads: int | None):
         super().__init__(path, sidecar)
-        from executorch.runtime import Runtime
+        from executorch.runtime import Runtime  # lazy: heavy optional runtime (executorch)
 
         _set_threads(threads)
         self.threads = threads
