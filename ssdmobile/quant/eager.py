@@ -24,10 +24,13 @@ from typing import Sequence
 import torch
 from torch import Tensor, nn
 from torch.ao.nn.quantized import FloatFunctional
-from torch.ao.quantization import DeQuantStub, QConfig, QuantStub
+from torch.ao.quantization import DeQuantStub, QConfig, QuantStub, convert, fuse_modules, prepare
+from torch.ao.quantization.observer import (FixedQParamsObserver, HistogramObserver, MinMaxObserver,
+                                            PerChannelMinMaxObserver)
 from torchvision.models.mobilenetv2 import InvertedResidual
 
 from ..fuse import fuse_batchnorm_
+from ..models.ssdlite_mobilenet_v2 import FEATURE0_BLOCK, SSDLiteMobileNetV2Core
 from .ptq import SCHEME, QuantizationError, calibrate, with_core
 
 ENGINE = "qnnpack"
@@ -59,9 +62,6 @@ class QuantizableCore(nn.Module):
 
 
 def qconfig(observer: str = "histogram") -> QConfig:
-    from torch.ao.quantization.observer import (HistogramObserver, MinMaxObserver,
-                                                PerChannelMinMaxObserver)
-
     if observer not in ("histogram", "minmax"):
         raise QuantizationError(f"unknown observer {observer!r}; choose histogram or minmax")
     act = (HistogramObserver if observer == "histogram" else MinMaxObserver).with_args(
@@ -72,8 +72,6 @@ def qconfig(observer: str = "histogram") -> QConfig:
 
 
 def relu6_qconfig(weight_qconfig: QConfig) -> QConfig:
-    from torch.ao.quantization.observer import FixedQParamsObserver
-
     act = FixedQParamsObserver.with_args(scale=6.0 / 255.0, zero_point=0, dtype=torch.quint8,
                                          qscheme=torch.per_tensor_affine, quant_min=0, quant_max=255)
     return QConfig(activation=act, weight=weight_qconfig.weight)
@@ -81,8 +79,6 @@ def relu6_qconfig(weight_qconfig: QConfig) -> QConfig:
 
 def _fuse_conv_relu6(core: nn.Module, base: QConfig) -> int:
     """Sequential [.., Conv2d, Identity (folded BN), ReLU6] -> fused ConvReLU2d with fixed [0, 6] output."""
-    from torch.ao.quantization import fuse_modules
-
     n = 0
     for seq in [m for m in core.modules() if isinstance(m, nn.Sequential)]:
         names = [k for k, m in seq.named_children() if not isinstance(m, (nn.ZeroPad2d, nn.Identity))]
@@ -97,8 +93,6 @@ def _fuse_conv_relu6(core: nn.Module, base: QConfig) -> int:
 
 def make_quantizable(core: nn.Module, qconf: QConfig | None = None) -> QuantizableCore:
     """A float copy of an SSDLiteMobileNetV2Core, BN folded, with quant/dequant stubs and quantized adds."""
-    from ..models.ssdlite_mobilenet_v2 import FEATURE0_BLOCK, SSDLiteMobileNetV2Core
-
     if not isinstance(core, SSDLiteMobileNetV2Core):
         raise QuantizationError(
             f"TorchScript int8 (eager qnnpack) supports the ssdlite_mobilenet_v2 family, not {type(core).__name__}; "
@@ -118,8 +112,6 @@ def make_quantizable(core: nn.Module, qconf: QConfig | None = None) -> Quantizab
 def quantize_core_eager(core: nn.Module, inputs: Sequence[Tensor], observer: str = "histogram",
                         progress: bool = True) -> nn.Module:
     """Calibrated, converted int8 module (quantized::conv2d etc. on the qnnpack engine)."""
-    from torch.ao.quantization import convert, prepare
-
     if ENGINE not in torch.backends.quantized.supported_engines:
         raise QuantizationError(f"this PyTorch build has no {ENGINE} quantized engine")
     torch.backends.quantized.engine = ENGINE
