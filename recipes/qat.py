@@ -36,8 +36,9 @@ from omegaconf import MISSING
 from torch import nn
 
 from ssdmobile.config import ConfigError, as_dict, check_component, instantiate
-from ssdmobile.data import open_dataset
+from ssdmobile.data import open_dataset, refuse_shared_images
 from ssdmobile.evaluate import evaluate_model
+from ssdmobile.fileio import prepare_out_dir
 from ssdmobile.models import create_model
 from ssdmobile.quant.ptq import Calibration, SCHEME
 from ssdmobile.quant.qat import (TrainingError, calibrate_ranges, convert_qat, float_state_dict, freeze_observers,
@@ -122,10 +123,9 @@ def check(cfg: QATConfig) -> None:
         bad("quant.calibrate_images", "the histogram observer needs a calibration pass before training")
     if cfg.quant.observer == "histogram" and cfg.quant.freeze_observers_after != 0:
         bad("quant.freeze_observers_after", "histogram ranges are calibrated once and frozen: set it to 0")
-    if cfg.data.split.startswith("val"):
-        bad("data.split", "training on the evaluation split; train on train2017")
-    if cfg.eval.data and (cfg.eval.data, cfg.eval.split) == (cfg.data.root, cfg.data.split):
-        bad("eval.split", "evaluating on the training split")
+    if cfg.eval.data:  # scoring the training images would hide what quantization costs
+        refuse_shared_images(open_dataset(cfg.data.root, cfg.data.split, cfg.data.num_images),
+                             open_dataset(cfg.eval.data, cfg.eval.split), what="training")
     for t in cfg.export:
         if t not in TARGETS or TARGETS[t].int8 is None or not TARGETS[t].int8.calibrated:
             bad("export", f"{t!r}: QAT exports {', '.join(n for n, x in TARGETS.items() if x.int8 and x.int8.calibrated)}")
@@ -143,8 +143,7 @@ def main(cfg: QATConfig) -> dict:
         torch.set_num_threads(cfg.train.threads)
     torch.manual_seed(cfg.train.seed)
     rng = random.Random(cfg.train.seed * 1000 + rank)
-    out = Path(cfg.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = prepare_out_dir(cfg.out_dir)  # a run that fails before writing anything leaves no empty folder
 
     # 1. the float teacher, its training images (each rank takes every world-th), the QAT model
     teacher = create_model(cfg.model.name, cfg.model.weights)

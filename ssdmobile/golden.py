@@ -28,7 +28,7 @@ from .errors import ImageError
 from .ops.boxes import nms_per_class
 from .sidecar import build_sidecar
 from .spec import ModelSpec
-from .fileio import write_json_atomic
+from .fileio import atomic_directory, write_json_atomic
 
 GOLDEN_FORMAT = "ssdmobile-golden"
 
@@ -62,8 +62,13 @@ def write_golden(detector, image_paths: list[str | os.PathLike], out_dir: str | 
     among tied scores, not the post-processing, decides which boxes make the cut."""
     if not image_paths:
         raise ImageError("no images given for the golden files")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    final = Path(out_dir)
+    with atomic_directory(final) as out:  # an image that fails leaves no partial golden folder
+        _write_golden(detector, [Path(p) for p in image_paths], out, weights, logit_scale)
+    return final / "golden.json"
+
+
+def _write_golden(detector, image_paths: list[Path], out: Path, weights: str, logit_scale: float) -> None:
     spec = detector.spec
     h, w = spec.preprocess.size
     num_anchors, num_classes = detector.anchors.shape[0], spec.num_classes
@@ -107,4 +112,4 @@ def write_golden(detector, image_paths: list[str | os.PathLike], out_dir: str | 
     manifest = {"format": GOLDEN_FORMAT, "version": 1, "model": spec.name, "weights": weights,
                 "logit_scale": logit_scale,
                 "sidecar": "sidecar.json", "images": entries}
-    return write_json_atomic(out / "golden.json", manifest)
+    write_json_atomic(out / "golden.json", manifest)

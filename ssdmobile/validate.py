@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from .bench import Timing, machine_info, measure_interleaved
 from .errors import SSDMobileError
+from .data import open_dataset, refuse_shared_images
 from .evaluate import coco_eval
 from .export import Artifact, PrecisionNotAvailable
 from .fileio import size_bytes, write_json_atomic
@@ -217,14 +218,18 @@ def _row_for(artifact: Artifact) -> Row:
                variant="lite" if artifact.path.suffix == ".ptl" else "")
 
 
-def check_options(detector, opts: ValidateOptions) -> list[tuple[Path, Row]]:
-    """Everything about the options that can be wrong, before any work: -> the given artifacts."""
+def check_options(model: str, dataset, opts: ValidateOptions) -> list[tuple[Path, Row]]:
+    """Everything about the options that can be wrong, before any model loads: -> the given
+    artifacts. int8 calibration images must not be the images scored (compared by content)."""
     for t in opts.targets if opts.targets is not None else ():
         get_target(t)
     for p in opts.precisions or ():
         if p not in PRECISIONS:
             raise SSDMobileError(f"unknown precision {p!r}; choose from {', '.join(PRECISIONS)}")
-    return [_given_artifact(a, detector.spec.name) for a in opts.artifacts]
+    if opts.calibration is not None and "int8" in (opts.precisions or ()):
+        c = opts.calibration
+        refuse_shared_images(open_dataset(c.data, c.split, c.num_images), dataset)
+    return [_given_artifact(a, model) for a in opts.artifacts]
 
 
 def validate(detector, dataset, out_dir: str | os.PathLike, opts: ValidateOptions = ValidateOptions()) -> ValidateResult:
@@ -232,7 +237,7 @@ def validate(detector, dataset, out_dir: str | os.PathLike, opts: ValidateOption
     t_start = time.perf_counter()
     detector = detector.eval()
     torch.set_num_threads(opts.threads)
-    given = check_options(detector, opts)
+    given = check_options(detector.spec.name, dataset, opts)
     targets = list(TARGETS if opts.targets is None else opts.targets)
     log.info(f"eager float reference on {len(dataset)} images ({opts.threads} threads)")
     run = _Run(detector, dataset, Path(out_dir), opts)

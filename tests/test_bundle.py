@@ -120,7 +120,7 @@ def test_clear_errors(detector, tmp_path, case, message):
 def test_cli_one_line_error(tmp_path, capsys):
     assert main(["bundle", "--app", "android", "--artifact", str(tmp_path / "x.pte"), "--dest", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.count("\n") == 0 and "artifact not found" in err
+    assert err.count("\n") == 0 and "argument --artifact: not found" in err
 
 
 def test_cli_bundles(detector, tmp_path, capsys):

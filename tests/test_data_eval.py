@@ -140,8 +140,9 @@ def test_cli_eval_writes_json(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["eval", "--model", "nope", "--data", "x"], "unknown model 'nope'"),
-    (["eval", "--model", "ssdlite320_mobilenet_v3_large", "--data", "/nonexistent"], "dataset directory not found"),
+    (["eval", "--model", "nope", "--data", str(COCO128)], "unknown model 'nope'"),
+    (["eval", "--model", "ssdlite320_mobilenet_v3_large", "--data", "/nonexistent"],
+     "argument --data: directory not found: /nonexistent"),
 ])
 def test_cli_errors_are_one_line(argv, message, capsys):
     assert main(argv) == 2

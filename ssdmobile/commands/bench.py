@@ -5,12 +5,12 @@ import torch
 from ..bench import machine_info, measure
 from ..data import load_image
 from ..detector import Detector
-from ..errors import SSDMobileError
 from ..fileio import write_json_atomic
 from ..models import create_model
 from ..runtime import spec_from_sidecar
 from ..table import print_table
 from ..targets import load_runner
+from ._args import count, existing_file, existing_path, output_file
 
 NAME = "bench"
 HELP = "latency of an exported artifact in its runtime, or of the eager model: median and p90"
@@ -18,14 +18,14 @@ HELP = "latency of an exported artifact in its runtime, or of the eager model: m
 
 def add_arguments(p):
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--artifact", help="an exported artifact (its sidecar JSON beside it)")
+    src.add_argument("--artifact", type=existing_path, help="an exported artifact (its sidecar JSON beside it)")
     src.add_argument("--model", help="registered model name: the float eager core")
     p.add_argument("--weights", help="checkpoint for --model (default: random init; latency does not depend on it)")
-    p.add_argument("--image", help="an image to feed (default: a fixed synthetic input)")
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--runs", type=int, default=50, help="timed runs (at least 50)")
-    p.add_argument("--warmup", type=int, default=10)
-    p.add_argument("--json", help="also write the result here")
+    p.add_argument("--image", type=existing_file, help="an image to feed (default: a fixed synthetic input)")
+    p.add_argument("--threads", type=count(1), default=2)
+    p.add_argument("--runs", type=count(50), default=50, help="timed runs (at least 50)")
+    p.add_argument("--warmup", type=count(0), default=10)
+    p.add_argument("--json", type=output_file, help="also write the result here")
 
 
 def _input(spec, image):
@@ -36,13 +36,11 @@ def _input(spec, image):
 
 
 def run(args):
-    if args.runs < 50:
-        raise SSDMobileError("--runs must be at least 50 for a meaningful median and p90")
     torch.set_num_threads(args.threads)
     if args.artifact:
         runner = load_runner(args.artifact, threads=args.threads)
         x = _input(spec_from_sidecar(runner.sidecar), args.image)
-        fn, name = (lambda: runner.run(x)), args.artifact
+        fn, name = (lambda: runner.run(x)), str(args.artifact)
     else:
         detector = create_model(args.model, weights=args.weights)
         x = _input(detector.spec, args.image)

@@ -3,6 +3,7 @@ from ..fileio import size_bytes
 from ..models import create_model, get_entry
 from ..quant.ptq import Calibration
 from ..targets import check_export, export
+from ._args import count, existing_dir, output_dir
 
 NAME = "export"
 HELP = "export a detector to torchscript, onnx, coreml or executorch (artifact + sidecar JSON)"
@@ -17,11 +18,11 @@ def add_arguments(p):
     p.add_argument("--precision", help="fp32, fp16 or int8 (default: the target's own; fp16 for coreml)")
     p.add_argument("--nms", action="store_true", default=False, help="NMS in the graph (fixed-size detections out)")
     p.add_argument("--no-nms", dest="nms", action="store_false", help="raw box encodings and class logits out (default)")
-    p.add_argument("--out", default="artifacts", help="output directory (default ./artifacts)")
+    p.add_argument("--out", default="artifacts", type=output_dir, help="output directory (default ./artifacts)")
     q = p.add_argument_group("int8 calibration (--precision int8)")
-    q.add_argument("--calib-data", help="COCO-format dataset root whose images calibrate int8 activations")
+    q.add_argument("--calib-data", type=existing_dir, help="COCO-format dataset root whose images calibrate int8 activations")
     q.add_argument("--calib-split", default="train2017", help="never the split you evaluate on (default train2017)")
-    q.add_argument("--num-images", type=int, default=128, help="calibration images (default 128)")
+    q.add_argument("--num-images", type=count(1), default=128, help="calibration images (default 128)")
     q.add_argument("--observer", choices=["histogram", "minmax"], default="histogram")
 
 

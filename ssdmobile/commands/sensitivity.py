@@ -6,14 +6,15 @@ from pathlib import Path
 import torch
 
 from ..bench import measure
-from ..data import open_dataset
+from ..data import open_dataset, refuse_shared_images
 from ..evaluate import evaluate_model
-from ..fileio import prepare_out_dir, write_json_atomic
+from ..fileio import write_json_atomic
 from ..models import create_model
 from ..quant.ptq import Calibration, calibration_inputs
 from ..quant.sensitivity import rank_layers
 from ..table import print_table
 from ..targets import evaluate_artifact, export, load_runner
+from ._args import count, existing_dir, output_dir
 
 NAME = "sensitivity"
 HELP = ("rank layers by output SQNR when each alone is quantized to int8; --float-fallback K exports an "
@@ -23,25 +24,28 @@ HELP = ("rank layers by output SQNR when each alone is quantized to int8; --floa
 def add_arguments(p):
     p.add_argument("--model", required=True)
     p.add_argument("--weights")
-    p.add_argument("--calib-data", required=True, help="COCO-format dataset root (calibration split)")
+    p.add_argument("--calib-data", required=True, type=existing_dir, help="COCO-format dataset root (calibration split)")
     p.add_argument("--split", default="train2017")
-    p.add_argument("--num-images", type=int, default=8, help="images to rank on (default 8)")
-    p.add_argument("--top", type=int, default=15, help="rows of the ranked table to print")
-    p.add_argument("--float-fallback", type=int, default=0, metavar="K",
+    p.add_argument("--num-images", type=count(1), default=8, help="images to rank on (default 8)")
+    p.add_argument("--top", type=count(1), default=15, help="rows of the ranked table to print")
+    p.add_argument("--float-fallback", type=count(0), default=0, metavar="K",
                    help="export ExecuTorch int8 with the K most sensitive layers in float (and all-int8 to compare)")
-    p.add_argument("--calib-images", type=int, default=128, help="calibration images for the --float-fallback export")
+    p.add_argument("--calib-images", type=count(1), default=128, help="calibration images for the --float-fallback export")
     p.add_argument("--observer", default="histogram", choices=("histogram", "minmax"))
-    p.add_argument("--out", default="artifacts")
-    p.add_argument("--eval-data", help="evaluate the fallback artifacts on this dataset (AP, latency)")
+    p.add_argument("--out", default="artifacts", type=output_dir)
+    p.add_argument("--eval-data", type=existing_dir, help="evaluate the fallback artifacts on this dataset (AP, latency)")
     p.add_argument("--eval-split", default="val2017")
     p.add_argument("--classes", nargs="+")
     p.add_argument("--no-progress", action="store_true")
 
 
 def run(args):
+    if args.eval_data:  # scoring the calibration images would hide the int8 loss
+        refuse_shared_images(open_dataset(args.calib_data, args.split, max(args.num_images, args.calib_images)),
+                             open_dataset(args.eval_data, args.eval_split))
     torch.set_num_threads(2)
     progress = not args.no_progress
-    out = prepare_out_dir(args.out)
+    out = args.out
     det = create_model(args.model, args.weights or "default")
     inputs = calibration_inputs(det, args.calib_data, args.split, args.num_images)
     t = time.perf_counter()

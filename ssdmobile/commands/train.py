@@ -11,6 +11,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from ..config import ConfigError, load_config
+from ._args import existing_file
 
 NAME = "train"
 HELP = "run a training recipe (QAT: PT2E, int8 for ExecuTorch, ONNX and TorchScript) from a YAML config; torchrun-ready"
@@ -18,7 +19,7 @@ RECIPE_KEY = "_recipe_"
 
 
 def add_arguments(p):
-    p.add_argument("--recipe", required=True, help="YAML config naming its recipe script (see recipes/)")
+    p.add_argument("--recipe", required=True, type=existing_file, help="YAML config naming its recipe script (see recipes/)")
     p.add_argument("overrides", nargs="*", metavar="key=value",
                    help="override config keys, e.g. train.steps=2 optimizer.lr=3e-5 model.name=...")
 

@@ -2,12 +2,11 @@
 import sys
 
 from ..data import open_dataset
-from ..errors import SSDMobileError
-from ..fileio import prepare_out_dir
 from ..models import create_model, get_entry
 from ..quant.ptq import Calibration
 from ..report import markdown, write_report
 from ..validate import ValidateOptions, check_options, validate
+from ._args import count, existing_dir, existing_path, number, output_dir
 
 NAME = "validate"
 HELP = ("export every target and precision, run each artifact on real images, and report AP drift, "
@@ -17,33 +16,31 @@ HELP = ("export every target and precision, run each artifact on real images, an
 def add_arguments(p):
     p.add_argument("--model", default="ssdlite_mobilenet_v2_person")
     p.add_argument("--weights", help="checkpoint path (default: the model's registered weights)")
-    p.add_argument("--data", required=True, help="COCO-format dataset root")
+    p.add_argument("--data", required=True, type=existing_dir, help="COCO-format dataset root")
     p.add_argument("--split", default="val2017")
-    p.add_argument("--max-images", type=int, help="only the first N images")
+    p.add_argument("--max-images", type=count(1), help="only the first N images")
     p.add_argument("--classes", nargs="+", help="class names for AP (default: all the model predicts)")
     p.add_argument("--targets", nargs="*", help="default: all (torchscript onnx coreml executorch); given with "
                                                 "no name: only --artifacts")
-    p.add_argument("--artifacts", nargs="+", default=[], metavar="PATH",
+    p.add_argument("--artifacts", nargs="+", default=[], metavar="PATH", type=existing_path,
                    help="already-exported artifacts of this model (a QAT .pte, a --float-fallback export) to "
                         "measure in the same run and table")
     p.add_argument("--precisions", nargs="+",
                    help="default: each target's own (fp32; fp16 for coreml); e.g. fp32 fp16 int8 for every "
                         "combination (one a target lacks shows as 'not available')")
     p.add_argument("--nms", choices=["off", "on", "both"], default="both", help="NMS in the graph (default both)")
-    p.add_argument("--max-drift", type=float, help="exit 1 when an artifact's |ΔAP| exceeds this (a CI gate)")
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--runs", type=int, default=50, help="timed runs per artifact (at least 50)")
-    p.add_argument("--out", default="runs/validate", help="report directory (artifacts go to OUT/artifacts)")
+    p.add_argument("--max-drift", type=number(0.0), help="exit 1 when an artifact's |ΔAP| exceeds this (a CI gate)")
+    p.add_argument("--threads", type=count(1), default=2)
+    p.add_argument("--runs", type=count(50), default=50, help="timed runs per artifact (at least 50)")
+    p.add_argument("--out", default="runs/validate", type=output_dir, help="report directory (artifacts go to OUT/artifacts)")
     p.add_argument("--no-progress", action="store_true")
     q = p.add_argument_group("int8 calibration (images of --data, another split than --split)")
     q.add_argument("--calib-split", default="train2017")
-    q.add_argument("--calib-images", type=int, default=128)
+    q.add_argument("--calib-images", type=count(1), default=128)
     q.add_argument("--observer", choices=["histogram", "minmax"], default="histogram")
 
 
 def run(args):
-    if args.runs < 50:
-        raise SSDMobileError("--runs must be at least 50")
     get_entry(args.model)
     opts = ValidateOptions(
         targets=args.targets, precisions=args.precisions,
@@ -51,10 +48,9 @@ def run(args):
         threads=args.threads, runs=args.runs, max_drift=args.max_drift, progress=not args.no_progress,
         calibration=Calibration(args.data, args.calib_split, args.calib_images, args.observer),
         artifacts=args.artifacts)
-    prepare_out_dir(args.out)
     dataset = open_dataset(args.data, args.split, args.max_images)
+    check_options(args.model, dataset, opts)  # targets, precisions, artifacts, calibration set: before work
     detector = create_model(args.model, weights=args.weights or "default")
-    check_options(detector, opts)  # bad targets, precisions, artifacts: before the first export
     result = validate(detector, dataset, args.out, opts)
     paths = write_report(result, args.out)
     print(markdown(result))

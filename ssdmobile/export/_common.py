@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +13,7 @@ from torch import Tensor, nn
 
 from ..errors import SSDMobileError
 from ..fileio import sha256_file as artifact_sha256  # files and .mlpackage directories
-from ..fileio import write_json_atomic
+from ..fileio import remove_path, replace_path, write_json_atomic
 from ..ops.boxes import class_scores, decode_boxes
 from ..sidecar import build_sidecar, sidecar_path
 
@@ -64,13 +63,6 @@ def artifact_stem(model_name: str, target: str, req: ExportRequest) -> str:
     return f"{model_name}_{target}_{req.precision}{'_nms' if req.nms else ''}{req.tag}"
 
 
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
-    elif path.exists() or path.is_symlink():
-        path.unlink(missing_ok=True)
-
-
 class Pending:
     """The temporary path an exporter writes to, and the sidecar it means to write beside it."""
 
@@ -94,23 +86,15 @@ def atomic_output(final: Path):
         tmp = pending.path
         if not tmp.exists():
             raise ExportError(f"exporter wrote nothing for {final.name}")
-        if tmp.is_dir():  # os.replace cannot replace a non-empty directory: move the old one aside
-            old = final.with_name(f".{final.name}.old")
-            _remove(old)
-            if final.exists():
-                os.replace(final, old)
-            os.replace(tmp, final)
-            _remove(old)
-        else:
-            os.replace(tmp, final)
+        replace_path(tmp, final)
     except BaseException:
-        _remove(pending.path)
+        remove_path(pending.path)
         raise
     if pending.sidecar is not None:
         try:
             write_json_atomic(sidecar_path(final), pending.sidecar)
         except BaseException:
-            _remove(final)
+            remove_path(final)
             raise
 
 

@@ -41,20 +41,15 @@ class Calibration:
 
 
 class QuantizationError(SSDMobileError):
-    """Quantization cannot be done as asked (bad observer, calibration on val, empty data...)."""
+    """Quantization cannot be done as asked (bad observer, no calibration images...)."""
 
 
 # -- calibration data ---------------------------------------------------------------------------
 
-def calibration_inputs(detector, data: str, split: str = "train2017", num_images: int = 64,
-                       allow_eval_split: bool = False) -> list[Tensor]:
+def calibration_inputs(detector, data: str, split: str = "train2017", num_images: int = 64) -> list[Tensor]:
     """The first `num_images` images of a COCO-format (or VOC) split, preprocessed exactly as the
-    detector does, as [1, 3, H, W] tensors."""
-
-    if split.startswith("val") and not allow_eval_split:
-        raise QuantizationError(
-            f"refusing to calibrate on {split!r}: accuracy is measured there; calibrate on a training split "
-            "(e.g. --split train2017)")
+    detector does, as [1, 3, H, W] tensors. (Whoever also scores images refuses a calibration set
+    that shares any with them: data.refuse_shared_images.)"""
     if num_images < 1:
         raise QuantizationError(f"--num-images must be at least 1, got {num_images}")
     ds = open_dataset(data, split, num_images)

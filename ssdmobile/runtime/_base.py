@@ -1,6 +1,12 @@
 """What every runner shares: the typed errors, the Runner base class and the sidecar check."""
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import logging
+import os
+import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -57,3 +63,37 @@ def check_sidecar(path: Path, sidecar: dict, target: str) -> None:
     if expected and sha256_file(path) != expected:
         raise ArtifactError(f"{where} does not match the file (sha256 differs): the artifact was "
                             "replaced, modified or truncated after export; export it again")
+
+
+def _flush_c_stdio() -> None:
+    try:
+        ctypes.CDLL(None).fflush(None)
+    except (OSError, AttributeError):  # no C library to ask (not a POSIX platform)
+        pass
+
+
+@contextlib.contextmanager
+def quiet_native_stderr():
+    """C++ runtimes write straight to the process's stderr (ExecuTorch: five cpuinfo lines when a
+    program's XNNPACK delegate starts, one per threadpool reset). Captured here and shown only when
+    what runs inside fails, or with --verbose (the "ssdmobile" logger at DEBUG)."""
+    if logging.getLogger("ssdmobile").isEnabledFor(logging.DEBUG):
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 2)
+        failed = False
+        try:
+            yield
+        except BaseException:
+            failed = True
+            raise
+        finally:
+            _flush_c_stdio()  # what the C++ side buffered must land in the capture, not later
+            os.dup2(saved, 2)
+            os.close(saved)
+            if failed:
+                capture.seek(0)
+                sys.stderr.write(capture.read().decode(errors="replace"))

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from torch import Tensor
 
-from ._base import ArtifactError, Runner
+from ._base import ArtifactError, Runner, quiet_native_stderr
 
 
 def check_file(path: Path) -> None:
@@ -27,8 +27,9 @@ def _set_threads(threads: int | None) -> None:
         from executorch.extension.pybindings.portable_lib import (_threadpool_get_thread_count,
                                                                   _unsafe_reset_threadpool)
 
-        if _threadpool_get_thread_count() != threads:
-            _unsafe_reset_threadpool(threads)
+        with quiet_native_stderr():  # creating or resetting the pool probes the CPU, loudly
+            if _threadpool_get_thread_count() != threads:
+                _unsafe_reset_threadpool(threads)
     except ImportError:  # pragma: no cover - older executorch
         pass
 
@@ -41,8 +42,9 @@ class ExecuTorchRunner(Runner):
         _set_threads(threads)
         self.threads = threads
         try:
-            program = Runtime.get().load_program(path)
-            self.method = program.load_method("forward")
+            with quiet_native_stderr():
+                program = Runtime.get().load_program(path)
+                self.method = program.load_method("forward")
         except Exception as e:  # truncated files fail here, with a C++ error code
             raise ArtifactError(f"{path}: ExecuTorch cannot load it, truncated or corrupt "
                                 f"({str(e).splitlines()[0][:200]})") from None
