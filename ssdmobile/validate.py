@@ -23,8 +23,7 @@ from .evaluate import coco_eval
 from .export import TARGETS, export, get_target
 from .export._common import PRECISIONS, PrecisionNotAvailable, check_precision
 from .runtime import Predictor, RuntimeUnavailable, load_runner
-from .sidecar import read_sidecar, sidecar_path
-from .fileio import write_json_atomic
+from .sidecar import read_sidecar, sidecar_path, write_sidecar
 
 BOX_TOL_PX = 0.5
 SCORE_TOL = 1e-3
@@ -270,7 +269,7 @@ def _record_metrics(row, eager, threads, runs):
                      "images": row.notes["images"], "classes": row.notes["classes"],
                      "latency_ms": {"median": row.latency_median_ms, "p90": row.latency_p90_ms, "threads": threads,
                                     "runs": runs}, "machine": machine_info()}
-    write_json_atomic(sidecar_path(path), sc)
+    write_sidecar(sidecar_path(path), sc)
 
 
 def row_dict(row: Row) -> dict:

@@ -14,8 +14,7 @@ from torch import Tensor, nn
 from ..errors import SSDMobileError
 from ..ops.boxes import class_scores, decode_boxes
 from ..models.weights import sha256_file as artifact_sha256  # files and .mlpackage directories
-from ..sidecar import build_sidecar, sidecar_path
-from ..fileio import write_json_atomic
+from ..sidecar import build_sidecar, sidecar_path, write_sidecar
 
 PRECISIONS = ("fp32", "fp16", "int8")
 
@@ -104,7 +103,7 @@ def atomic_output(final: Path):
         raise
     if pending.sidecar is not None:
         try:
-            write_json_atomic(sidecar_path(final), pending.sidecar)
+            write_sidecar(sidecar_path(final), pending.sidecar)
         except BaseException:
             _remove(final)
             raise

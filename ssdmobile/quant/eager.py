@@ -149,8 +149,7 @@ def export_torchscript_int8(detector, inputs: Sequence[Tensor], out_dir, *, obse
         import json
         import os
 
-        from ..sidecar import sidecar_path
-        from ..fileio import write_json_atomic
+        from ..sidecar import sidecar_path, write_sidecar
 
         untagged = lite
         lite = untagged.with_name(untagged.stem.replace("_lite", f"{tag}_lite") + ".ptl")
@@ -158,6 +157,6 @@ def export_torchscript_int8(detector, inputs: Sequence[Tensor], out_dir, *, obse
         d = json.loads(sidecar_path(untagged).read_text())
         d["artifact"] = lite.name
         sidecar_path(untagged).unlink()
-        write_json_atomic(sidecar_path(lite), d)
+        write_sidecar(sidecar_path(lite), d)
     set_sidecar_quantization(lite, quantization)
     return path

@@ -144,13 +144,12 @@ def set_sidecar_quantization(artifact, quantization: dict) -> None:
     """Record the scheme and calibration in an exported artifact's sidecar ("quantization" field)."""
     import json
 
-    from ..sidecar import sidecar_path
-    from ..fileio import write_json_atomic
+    from ..sidecar import sidecar_path, write_sidecar
 
     path = sidecar_path(artifact)
     d = json.loads(path.read_text())
     d["quantization"] = quantization
-    write_json_atomic(path, d)
+    write_sidecar(path, d)
 
 
 SCHEME = {"dtype": "int8", "weights": "per-channel symmetric (-127..127)",
@@ -182,8 +181,7 @@ def _write(target_module, qdet, out, nms: bool, tag: str, quantization: dict):
     import tempfile
     from pathlib import Path
 
-    from ..fileio import write_json_atomic
-    from ..sidecar import sidecar_path
+    from ..sidecar import sidecar_path, write_sidecar
 
     if not tag:
         path = target_module.export(qdet, "int8", out, nms=nms)
@@ -197,7 +195,7 @@ def _write(target_module, qdet, out, nms: bool, tag: str, quantization: dict):
         d["artifact"] = tagged.name
         d["quantization"] = quantization
         os.replace(staged, tagged)
-        write_json_atomic(sidecar_path(tagged), d)
+        write_sidecar(sidecar_path(tagged), d)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
     return tagged
