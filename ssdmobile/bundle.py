@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import SSDMobileError
-from .fileio import prepare_out_dir, write_json_atomic
+from .fileio import prepare_out_dir
 from .runtime import check_sidecar
-from .sidecar import read_sidecar, sidecar_path
+from .sidecar import read_sidecar, sidecar_path, write_sidecar
 from .targets import get_target
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -104,7 +104,7 @@ def bundle(app: str, artifact: str | os.PathLike, dest: str | os.PathLike | None
     target, target_json = out / src.name, sidecar_path(out / src.name)
     try:
         _copy_atomic(src, target)
-        write_json_atomic(target_json, sidecar)
+        write_sidecar(target_json, sidecar)
     except OSError as e:
         raise BundleError(f"copying into {out} failed: {e}") from None
     return [target, target_json]

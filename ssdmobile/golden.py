@@ -26,7 +26,7 @@ from .data.images import load_image
 from .config import ConfigError, override_dataclass
 from .errors import ImageError
 from .ops.boxes import nms_per_class
-from .sidecar import build_sidecar
+from .sidecar import build_sidecar, write_sidecar
 from .spec import ModelSpec
 from .fileio import atomic_directory, write_json_atomic
 
@@ -80,7 +80,7 @@ def _write_golden(detector, image_paths: list[Path], out: Path, weights: str, lo
                  {"name": "class_logits", "shape": [1, num_anchors, num_classes], "dtype": "float32",
                   "meaning": "class_logits"}],
         nms_in_graph=False, checkpoint={"weights": weights})
-    write_json_atomic(out / "sidecar.json", sidecar)
+    write_sidecar(out / "sidecar.json", sidecar)
 
     entries = []
     for path in image_paths:

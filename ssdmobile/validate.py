@@ -25,10 +25,10 @@ from .errors import SSDMobileError
 from .data import open_dataset, refuse_shared_images
 from .evaluate import coco_eval
 from .export import Artifact, PrecisionNotAvailable
-from .fileio import size_bytes, write_json_atomic
+from .fileio import size_bytes
 from .quant.ptq import Calibration
 from .runtime import Predictor
-from .sidecar import read_sidecar, sidecar_path
+from .sidecar import read_sidecar, sidecar_path, write_sidecar
 from .targets import PRECISIONS, TARGETS, check_precision, export, get_target, load_runner, target_for_path
 
 log = logging.getLogger(__name__)
@@ -326,4 +326,4 @@ def _record_metrics(row: Row, ap_eager: float, opts: ValidateOptions) -> None:
                      "images": row.notes["images"], "classes": row.notes["classes"],
                      "latency_ms": {"median": row.latency_median_ms, "p90": row.latency_p90_ms,
                                     "threads": opts.threads, "runs": opts.runs}, "machine": machine_info()}
-    write_json_atomic(sidecar_path(path), sc)
+    write_sidecar(sidecar_path(path), sc)

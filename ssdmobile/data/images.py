@@ -76,4 +76,4 @@ def load_image(path: str | os.PathLike, expected_size: tuple[int, int] | None = 
         raise ImageError(f"cannot decode image {path}: {e}") from None
     if rgb.ndim != 3 or rgb.shape[-1] != 3 or 0 in rgb.shape:
         raise ImageError(f"cannot decode image {path}: decoded to shape {list(rgb.shape)}, not H x W x 3")
-    return torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).contiguous()
+    return torch.from_numpy(np.array(rgb, dtype=np.uint8)).permute(2, 0, 1).contiguous()  # a writable copy

@@ -13,9 +13,9 @@ from torch import Tensor, nn
 
 from ..errors import SSDMobileError
 from ..fileio import sha256_file as artifact_sha256  # files and .mlpackage directories
-from ..fileio import remove_path, replace_path, write_json_atomic
+from ..fileio import remove_path, replace_path
 from ..ops.boxes import class_scores, decode_boxes
-from ..sidecar import build_sidecar, sidecar_path
+from ..sidecar import build_sidecar, sidecar_path, write_sidecar
 
 
 class ExportError(SSDMobileError):
@@ -92,7 +92,7 @@ def atomic_output(final: Path):
         raise
     if pending.sidecar is not None:
         try:
-            write_json_atomic(sidecar_path(final), pending.sidecar)
+            write_sidecar(sidecar_path(final), pending.sidecar)
         except BaseException:
             remove_path(final)
             raise
