@@ -142,3 +142,18 @@ def test_backbone_knobs_change_the_model():
     narrow = sum(p.numel() for p in create_model("ssdlite320_mobilenet_v3_large", width_mult=0.5).parameters())
     full_tail = sum(p.numel() for p in create_model("ssdlite320_mobilenet_v3_large", reduced_tail=False).parameters())
     assert narrow < base < full_tail
+
+
+def test_published_hash_prefix_is_checked(hub, small_checkpoint):
+    """torchvision publishes only a sha256 prefix (in the file name); that prefix is what is checked."""
+    path, _ = small_checkpoint
+    data = path.read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    hub.mkdir(parents=True)
+    (hub / "official.pth").write_bytes(data)
+    assert W.resolve_weights(W.Weights("official.pth", sha256=digest[:8])) == hub / "official.pth"
+    other = "0" if digest[0] != "0" else "1"
+    with pytest.raises(WeightsError, match="sha256"):
+        W.resolve_weights(W.Weights("official.pth", sha256=other + digest[1:8]))
+    with pytest.raises(ValueError, match="at least 8"):
+        W.Weights("x.pth", sha256="abc")

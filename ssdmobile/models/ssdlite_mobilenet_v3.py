@@ -66,7 +66,7 @@ def _build(arch, num_classes: int, width_mult: float, reduced_tail: bool, name: 
     weights=Weights(
         filename="ssdlite320_mobilenet_v3_large_coco-a79551df.pth",
         url="https://download.pytorch.org/models/ssdlite320_mobilenet_v3_large_coco-a79551df.pth",
-        sha256="a79551df90c79834bcd3bb3845ef9d966b5449a3a9b2833ae8404778ca5d65d2",
+        sha256="a79551df",  # the prefix torchvision publishes (in the file name); torch.hub checks the same
         source="torchvision COCO checkpoint (path, torch hub cache, or download.pytorch.org)",
         categories=COCO_91_CLASSES,
         metrics={"COCO val2017": {"box_map": 21.3}},

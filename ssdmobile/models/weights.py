@@ -23,7 +23,7 @@ class Weights:
 
     filename: str  # name of the checkpoint in the cache
     url: str | None = None
-    sha256: str | None = None  # of the file at `url` / in the cache
+    sha256: str | None = None  # of the file at `url` / in the cache: full, or a prefix of >= 8 hex digits
     # custom fetch: (cache_dir) -> path of a checkpoint it wrote there; used instead of `url`
     fetch: Callable[[Path], Path] | None = None
     # other formats an explicit path may have: suffix -> (path, cache_dir) -> checkpoint path
@@ -33,6 +33,10 @@ class Weights:
     # published accuracy: {"COCO val2017": {"box_map": 21.3}, ...}; who measured it in `metrics_by`
     metrics: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     metrics_by: str = ""
+
+    def __post_init__(self):
+        if self.sha256 is not None and (len(self.sha256) < 8 or any(c not in "0123456789abcdef" for c in self.sha256)):
+            raise ValueError(f"{self.filename}: sha256 must be hex digits, at least 8 of them")
 
     def describe(self) -> str:
         return self.source or self.url or self.filename
@@ -65,8 +69,11 @@ def cache_dir() -> Path:
 
 
 def verify_sha256(path: Path, expected: str) -> None:
+    """`expected` is a full sha256 or a prefix of one (at least 8 hex digits): torchvision publishes
+    only the prefix, in the file name (ssdlite320_mobilenet_v3_large_coco-a79551df.pth), and
+    torch.hub checks exactly that prefix."""
     actual = sha256_file(path)
-    if actual != expected:
+    if not actual.startswith(expected.lower()):
         raise WeightsError(
             f"{path}: sha256 {actual[:16]}... does not match the expected {expected[:16]}...; "
             "the file is corrupt or not the official checkpoint (delete it and try again)")
