@@ -117,7 +117,7 @@ TARGETS: dict[str, Target] = {t.name: t for t in (
            nms="ONNX NonMaxSuppression + TopK in the graph",
            exporter=onnx_export.export, check_file=onnx_runtime.check_file, load=onnx_runtime.load,
            runs_here=_always,
-           int8=Int8Method("onnxruntime quantize_static (QDQ; QOperator and x86 formats by --int8-format)",
+           int8=Int8Method("onnxruntime quantize_static on the exported file",
                            "file", quantize_file=_onnx_int8_file,
                            formats={k: f.summary for k, f in ONNX_INT8_FORMATS.items()},
                            default_format=ONNX_INT8_DEFAULT)),
