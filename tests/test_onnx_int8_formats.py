@@ -74,15 +74,15 @@ def test_format_checked_through_the_target_table():
         check_export("onnx", "fp32", int8_format="qdq")
     with pytest.raises(QuantizationError, match="executorch int8 has a single format"):
         check_export("executorch", "int8", CALIB, int8_format="qdq")
-    assert int8_formats_for(["onnx", "executorch"], ["qdq", "qoperator-u8u8"]) == {
-        "onnx": ["qdq", "qoperator-u8u8"], "executorch": [None]}
+    assert int8_formats_for(["onnx", "executorch"], ["qdq", "qoperator-u8s8"]) == {
+        "onnx": ["qdq", "qoperator-u8s8"], "executorch": [None]}
     with pytest.raises(QuantizationError, match="int8 formats are for onnx, not executorch"):
         int8_formats_for(["executorch"], ["qdq"])
 
 
 @pytest.mark.parametrize("argv, message", [
     (["export", "--target", "onnx", "--precision", "int8", "--int8-format", "u8"],
-     "unknown onnx int8 format 'u8'; choose one of qdq, qdq-u8s8, qoperator-u8s8, qoperator-u8u8"),
+     "unknown onnx int8 format 'u8'; choose one of qdq, qdq-u8s8, qoperator-u8s8"),
     (["export", "--target", "onnx", "--int8-format", "qdq"], "an int8 format is for int8 exports, not onnx fp32"),
     (["quantize", "--model", "ssdlite_mobilenet_v2_person", "--target", "executorch", "--int8-format", "qdq"],
      "int8 formats are for onnx, not executorch"),

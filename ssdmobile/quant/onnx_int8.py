@@ -11,7 +11,12 @@ Why several formats: the ONNX Runtime quantization guide leaves the choice to th
   remedy is 7-bit weights (reduce_range). Signed activations (`qdq`) measured slower than fp32
   on this CPU (benchmarks/bench_onnx_int8.py), uint8 ones faster.
 - QOperator (QLinearConv and friends written into the file) is what older onnxruntime builds
-  and some converters read; U8U8 multiplies without saturation at some speed cost.
+  and some converters read.
+onnxruntime's own advice (quantize_static's docstring, "Choosing parameters for CPU inference"):
+QDQ; on x86 without VNNI uint8 activations, int8 weights and reduce_range; on ARM int8 for both.
+No U8U8 format: with per-channel weights (this project's scheme) onnxruntime's quantizer writes
+int8 Conv weights whatever weight_type says (operators/conv.py), so "U8U8" came out as U8S8
+without reduce_range: the saturating layout, measured 5-10 dB below qdq-u8s8.
 """
 from __future__ import annotations
 
@@ -38,33 +43,29 @@ class OnnxInt8Format:
     summary: str
     quant_format: str  # "QDQ" | "QOperator"
     activations: str  # "QInt8" | "QUInt8"
-    weights: str
     reduce_range: bool = False
+    weights: str = "QInt8"  # per-channel Conv weights are int8 in onnxruntime whatever this says
 
     def record(self) -> dict:
         act = "int8 per-tensor asymmetric (-128..127)" if self.activations == "QInt8" \
             else "uint8 per-tensor asymmetric (0..255)"
-        if self.weights == "QUInt8":
-            w = "uint8 per-channel symmetric (zero point 128)"
-        else:
-            w = "per-channel symmetric (-64..63, reduce_range)" if self.reduce_range else SCHEME["weights"]
+        w = "per-channel symmetric (-64..63, reduce_range)" if self.reduce_range else SCHEME["weights"]
         return {"dtype": "int8", "weights": w, "activations": act, "format": self.name,
                 "reduce_range": self.reduce_range,
                 "method": f"onnxruntime quantize_static ({self.quant_format}, "
-                          f"{'U8' if self.activations == 'QUInt8' else 'S8'}{'U8' if self.weights == 'QUInt8' else 'S8'})"}
+                          f"{'U8' if self.activations == 'QUInt8' else 'S8'}S8)"}
 
 
 FORMATS: dict[str, OnnxInt8Format] = {f.name: f for f in (
     OnnxInt8Format("qdq", "QDQ, int8 activations, int8 per-channel weights: ONNX Runtime Mobile / XNNPACK, "
                           "the scheme of every other target (slower than fp32 on x86 CPUs without VNNI)",
-                   "QDQ", "QInt8", "QInt8"),
+                   "QDQ", "QInt8"),
     OnnxInt8Format("qdq-u8s8", "QDQ, uint8 activations, 7-bit int8 per-channel weights (reduce_range): "
                                "fast and unsaturated on x86 CPUs without VNNI; NNAPI's uint8 layout",
-                   "QDQ", "QUInt8", "QInt8", reduce_range=True),
+                   "QDQ", "QUInt8", reduce_range=True),
     OnnxInt8Format("qoperator-u8s8", "QOperator (QLinearConv...), uint8 activations, 7-bit int8 weights "
-                                     "(reduce_range)", "QOperator", "QUInt8", "QInt8", reduce_range=True),
-    OnnxInt8Format("qoperator-u8u8", "QOperator (QLinearConv...), uint8 activations and weights (no saturation, "
-                                     "no reduce_range)", "QOperator", "QUInt8", "QUInt8"),
+                                     "(reduce_range): for tools and older runtimes that read QOperator",
+                   "QOperator", "QUInt8", reduce_range=True),
 )}
 DEFAULT_FORMAT = "qdq"
 
