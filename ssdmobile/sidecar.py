@@ -129,6 +129,10 @@ class Quantization(_Model):
     float_modules: list[str] | None = None
     float_nodes: list[str] | None = None
     ort_calibrate_method: str | None = None
+    format: str | None = None
+    """ONNX: the int8 format asked for (ssdmobile.quant.onnx_int8.FORMATS: qdq, qdq-u8s8, qoperator-u8s8...)."""
+    reduce_range: bool | None = None
+    """ONNX: 7-bit weights (onnxruntime's reduce_range, against int16 saturation on x86 without VNNI)."""
     calibration: Calibration | None = None
     training: dict[str, Any] | None = None
     """QAT: the recipe's settings. An open map on purpose: it follows the recipe, not the apps."""

@@ -30,6 +30,8 @@ from .export import torchscript as torchscript_export
 from .export._common import (Artifact, ExportError, ExportRequest, PrecisionNotAvailable, artifact_stem, atomic_output)
 from .fileio import prepare_out_dir, sha256_file
 from .quant.eager import quantize_detector_eager
+from .quant.onnx_int8 import DEFAULT_FORMAT as ONNX_INT8_DEFAULT
+from .quant.onnx_int8 import FORMATS as ONNX_INT8_FORMATS
 from .quant.onnx_int8 import quantize_onnx_file
 from .quant.ptq import Calibration, QuantizationError, calibration_set, quantize_detector_pt2e
 from .runtime import Predictor, Runner, check_sidecar
@@ -48,13 +50,17 @@ class Int8Method:
     """How a target gets int8. `stage`: "model" quantizes the detector's core, then the target's
     exporter writes it (`quantize(detector, inputs, observer, float_modules, progress) -> (detector,
     record)`); "file" exports fp32, then quantizes the written file (`quantize_file(src, dst, inputs,
-    observer, nms) -> record`); "exporter": the exporter does it itself, with no calibration."""
+    observer, nms, fmt) -> record`); "exporter": the exporter does it itself, with no calibration.
+    `formats`: named variants of the method a user picks with int8_format (name -> one line), for
+    methods that have more than one; `default_format` is the one used when none is named."""
 
     description: str
     stage: str
     quantize: Callable | None = None
     quantize_file: Callable | None = None
     float_fallback: bool = False  # supports keeping named modules in float
+    formats: dict[str, str] = dataclasses.field(default_factory=dict)
+    default_format: str | None = None
 
     @property
     def calibrated(self) -> bool:
@@ -90,9 +96,9 @@ def _torchscript_int8(detector, inputs, observer, float_modules, progress):
     return quantize_detector_eager(detector, inputs, observer, progress)
 
 
-def _onnx_int8_file(src: Path, dst: Path, inputs, observer: str, nms: bool) -> dict:
+def _onnx_int8_file(src: Path, dst: Path, inputs, observer: str, nms: bool, fmt: str) -> dict:
     # with NMS in the graph only the network core is quantized: decoded boxes and output scores stay float
-    return quantize_onnx_file(src, dst, inputs, observer, core_only=nms)
+    return quantize_onnx_file(src, dst, inputs, observer, core_only=nms, fmt=fmt)
 
 
 TARGETS: dict[str, Target] = {t.name: t for t in (
@@ -111,7 +117,10 @@ TARGETS: dict[str, Target] = {t.name: t for t in (
            nms="ONNX NonMaxSuppression + TopK in the graph",
            exporter=onnx_export.export, check_file=onnx_runtime.check_file, load=onnx_runtime.load,
            runs_here=_always,
-           int8=Int8Method("onnxruntime quantize_static (QDQ)", "file", quantize_file=_onnx_int8_file)),
+           int8=Int8Method("onnxruntime quantize_static on the exported file",
+                           "file", quantize_file=_onnx_int8_file,
+                           formats={k: f.summary for k, f in ONNX_INT8_FORMATS.items()},
+                           default_format=ONNX_INT8_DEFAULT)),
     Target("torchscript", (".pt", ".ptl"), ("fp32", "int8"), "fp32",
            nms="fixed-shape tensor NMS traced into the graph",
            exporter=torchscript_export.export, check_file=torchscript_runtime.check_file,
@@ -134,13 +143,45 @@ def check_precision(target: Target, precision: str) -> None:
         raise PrecisionNotAvailable(f"{target.name} exports {', '.join(target.precisions)}, not {precision}")
 
 
+def int8_format_targets() -> list[str]:
+    """Targets whose int8 method comes in named formats."""
+    return [n for n, t in TARGETS.items() if t.int8 and t.int8.formats]
+
+
+def check_int8_format(t: Target, int8_format: str) -> str:
+    """A format name the target's int8 method knows (for a target with formats)."""
+    if not (t.int8 and t.int8.formats):
+        raise QuantizationError(f"{t.name} int8 has a single format; int8 formats exist for "
+                                f"{', '.join(int8_format_targets())}")
+    if int8_format not in t.int8.formats:
+        raise QuantizationError(f"unknown {t.name} int8 format {int8_format!r}; choose one of "
+                                f"{', '.join(t.int8.formats)}")
+    return int8_format
+
+
+def int8_formats_for(targets: Sequence[str], int8_formats: Sequence[str]) -> dict[str, list[str | None]]:
+    """For commands that export several targets: target -> the int8 formats to export it in (the
+    given ones where the target has formats; [None], its only or default one, elsewhere). Formats
+    that no given target takes are an error, not silently dropped."""
+    ts = [get_target(n) for n in targets]
+    if int8_formats and not any(t.int8 and t.int8.formats for t in ts):
+        raise QuantizationError(f"int8 formats are for {', '.join(int8_format_targets())}, "
+                                f"not {', '.join(targets)}")
+    return {t.name: [check_int8_format(t, f) for f in int8_formats] if int8_formats and t.int8 and t.int8.formats
+            else [None] for t in ts}
+
+
 def check_export(target: str, precision: str | None = None, calibration: Calibration | None = None,
-                 float_modules: Sequence[str] = ()) -> tuple[Target, str]:
+                 float_modules: Sequence[str] = (), int8_format: str | None = None) -> tuple[Target, str]:
     """Everything about an export request that can be wrong before a model is loaded:
     -> (the target, the precision to export)."""
     t = get_target(target)
     precision = precision or t.default_precision
     check_precision(t, precision)
+    if int8_format is not None:
+        if precision != "int8":
+            raise QuantizationError(f"an int8 format is for int8 exports, not {t.name} {precision}")
+        check_int8_format(t, int8_format)
     if float_modules and not (precision == "int8" and t.int8.float_fallback):
         raise QuantizationError(f"keeping modules in float needs --precision int8 on a target that supports it "
                                 f"({', '.join(n for n, x in TARGETS.items() if x.int8 and x.int8.float_fallback)})")
@@ -151,10 +192,14 @@ def check_export(target: str, precision: str | None = None, calibration: Calibra
 
 def export(detector, target: str, precision: str | None = None, out_dir: str | os.PathLike = ".", *,
            nms: bool = False, calibration: Calibration | None = None, float_modules: Sequence[str] = (),
-           tag: str = "", progress: bool = True) -> list[Artifact]:
+           tag: str = "", progress: bool = True, int8_format: str | None = None) -> list[Artifact]:
     """Every artifact written (TorchScript writes two: .pt and the lite interpreter's .ptl), each
-    with its sidecar. int8 needs `calibration` for targets whose method calibrates."""
-    t, precision = check_export(target, precision, calibration, float_modules)
+    with its sidecar. int8 needs `calibration` for targets whose method calibrates. `int8_format`:
+    one of the target's int8 formats (TARGETS[target].int8.formats; None: its default); a format
+    other than the default is part of the file name, so formats can share a directory."""
+    t, precision = check_export(target, precision, calibration, float_modules, int8_format)
+    if int8_format is not None and int8_format != t.int8.default_format:
+        tag = f"{tag}_{int8_format}"
     req = ExportRequest(precision, prepare_out_dir(out_dir), nms, tag)
     detector = detector.eval()
     if precision != "int8" or not t.int8.calibrated:
@@ -163,7 +208,8 @@ def export(detector, target: str, precision: str | None = None, out_dir: str | o
     if t.int8.stage == "model":
         qdet, method = t.int8.quantize(detector, inputs, calibration.observer, float_modules, progress)
         return t.exporter(qdet, dataclasses.replace(req, quantization={**method, **record}))
-    return _quantize_files(t, detector, req, inputs, calibration.observer, record)
+    return _quantize_files(t, detector, req, inputs, calibration.observer, record,
+                           int8_format or t.int8.default_format)
 
 
 def export_quantized(qdetector, target: str, out_dir, record: dict, *, nms: bool = False, tag: str = "") -> list[Artifact]:
@@ -176,7 +222,8 @@ def export_quantized(qdetector, target: str, out_dir, record: dict, *, nms: bool
     return t.exporter(qdetector.eval(), ExportRequest("int8", prepare_out_dir(out_dir), nms, tag, record))
 
 
-def _quantize_files(t: Target, detector, req: ExportRequest, inputs, observer: str, record: dict) -> list[Artifact]:
+def _quantize_files(t: Target, detector, req: ExportRequest, inputs, observer: str, record: dict,
+                    int8_format: str | None) -> list[Artifact]:
     """Export fp32 into a private directory, then quantize each written file into its int8 name."""
     written = []
     with tempfile.TemporaryDirectory(dir=req.out_dir, prefix=".int8-") as tmp:
@@ -184,7 +231,7 @@ def _quantize_files(t: Target, detector, req: ExportRequest, inputs, observer: s
             final = req.out_dir / (artifact_stem(detector.spec.name, t.name, req) + fp32.path.suffix)
             sidecar = read_sidecar(fp32.path)
             with atomic_output(final) as pending:
-                method = t.int8.quantize_file(fp32.path, pending.path, inputs, observer, req.nms)
+                method = t.int8.quantize_file(fp32.path, pending.path, inputs, observer, req.nms, int8_format)
                 pending.sidecar = {**sidecar, "precision": "int8", "artifact": final.name,
                                    "artifact_sha256": sha256_file(pending.path),
                                    "quantization": {**method, **record}}
@@ -231,4 +278,4 @@ def evaluate_artifact(artifact: str | os.PathLike, dataset, classes=None, thread
 
 
 __all__ = ["Artifact", "Calibration", "Int8Method", "PRECISIONS", "TARGETS", "Target", "check_precision", "export",
-           "check_export", "evaluate_artifact", "export_quantized", "get_target", "load_predictor", "load_runner", "sidecar_path", "target_for_path"]
+           "check_export", "check_int8_format", "int8_format_targets", "int8_formats_for", "evaluate_artifact", "export_quantized", "get_target", "load_predictor", "load_runner", "sidecar_path", "target_for_path"]

@@ -29,7 +29,8 @@ from .fileio import size_bytes
 from .quant.ptq import Calibration
 from .runtime import Predictor, check_sidecar
 from .sidecar import read_sidecar, sidecar_path, write_sidecar
-from .targets import PRECISIONS, TARGETS, check_precision, export, get_target, load_runner, target_for_path
+from .targets import (PRECISIONS, TARGETS, check_precision, export, get_target, int8_formats_for, load_runner,
+                      target_for_path)
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,9 @@ SCORE_TOL = 1e-3
 class ValidateOptions:
     """What to measure and how. targets=None: every target; precisions=None: each target's default;
     artifacts: already-exported artifacts of this model (a QAT .pte, a float-fallback export...)
-    measured in the same run, after the exported ones (targets=[] measures only those)."""
+    measured in the same run, after the exported ones (targets=[] measures only those).
+    int8_formats: int8 rows in each of these formats for targets whose int8 comes in several
+    (TARGETS[t].int8.formats: onnx's QDQ and QOperator variants); empty: each target's default."""
 
     targets: Sequence[str] | None = None
     precisions: Sequence[str] | None = None
@@ -54,6 +57,7 @@ class ValidateOptions:
     calibration: Calibration | None = None
     artifacts: Sequence[str | os.PathLike] = ()
     progress: bool = True
+    int8_formats: Sequence[str] = ()
 
 
 @dataclass
@@ -213,9 +217,9 @@ def _guarded(row: Row, max_drift: float | None):
     log.info(f"    {row.status}" + (f", AP {row.ap:.4f} (Δ {row.delta_ap:+.4f})" if row.ap is not None else ""))
 
 
-def _row_for(artifact: Artifact) -> Row:
-    return Row(artifact.target, artifact.precision, artifact.nms, runtime=artifact.runtime,
-               variant="lite" if artifact.path.suffix == ".ptl" else "")
+def _row_for(artifact: Artifact, int8_format: str | None = None) -> Row:
+    variant = " ".join(v for v in ("lite" if artifact.path.suffix == ".ptl" else "", int8_format or "") if v)
+    return Row(artifact.target, artifact.precision, artifact.nms, runtime=artifact.runtime, variant=variant)
 
 
 def check_options(model: str, dataset, opts: ValidateOptions) -> list[tuple[Path, Row]]:
@@ -226,6 +230,10 @@ def check_options(model: str, dataset, opts: ValidateOptions) -> list[tuple[Path
     for p in opts.precisions or ():
         if p not in PRECISIONS:
             raise SSDMobileError(f"unknown precision {p!r}; choose from {', '.join(PRECISIONS)}")
+    if opts.int8_formats:
+        if "int8" not in (opts.precisions or ()):
+            raise SSDMobileError("int8 formats need int8 among the precisions (--precisions ... int8)")
+        int8_formats_for(list(TARGETS if opts.targets is None else opts.targets), opts.int8_formats)
     if opts.calibration is not None and "int8" in (opts.precisions or ()):
         c = opts.calibration
         refuse_shared_images(open_dataset(c.data, c.split, c.num_images), dataset)
@@ -239,6 +247,7 @@ def validate(detector, dataset, out_dir: str | os.PathLike, opts: ValidateOption
     torch.set_num_threads(opts.threads)
     given = check_options(detector.spec.name, dataset, opts)
     targets = list(TARGETS if opts.targets is None else opts.targets)
+    int8_formats = int8_formats_for(targets, opts.int8_formats)
     log.info(f"eager float reference on {len(dataset)} images ({opts.threads} threads)")
     run = _Run(detector, dataset, Path(out_dir), opts)
     log.info(f"eager: AP {run.reference.ap:.4f}")
@@ -262,16 +271,17 @@ def validate(detector, dataset, out_dir: str | os.PathLike, opts: ValidateOption
                 rows.append(Row(target, precision, False, status=f"not available: {e}"))
                 continue
             for nms in opts.nms_modes:
-                failed = Row(target, precision, nms)
-                log.info(f"[{len(rows) + 1}] {failed.label}: export")
-                with _guarded(failed, None):
-                    artifacts = export(detector, target, precision, run.art_dir, nms=nms,
-                                       calibration=opts.calibration, progress=opts.progress)
-                if failed.status != "ok":
-                    rows.append(failed)
-                    continue
-                for artifact in artifacts:
-                    measure(_row_for(artifact), artifact.path)
+                for fmt in int8_formats[target] if precision == "int8" else [None]:
+                    failed = Row(target, precision, nms, variant=fmt or "")
+                    log.info(f"[{len(rows) + 1}] {failed.label}: export")
+                    with _guarded(failed, None):
+                        artifacts = export(detector, target, precision, run.art_dir, nms=nms,
+                                           calibration=opts.calibration, progress=opts.progress, int8_format=fmt)
+                    if failed.status != "ok":
+                        rows.append(failed)
+                        continue
+                    for artifact in artifacts:
+                        measure(_row_for(artifact, fmt), artifact.path)
     for path, row in given:
         measure(row, path)
     eager = _time_everything(detector, run, timed, opts)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ..errors import SSDMobileError
 from ..fileio import prepare_out_dir
+from ..targets import TARGETS
 
 
 def count(minimum: int = 1):
@@ -41,6 +42,13 @@ def number(minimum: float = 0.0, strict: bool = False):
         return value
     parse.__name__ = "number"
     return parse
+
+
+def int8_formats_help() -> str:
+    """The int8 formats of the targets that have several, as the target table lists them."""
+    return "; ".join(f"{t.name}: " + ", ".join(f"{k}{' (default)' if k == t.int8.default_format else ''}"
+                                             for k in t.int8.formats)
+                     for t in TARGETS.values() if t.int8 and t.int8.formats)
 
 
 def existing_dir(text: str) -> Path:

@@ -3,7 +3,7 @@ from ..fileio import size_bytes
 from ..models import create_model, get_entry
 from ..quant.ptq import Calibration, QuantizationError
 from ..targets import check_export, export
-from ._args import count, existing_dir, output_dir
+from ._args import count, existing_dir, int8_formats_help, output_dir
 
 NAME = "export"
 HELP = "export a detector to torchscript, onnx, coreml or executorch (artifact + sidecar JSON)"
@@ -24,19 +24,23 @@ def add_arguments(p):
     q.add_argument("--calib-split", default="train2017", help="never the split you evaluate on (default train2017)")
     q.add_argument("--num-images", type=count(1), default=128, help="calibration images (default 128)")
     q.add_argument("--observer", choices=["histogram", "minmax"], default="histogram")
+    # not argparse choices: an unknown format is the library's typed error, one line naming the valid ones
+    q.add_argument("--int8-format", help=f"int8 file format, for targets that offer several ({int8_formats_help()}; "
+                                         "see `ssdmobile targets`)")
 
 
 def run(args):
     calibration = Calibration(args.calib_data, args.calib_split, args.num_images, args.observer) \
         if args.calib_data else None
     # a bad target, precision or missing calibration fails before the model loads
-    target, precision = check_export(args.target, args.precision, calibration)
+    target, precision = check_export(args.target, args.precision, calibration, int8_format=args.int8_format)
     if calibration is not None and not (precision == "int8" and target.int8.calibrated):
         raise QuantizationError(f"--calib-data is for int8 exports that calibrate, not {args.target} {precision}")
     get_entry(args.model)
     detector = create_model(args.model, weights=args.weights or "default")
     print(f"exporting {args.model} to {args.target} {precision}{' with NMS in the graph' if args.nms else ''} ...")
-    for artifact in export(detector, args.target, precision, args.out, nms=args.nms, calibration=calibration):
+    for artifact in export(detector, args.target, precision, args.out, nms=args.nms, calibration=calibration,
+                           int8_format=args.int8_format):
         print(f"wrote {artifact.path} ({size_bytes(artifact.path) / 1e6:.1f} MB, {artifact.runtime}) "
               f"and {artifact.sidecar}")
         if not target.runs_here():

@@ -6,8 +6,8 @@ from ..evaluate import evaluate_model
 from ..models import create_model
 from ..quant.ptq import Calibration
 from ..table import print_table
-from ..targets import TARGETS, check_export, evaluate_artifact, export
-from ._args import count, existing_dir, output_dir
+from ..targets import TARGETS, check_export, evaluate_artifact, export, int8_formats_for
+from ._args import count, existing_dir, int8_formats_help, output_dir
 
 NAME = "quantize"
 HELP = ("post-training int8 quantization (per-channel symmetric weights, asymmetric activations): "
@@ -26,6 +26,8 @@ def add_arguments(p):
                    help="activation range: histogram (L2-optimal clipping; onnx: percentile 99.999) or minmax")
     p.add_argument("--float-modules", nargs="*", default=[],
                    help="module names kept in float (e.g. from `ssdmobile sensitivity`)")
+    p.add_argument("--int8-format", help=f"int8 file format for the targets that offer several "
+                                         f"({int8_formats_help()})")
     p.add_argument("--nms", action="store_true", help="NMS in the graph")
     p.add_argument("--out", default="artifacts", type=output_dir, help="output directory")
     p.add_argument("--eval-data", type=existing_dir, help="after quantizing, evaluate each runnable artifact (and the float model) "
@@ -40,6 +42,7 @@ def run(args):
         refuse_shared_images(open_dataset(args.calib_data, args.split, args.num_images),
                              open_dataset(args.eval_data, args.eval_split))
     check_export(args.target[0], "int8", Calibration(args.calib_data), args.float_modules)
+    formats = int8_formats_for(args.target, [args.int8_format] if args.int8_format else [])
     det = create_model(args.model, args.weights or "default")
     t0 = time.perf_counter()
     calibration = Calibration(args.calib_data, args.split, args.num_images, args.observer)
@@ -48,7 +51,8 @@ def run(args):
     for target in args.target:
         t = time.perf_counter()
         artifacts = export(det, target, "int8", args.out, nms=args.nms, calibration=calibration,
-                           float_modules=args.float_modules, progress=not args.no_progress)
+                           float_modules=args.float_modules, progress=not args.no_progress,
+                           int8_format=formats[target][0])
         for a in artifacts:
             print(f"{target}: wrote {a.path} ({time.perf_counter() - t:.0f} s)")
         written += artifacts

@@ -12,7 +12,13 @@ def add_arguments(p):
 
 def run(args):
     rows = [[t.name, " ".join(t.suffixes), ", ".join(t.precisions) + f" (default {t.default_precision})",
-             t.int8.description if t.int8 else "-", t.nms,
+             _int8(t), t.nms,
              "yes" if t.runs_here() else "no: files are verified instead"]
             for t in TARGETS.values()]
     print_table(["target", "files", "precisions", "int8", "NMS in the graph", "runs here"], rows, markdown=args.markdown)
+
+
+def _int8(t) -> str:
+    if not t.int8:
+        return "-"
+    return t.int8.description + (f"; formats: {', '.join(t.int8.formats)}" if t.int8.formats else "")

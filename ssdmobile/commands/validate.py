@@ -6,7 +6,7 @@ from ..models import create_model, get_entry
 from ..quant.ptq import Calibration
 from ..report import markdown, write_report
 from ..validate import ValidateOptions, check_options, validate
-from ._args import count, existing_dir, existing_path, number, output_dir
+from ._args import count, existing_dir, existing_path, int8_formats_help, number, output_dir
 
 NAME = "validate"
 HELP = ("export every target and precision, run each artifact on real images, and report AP drift, "
@@ -38,6 +38,9 @@ def add_arguments(p):
     q.add_argument("--calib-split", default="train2017")
     q.add_argument("--calib-images", type=count(1), default=128)
     q.add_argument("--observer", choices=["histogram", "minmax"], default="histogram")
+    q.add_argument("--int8-formats", nargs="+", default=[], metavar="FORMAT",
+                   help=f"int8 rows in each of these formats, for targets that offer several "
+                        f"({int8_formats_help()}); default: each target's default")
 
 
 def run(args):
@@ -47,7 +50,7 @@ def run(args):
         nms_modes={"off": (False,), "on": (True,), "both": (False, True)}[args.nms], classes=args.classes,
         threads=args.threads, runs=args.runs, max_drift=args.max_drift, progress=not args.no_progress,
         calibration=Calibration(args.data, args.calib_split, args.calib_images, args.observer),
-        artifacts=args.artifacts)
+        artifacts=args.artifacts, int8_formats=args.int8_formats)
     dataset = open_dataset(args.data, args.split, args.max_images)
     check_options(args.model, dataset, opts)  # targets, precisions, artifacts, calibration set: before work
     detector = create_model(args.model, weights=args.weights or "default")

@@ -1,10 +1,22 @@
-"""ONNX int8: onnxruntime's static quantizer (QDQ format) on the fp32 ONNX export, calibrated on
-the same preprocessed images as every other target. Same scheme: int8 weights per-channel
-symmetric, int8 activations per-tensor asymmetric. onnxruntime fuses the QDQ pairs around
-Conv into int8 kernels when it loads the model."""
+"""ONNX int8: onnxruntime's static quantizer on the fp32 ONNX export, calibrated on the same
+preprocessed images as every other target, in one of a few named formats (FORMATS).
+
+Why several formats: the ONNX Runtime quantization guide leaves the choice to the hardware.
+- QDQ (QuantizeLinear/DequantizeLinear around float ops, fused into int8 kernels when the session
+  loads) is what ONNX Runtime Mobile and its XNNPACK and NNAPI execution providers take; signed
+  int8 activations with per-channel weights (`qdq`) is the project's one scheme, the same as
+  ExecuTorch's XNNPACK int8.
+- On x86-64 CPUs without VNNI (AVX2 here) onnxruntime's fast int8 GEMM multiplies uint8
+  activations by int8 weights with an instruction whose 16-bit sums can saturate; the guide's
+  remedy is 7-bit weights (reduce_range). Signed activations (`qdq`) measured slower than fp32
+  on this CPU (benchmarks/bench_onnx_int8.py), uint8 ones faster.
+- QOperator (QLinearConv and friends written into the file) is what older onnxruntime builds
+  and some converters read; U8U8 multiplies without saturation at some speed cost.
+"""
 from __future__ import annotations
 
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -14,6 +26,53 @@ from .ptq import SCHEME, QuantizationError
 
 # ssdmobile observer name -> onnxruntime CalibrationMethod name
 ORT_CALIBRATION = {"minmax": "MinMax", "histogram": "Percentile", "entropy": "Entropy", "percentile": "Percentile"}
+
+
+@dataclass(frozen=True)
+class OnnxInt8Format:
+    """One onnxruntime quantize_static setting: container format, activation and weight types
+    (onnxruntime QuantType names), reduce_range (7-bit weights). Weights are always per-channel
+    symmetric and activations per-tensor asymmetric, as on every other target."""
+
+    name: str
+    summary: str
+    quant_format: str  # "QDQ" | "QOperator"
+    activations: str  # "QInt8" | "QUInt8"
+    weights: str
+    reduce_range: bool = False
+
+    def record(self) -> dict:
+        act = "int8 per-tensor asymmetric (-128..127)" if self.activations == "QInt8" \
+            else "uint8 per-tensor asymmetric (0..255)"
+        if self.weights == "QUInt8":
+            w = "uint8 per-channel symmetric (zero point 128)"
+        else:
+            w = "per-channel symmetric (-64..63, reduce_range)" if self.reduce_range else SCHEME["weights"]
+        return {"dtype": "int8", "weights": w, "activations": act, "format": self.name,
+                "reduce_range": self.reduce_range,
+                "method": f"onnxruntime quantize_static ({self.quant_format}, "
+                          f"{'U8' if self.activations == 'QUInt8' else 'S8'}{'U8' if self.weights == 'QUInt8' else 'S8'})"}
+
+
+FORMATS: dict[str, OnnxInt8Format] = {f.name: f for f in (
+    OnnxInt8Format("qdq", "QDQ, int8 activations, int8 per-channel weights: ONNX Runtime Mobile / XNNPACK, "
+                          "the scheme of every other target (slower than fp32 on x86 CPUs without VNNI)",
+                   "QDQ", "QInt8", "QInt8"),
+    OnnxInt8Format("qdq-u8s8", "QDQ, uint8 activations, 7-bit int8 per-channel weights (reduce_range): "
+                               "fast and unsaturated on x86 CPUs without VNNI; NNAPI's uint8 layout",
+                   "QDQ", "QUInt8", "QInt8", reduce_range=True),
+    OnnxInt8Format("qoperator-u8s8", "QOperator (QLinearConv...), uint8 activations, 7-bit int8 weights "
+                                     "(reduce_range)", "QOperator", "QUInt8", "QInt8", reduce_range=True),
+    OnnxInt8Format("qoperator-u8u8", "QOperator (QLinearConv...), uint8 activations and weights (no saturation, "
+                                     "no reduce_range)", "QOperator", "QUInt8", "QUInt8"),
+)}
+DEFAULT_FORMAT = "qdq"
+
+
+def get_format(name: str) -> OnnxInt8Format:
+    if name not in FORMATS:
+        raise QuantizationError(f"unknown ONNX int8 format {name!r}; choose one of {', '.join(FORMATS)}")
+    return FORMATS[name]
 
 
 class _Reader:
@@ -42,14 +101,17 @@ def core_node_names(model) -> list[str]:
 
 
 def quantize_onnx_file(fp32_path: Path, int8_path: Path, inputs: Sequence[Tensor], observer: str = "histogram",
-                       exclude_nodes: Sequence[str] = (), core_only: bool = False) -> dict:
+                       exclude_nodes: Sequence[str] = (), core_only: bool = False,
+                       fmt: str = DEFAULT_FORMAT) -> dict:
     """core_only: quantize the network core's nodes only, keeping box decoding, scores and NMS in
-    float (quantize_static would otherwise put the decoded boxes and the output scores on 256 levels)."""
+    float (quantize_static would otherwise put the decoded boxes and the output scores on 256 levels).
+    fmt: a name in FORMATS."""
     # lazy: heavy optional runtime (onnxruntime), only for ONNX int8
     from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
                                           quantize_static)
     from onnxruntime.quantization.shape_inference import quant_pre_process  # lazy: heavy optional runtime
 
+    form = get_format(fmt)
     if observer not in ORT_CALIBRATION:
         raise QuantizationError(f"unknown observer {observer!r} for onnx; choose one of {', '.join(ORT_CALIBRATION)}")
     method = ORT_CALIBRATION[observer]
@@ -68,11 +130,14 @@ def quantize_onnx_file(fp32_path: Path, int8_path: Path, inputs: Sequence[Tensor
         extra = {"ActivationSymmetric": False, "WeightSymmetric": True}
         if method == "Percentile":
             extra["CalibPercentile"] = 99.999
-        quantize_static(str(pre), str(int8_path), reader, quant_format=QuantFormat.QDQ, per_channel=True,
-                        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+        quantize_static(str(pre), str(int8_path), reader, quant_format=getattr(QuantFormat, form.quant_format),
+                        per_channel=True, reduce_range=form.reduce_range,
+                        activation_type=getattr(QuantType, form.activations),
+                        weight_type=getattr(QuantType, form.weights),
                         calibrate_method=getattr(CalibrationMethod, method), nodes_to_exclude=list(exclude_nodes),
                         nodes_to_quantize=only,
                         extra_options=extra)
-    return {**SCHEME, "method": "onnxruntime quantize_static (QDQ)" + (", core only (decode and NMS float)"
-                                                                       if core_only else ""), "observer": observer,
-            "ort_calibrate_method": method, "float_nodes": list(exclude_nodes)}
+    record = form.record()
+    if core_only:
+        record["method"] += ", core only (decode and NMS float)"
+    return {**record, "observer": observer, "ort_calibrate_method": method, "float_nodes": list(exclude_nodes)}
