@@ -1,7 +1,8 @@
 """TorchScript int8: eager-mode torch.ao.quantization with the qnnpack engine (what PyTorch Mobile's
-lite interpreter runs), for the TF-compatible SSDLite MobileNetV2 family.
+lite interpreter runs), for the TF-compatible SSDLite MobileNetV2 family (below) and SSDlite320
+MobileNetV3 (quant/eager_mobilenet_v3.py, built from torchvision's quantizable MobileNetV3 blocks).
 
-Made quantization-friendly without changing the float math:
+The MobileNetV2 family is made quantization-friendly without changing the float math:
 - BatchNorm folded into the convs (ssdmobile.fuse); each Conv+ReLU6 becomes a fused ConvReLU2d whose
   output quantization is fixed to scale 6/255, zero point 0: uint8 0..255 then covers exactly
   [0, 6], so the requantization itself is the ReLU6 clamp (same math), and every one of the 256
@@ -95,14 +96,31 @@ def _fuse_conv_relu6(core: nn.Module, base: QConfig) -> int:
     return n
 
 
-def make_quantizable(core: nn.Module, qconf: QConfig | None = None) -> QuantizableCore:
-    """A float copy of an SSDLiteMobileNetV2Core, BN folded, with quant/dequant stubs and quantized adds."""
-    from ..models.ssdlite_mobilenet_v2 import FEATURE0_BLOCK, SSDLiteMobileNetV2Core
+def make_quantizable(core: nn.Module, qconf: QConfig | None = None, name: str | None = None,
+                     is_qat: bool = False) -> QuantizableCore:
+    """A float copy of the core, fused, with quant/dequant stubs and quantized adds, for
+    torch.ao prepare/convert (qnnpack). `name` (the model's) goes into the error for a core it cannot do."""
+    from ..models.ssdlite_mobilenet_v2 import SSDLiteMobileNetV2Core
+    from ..models.ssdlite_mobilenet_v3 import SSDLiteCore
 
+    name = name or type(core).__name__
+    if isinstance(core, SSDLiteCore):
+        from .eager_mobilenet_v3 import make_quantizable_v3
+
+        return QuantizableCore(make_quantizable_v3(core, qconf or qconfig(), name, is_qat))
     if not isinstance(core, SSDLiteMobileNetV2Core):
         raise QuantizationError(
-            f"TorchScript int8 (eager qnnpack) supports the ssdlite_mobilenet_v2 family, not {type(core).__name__}; "
-            "use --target executorch or onnx for this model")
+            f"TorchScript int8 (eager qnnpack) cannot do {name}: it knows the SSDLite MobileNetV2 and "
+            f"SSDlite320 MobileNetV3 cores, not {type(core).__name__}; use --target executorch or onnx")
+    if is_qat:
+        raise QuantizationError(f"eager qnnpack QAT fusion is not implemented for {name} (BatchNorm is folded)")
+    return _make_quantizable_v2(core, qconf)
+
+
+def _make_quantizable_v2(core: nn.Module, qconf: QConfig | None) -> QuantizableCore:
+    """SSDLiteMobileNetV2Core: BN folded, Conv+ReLU6 fused with a fixed [0, 6] output range."""
+    from ..models.ssdlite_mobilenet_v2 import FEATURE0_BLOCK
+
     core = copy.deepcopy(core).eval()
     fuse_batchnorm_(core)
     for i, layer in enumerate(core.backbone):
@@ -116,15 +134,21 @@ def make_quantizable(core: nn.Module, qconf: QConfig | None = None) -> Quantizab
 
 
 def quantize_core_eager(core: nn.Module, inputs: Sequence[Tensor], observer: str = "histogram",
-                        progress: bool = True) -> nn.Module:
-    """Calibrated, converted int8 module (quantized::conv2d etc. on the qnnpack engine)."""
+                        progress: bool = True, name: str | None = None,
+                        float_modules: Sequence[str] = ()) -> nn.Module:
+    """Calibrated, converted int8 module (quantized::conv2d etc. on the qnnpack engine).
+    float_modules: names of units inside the core (as `ssdmobile sensitivity` ranks them) kept in float."""
     from torch.ao.quantization import convert, prepare
 
     if ENGINE not in torch.backends.quantized.supported_engines:
         raise QuantizationError(f"this PyTorch build has no {ENGINE} quantized engine")
     torch.backends.quantized.engine = ENGINE
-    model = make_quantizable(core, qconfig(observer))
+    model = make_quantizable(core, qconfig(observer), name)
     model.qconfig = qconfig(observer)
+    if float_modules:
+        from .float_fallback import float_fallback_qconfig
+
+        model = float_fallback_qconfig(model, float_modules)
     prepared = prepare(model)
     calibrate(prepared, inputs, progress)
     return convert(prepared).eval()
