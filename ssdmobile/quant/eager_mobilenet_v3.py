@@ -10,9 +10,8 @@ own quantizable MobileNetV3 pieces (torchvision.models.quantization.mobilenetv3)
   `self.modules()` only, so it works unchanged on the SSDlite extra blocks and heads too;
 - SSDlite's own layers (extra blocks and the heads' depthwise convs) use ReLU6, which torch.ao
   does not fuse. As in the MobileNetV2 family (quant/eager.py), each becomes a fused Conv+BN+ReLU
-  whose output quantization is fixed to [0, 6] (scale 6/255, zero point 0), so the requantization
-  itself is the ReLU6 clamp; here the fixed range is a FixedQParamsFakeQuantize, so calibration
-  already sees the clamped, rounded values the int8 model will compute;
+  whose output quantization is fixed to [0, 6] (scale 6/255, zero point 0, eager.relu6_qconfig),
+  so the requantization itself is the ReLU6 clamp;
 - hardswish (nn.Hardswish -> quantized Hardswish), hardsigmoid (on a quantized tensor it runs
   quantized::hardsigmoid with its fixed output range [0, 1)) and the SE average pool are quantized
   ops; nothing dequantizes inside the network;
@@ -22,24 +21,14 @@ own quantizable MobileNetV3 pieces (torchvision.models.quantization.mobilenetv3)
 """
 from __future__ import annotations
 
-import torch
 from torch import nn
 from torch.ao.quantization import DeQuantStub, QConfig
 from torchvision.models.quantization.mobilenetv3 import QuantizableInvertedResidual, QuantizableMobileNetV3
 from torchvision.models.quantization.utils import _replace_relu
 from torchvision.ops.misc import Conv2dNormActivation
 
+from .eager import relu6_qconfig
 from .ptq import QuantizationError
-
-
-def relu6_fake_quant_qconfig(base: QConfig) -> QConfig:
-    """`base`, with the output fixed to [0, 6] on 256 uint8 levels (the ReLU6 range)."""
-    from torch.ao.quantization.fake_quantize import FixedQParamsFakeQuantize
-    from torch.ao.quantization.observer import FixedQParamsObserver
-
-    observer = FixedQParamsObserver.with_args(scale=6.0 / 255.0, zero_point=0, dtype=torch.quint8,
-                                              qscheme=torch.per_tensor_affine, quant_min=0, quant_max=255)
-    return QConfig(activation=FixedQParamsFakeQuantize.with_args(observer=observer), weight=base.weight)
 
 
 def quantizable_twin(core: nn.Module, name: str) -> nn.Module:
@@ -68,7 +57,9 @@ def make_quantizable_v3(core: nn.Module, base: QConfig, name: str, is_qat: bool 
     for m in core.modules():
         if type(m) is Conv2dNormActivation and len(m) == 3 and type(m[2]) is nn.ReLU6:
             m[2] = nn.ReLU()  # the [0, 6] output range below is the upper clamp
-            m.qconfig = relu6_fake_quant_qconfig(base)
+            m.qconfig = relu6_qconfig(base)
+        if isinstance(m, QuantizableInvertedResidual) and not m.use_res_connect:
+            m.skip_add.qconfig = None  # never runs: an observer there would stay uncalibrated
     core.train(is_qat)  # the fusers want every fused module in one mode (the new ReLUs included)
     QuantizableMobileNetV3.fuse_model(core, is_qat)  # torchvision's fusion, on every module of the core
     for heads in (core.head.regression_head.module_list, core.head.classification_head.module_list):
