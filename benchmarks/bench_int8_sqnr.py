@@ -60,8 +60,10 @@ def measure_config(label, name, kwargs, args, out: Path):
         runner = runners[path] = load_runner(path, threads=2)
         got = [runner.run(x) for x in val]
         flat = lambda outs, i: [o[i] for o in outs]  # noqa: E731
+        per_image = sorted(sqnr_db(r, g) for r, g in zip(ref, got))
         row += [f"{sqnr_db([t for r in ref for t in r], [t for g in got for t in g]):.1f}",
-                f"{sqnr_db(flat(ref, 0), flat(got, 0)):.1f} / {sqnr_db(flat(ref, 1), flat(got, 1)):.1f}"]
+                f"{sqnr_db(flat(ref, 0), flat(got, 0)):.1f} / {sqnr_db(flat(ref, 1), flat(got, 1)):.1f}",
+                f"{per_image[len(per_image) // 2]:.1f} ({per_image[0]:.1f})"]
     timing = None
     if args.latency:
         from ssdmobile.bench import measure_interleaved
@@ -95,7 +97,9 @@ def main():
     print(f"\nraw-output SQNR (dB) against float, {args.val_images} val2017 images; calibration: "
           f"{args.calib_images} train2017 images (histogram observers); randomized checkpoints "
           f"(realistic_random_, seed 0): agreement only, no AP")
-    print_table(["model", "qnnpack lite int8", "box / class", "ExecuTorch int8", "box / class"], rows)
+    print("(all images pooled; box / class outputs pooled; per image: median (worst))")
+    print_table(["model", "qnnpack lite int8", "box / class", "per image", "ExecuTorch int8", "box / class",
+                 "per image"], rows)
     if timings:
         print("\ncore latency, 1 image, 2 threads, median / p90 ms, round-robin in one process "
               "(shared machine; QNNPACK on x86 is not phone speed):")

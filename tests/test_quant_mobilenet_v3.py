@@ -61,6 +61,7 @@ def _lite(qcore, x, tmp_path):
     return LiteCore()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("which", ["small", "large"])
 def test_qnnpack_lite_matches_float_on_real_images(which, request, val_images, tmp_path):
     from ssdmobile.quant.eager import quantize_core_eager
@@ -144,6 +145,7 @@ def test_unknown_core_is_one_clear_error():
         make_quantizable(nn.Sequential(nn.Conv2d(3, 8, 3)), name="mystery_net")
 
 
+@pytest.mark.slow
 def test_qnnpack_sqnr_within_3db_of_executorch(small, tmp_path):
     """Both int8 artifacts of one checkpoint, calibrated on the same images, each in its own
     runtime (lite interpreter; ExecuTorch with XNNPACK) on the same val2017 images."""

@@ -103,7 +103,9 @@ def _fuse_conv_relu6(core: nn.Module, base: QConfig) -> int:
 def make_quantizable(core: nn.Module, qconf: QConfig | None = None, name: str | None = None,
                      is_qat: bool = False) -> QuantizableCore:
     """A float copy of the core, fused, with quant/dequant stubs and quantized adds, for
-    torch.ao prepare/convert (qnnpack). `name` (the model's) goes into the error for a core it cannot do."""
+    torch.ao prepare/convert (qnnpack). `name` (the model's) goes into the error for a core it cannot do.
+    is_qat: MobileNetV3 keeps Conv+BN as trainable fused modules (fuse_modules_qat); the MobileNetV2
+    family folds BatchNorm either way (its fused Conv+ReLU modules serve prepare_qat as they are)."""
     from ..models.ssdlite_mobilenet_v2 import SSDLiteMobileNetV2Core
     from ..models.ssdlite_mobilenet_v3 import SSDLiteCore
 
@@ -116,8 +118,6 @@ def make_quantizable(core: nn.Module, qconf: QConfig | None = None, name: str | 
         raise QuantizationError(
             f"TorchScript int8 (eager qnnpack) cannot do {name}: it knows the SSDLite MobileNetV2 and "
             f"SSDlite320 MobileNetV3 cores, not {type(core).__name__}; use --target executorch or onnx")
-    if is_qat:
-        raise QuantizationError(f"eager qnnpack QAT fusion is not implemented for {name} (BatchNorm is folded)")
     return _make_quantizable_v2(core, qconf)
 
 
