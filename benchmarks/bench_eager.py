@@ -5,19 +5,17 @@ has real work: thousands of candidates, as an untrained model gives).
     python benchmarks/bench_eager.py [--threads 2] [--runs 30]
 """
 import argparse
-import sys
 from pathlib import Path
 
 import torch
 import torchvision
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from conftest import VAL_IMAGES, randomize_  # noqa: E402
-
-from ssdmobile.bench import machine_info, measure  # noqa: E402
-from ssdmobile.data import load_image  # noqa: E402
-from ssdmobile.models import create_model  # noqa: E402
-from ssdmobile.table import print_table  # noqa: E402
+from _shared import VAL_IMAGES
+from ssdmobile.bench import machine_info, measure
+from ssdmobile.data import load_image
+from ssdmobile.models import create_model
+from ssdmobile.models.weights import randomize_
+from ssdmobile.table import print_table
 
 
 def main():
@@ -30,7 +28,7 @@ def main():
 
     tv = randomize_(torchvision.models.detection.ssdlite320_mobilenet_v3_large(weights=None, weights_backbone=None)).eval()
     ours = create_model("ssdlite320_mobilenet_v3_large")
-    ours.load_state_dict(tv.state_dict())
+    ours.core.load_state_dict(tv.state_dict())
     img = load_image(args.image)
     x = ours.preprocess([img])
     size = [tuple(img.shape[-2:])]

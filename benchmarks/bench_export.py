@@ -9,6 +9,7 @@ Artifacts are exported into a temporary directory (or --out). Core ML is listed 
 off macOS.
 """
 import argparse
+import json
 import os
 import platform
 import sys
@@ -17,19 +18,23 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from conftest import VAL_IMAGES  # noqa: E402
+from _shared import VAL_IMAGES
+from ssdmobile.bench import machine_info, measure_interleaved
+from ssdmobile.data import load_image
+from ssdmobile.models import create_model
+from ssdmobile.table import print_table
+from ssdmobile.targets import TARGETS, export, load_runner
 
-from ssdmobile.bench import machine_info, measure_interleaved  # noqa: E402
-from ssdmobile.data import load_image  # noqa: E402
-from ssdmobile.export import TARGETS, export  # noqa: E402
-from ssdmobile.export._common import artifact_stem  # noqa: E402
-from ssdmobile.models import create_model  # noqa: E402
-from ssdmobile.runtime import load_runner  # noqa: E402
-from ssdmobile.table import print_table  # noqa: E402
 
-ARTIFACTS = [("torchscript", False), ("torchscript_lite", False), ("onnx", False), ("executorch", False),
-             ("torchscript", True), ("onnx", True), ("executorch", True)]
+def _exported(out: Path, model: str, target: str, nms: bool) -> list[Path]:
+    """fp32 artifacts of this model and target already in `out`, found by their sidecars."""
+    found = []
+    for sidecar in out.glob("*.json"):
+        sc = json.loads(sidecar.read_text())
+        if (sc.get("model"), sc.get("target"), sc.get("precision"), sc.get("nms", {}).get("in_graph")) == \
+                (model, target, "fp32", nms) and (out / sc["artifact"]).exists():
+            found.append(out / sc["artifact"])
+    return found
 
 
 def main():
@@ -51,22 +56,18 @@ def main():
     out = Path(args.out or tempfile.mkdtemp(prefix="bench_export_"))
     fns = {"eager float core": lambda: detector.forward_core(x),
            "eager float core + decode + NMS": lambda: detector.nms(*detector.decode(*detector.forward_core(x)), size)}
-    exported, names = {}, {}
-    for target, nms in ARTIFACTS:
-        base = "torchscript" if target == "torchscript_lite" else target
-        existing = out / f"{artifact_stem(detector.spec.name, base, 'fp32', nms)}{TARGETS[base].SUFFIX}"
-        if args.reuse and existing.exists():
-            exported[(base, nms)] = existing
-        if (base, nms) not in exported:
-            print(f"exporting {base}{' +nms' if nms else ''} ...", file=sys.stderr, flush=True)
-            exported[(base, nms)] = export(detector, base, "fp32", out, nms=nms)
-        path = exported[(base, nms)]
-        if target == "torchscript_lite":
-            path = path.with_name(path.stem + "_lite.ptl")
-        runner = load_runner(path, threads=args.threads)
-        label = f"{target}{' +nms' if nms else ''} fp32"
-        fns[label] = lambda r=runner: r.run(x)
-        names[label] = (path.name, nms)
+    names = {}
+    for nms in (False, True):
+        for target in (t for t in TARGETS.values() if t.runs_here()):
+            paths = _exported(out, detector.spec.name, target.name, nms) if args.reuse else []
+            if not paths:
+                print(f"exporting {target.name}{' +nms' if nms else ''} ...", file=sys.stderr, flush=True)
+                paths = [a.path for a in export(detector, target.name, "fp32", out, nms=nms)]
+            for path in sorted(paths):
+                runner = load_runner(path, threads=args.threads)
+                label = f"{target.name}{'_lite' if path.suffix == '.ptl' else ''}{' +nms' if nms else ''} fp32"
+                fns[label] = lambda r=runner: r.run(x)
+                names[label] = (path.name, nms)
     print("timing ...", file=sys.stderr, flush=True)
     with torch.no_grad():
         t = measure_interleaved(fns, args.runs, args.warmup, args.threads)
@@ -76,7 +77,9 @@ def main():
         ref = eager_nms if nms else eager
         rows.append([label, name, f"{t[label].median_ms:.2f}", f"{t[label].p90_ms:.2f}",
                      f"{ref.median_ms / t[label].median_ms:.2f}x"])
-    rows.append(["coreml fp16", "-", "-", "-", "not run: Core ML predicts on macOS only"])
+    for target in (t for t in TARGETS.values() if not t.runs_here()):
+        rows.append([f"{target.name} {target.default_precision}", "-", "-", "-",
+                     f"not run: {target.name} does not run on this machine"])
     m = machine_info()
     print(f"{args.model}, batch 1, {args.threads} threads, {args.runs} runs after {args.warmup} warm-up; "
           f"{m['cpu']} ({m['cores']} cores visible), load average {os.getloadavg()[0]:.1f}, "

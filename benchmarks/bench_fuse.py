@@ -8,20 +8,17 @@ machine hits both sides alike.
 """
 import argparse
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from conftest import COCO128  # noqa: E402
+from _shared import COCO128
 
-from ssdmobile.bench import machine_info  # noqa: E402
-from ssdmobile.data import CocoDataset  # noqa: E402
-from ssdmobile.fuse import fuse_detector  # noqa: E402
-from ssdmobile.models import create_model  # noqa: E402
-from ssdmobile.table import print_table  # noqa: E402
+from ssdmobile.bench import machine_info
+from ssdmobile.data import CocoDataset
+from ssdmobile.fuse import fuse_detector
+from ssdmobile.models import create_model
+from ssdmobile.table import print_table
 
 
 def interleaved(fns, runs, warmup=3):

@@ -13,25 +13,22 @@ int8 artifacts come from `ssdmobile quantize` / `ssdmobile train` (slow to make,
 the fp32 ExecuTorch, ONNX and TorchScript artifacts are exported fresh into a temporary directory.
 """
 import argparse
+import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from conftest import COCO128  # noqa: E402
-
-from ssdmobile.bench import machine_info  # noqa: E402
-from ssdmobile.data import CocoDataset  # noqa: E402
-from ssdmobile.models import create_model  # noqa: E402
-from ssdmobile.table import print_table  # noqa: E402
-
-
-def size_mb(p: Path) -> float:
-    return (p.stat().st_size if p.is_file() else sum(f.stat().st_size for f in p.rglob("*") if f.is_file())) / 1e6
+from _shared import COCO128
+from ssdmobile.bench import machine_info, measure_interleaved
+from ssdmobile.data import CocoDataset
+from ssdmobile.evaluate import evaluate_model
+from ssdmobile.fileio import size_bytes
+from ssdmobile.models import create_model
+from ssdmobile.table import print_table
+from ssdmobile.targets import evaluate_artifact, export, load_runner
 
 
 def main():
@@ -47,14 +44,11 @@ def main():
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
-    from ssdmobile.export import export
-    from ssdmobile.runtime import load_runner
-
-    det = create_model("ssdlite_mobilenet_v2_person")
+    det = create_model("ssdlite_mobilenet_v2_person", weights="default")
     ds = CocoDataset(COCO128, "val2017")
     x = det.preprocess([ds[0].image])
     tmp = Path(tempfile.mkdtemp(prefix="bench_quant_"))
-    fp32 = [export(det, t, "fp32", tmp) for t in args.fp32]
+    fp32 = [export(det, t, "fp32", tmp)[0].path for t in args.fp32]
     paths = fp32 + [Path(p) for p in args.int8]
     runners = {p: load_runner(p, threads=args.threads) for p in paths}
     fns = {"float eager": lambda: det.core(x)}
@@ -74,8 +68,6 @@ def main():
 
     with torch.inference_mode():
         if args.interleaved:
-            from ssdmobile.bench import measure_interleaved
-
             stats = {k: (v.median_ms, v.p90_ms) for k, v in
                      measure_interleaved(fns, args.runs, 5, args.threads).items()}
         else:
@@ -89,22 +81,17 @@ def main():
             stats = {k: (statistics.median(t), sorted(t)[int(round(0.9 * (len(t) - 1)))]) for k, t in times.items()}
     aps = {}
     if args.eval:
-        from ssdmobile.evaluate import evaluate_model
-        from ssdmobile.runtime import evaluate_artifact
-
         aps["float eager"] = evaluate_model(det, ds, ["person"], progress=False).ap
         for p in paths:
             aps[p.name] = evaluate_artifact(p, ds, ["person"], threads=args.threads, progress=False).ap
     base = stats["float eager"][0]
-    sizes = {p.name: size_mb(p) for p in paths}
+    sizes = {p.name: size_bytes(p) / 1e6 for p in paths}
     rows = []
     for k, (med, p90) in stats.items():
         ap_s = f"{aps[k]:.4f}" if k in aps else "-"
         dap = f"{aps[k] - aps['float eager']:+.4f}" if k in aps and k != "float eager" else "-"
         rows.append([k, f"{sizes[k]:.2f}" if k in sizes else "-", ap_s, dap, f"{med:.1f}", f"{p90:.1f}",
                      f"{base / med:.2f}x"])
-    import os
-
     print(f"ssdlite_mobilenet_v2_person core, 1 image, {args.threads} threads, median / p90 of {args.runs} "
           f"runs{' timed round-robin' if args.interleaved else ''}; AP on {len(ds)} val2017 images (person) where measured; {machine_info()['cpu']}, "
           f"load average {os.getloadavg()[0]:.1f}")

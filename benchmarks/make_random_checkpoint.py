@@ -34,7 +34,7 @@ def main():
     realistic_random_(det, calibration_inputs(det, args.data, "train2017", args.images), seed=args.seed)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(det.state_dict(), out)
+    torch.save(det.core.state_dict(), out)  # checkpoints hold the core's state_dict (models.load_into)
     print(f"wrote {out} ({args.model}, seed {args.seed}, statistics from the first {args.images} train2017 images "
           f"of {args.data}; random weights: agreement only, no AP)")
 

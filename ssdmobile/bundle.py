@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import SSDMobileError
-from .models.weights import sha256_file
-from .sidecar import read_sidecar, sidecar_path
-from .fileio import write_json_atomic
+from .fileio import prepare_out_dir
+from .runtime import check_sidecar
+from .sidecar import read_sidecar, sidecar_path, write_sidecar
+from .targets import get_target
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -54,40 +55,24 @@ def _app(name: str) -> App:
 
 
 def check_artifact(app: str, artifact: str | os.PathLike) -> dict:
-    """Everything that can be wrong before copying; returns the sidecar."""
+    """Everything that can be wrong before copying, with the target table's own checks (the file is
+    what its suffix says, the sidecar describes this very file); returns the sidecar."""
     spec = _app(app)
     path = Path(artifact)
     if not path.exists():
         raise BundleError(f"artifact not found: {path}")
-    if path.suffix != spec.suffix:
+    target = get_target(spec.target)
+    if path.suffix not in target.suffixes:
         other = [a.name for a in APPS.values() if a.suffix == path.suffix]
         hint = f" (a {path.suffix} is for --app {other[0]})" if other else ""
         raise BundleError(f"the {app} app loads {spec.suffix} artifacts from `ssdmobile export --target "
                           f"{spec.target}`, not {path.name}{hint}")
-    if spec.suffix == ".mlpackage":
-        if not path.is_dir() or not (path / "Manifest.json").is_file():
-            raise BundleError(f"{path} is not an .mlpackage (a directory with Manifest.json)")
-    else:
-        if not path.is_file():
-            raise BundleError(f"{path} is not a file")
-        with open(path, "rb") as f:
-            head = f.read(8)
-        if len(head) < 8 or head[4:6] != b"ET":  # ExecuTorch flatbuffer identifier "ET.." at offset 4
-            raise BundleError(f"{path} is not an ExecuTorch program (no ET file identifier); re-export it")
+    target.check_file(path)
     sidecar = read_sidecar(path)  # SidecarError (an SSDMobileError) when missing or incomplete
-    where = sidecar_path(path)
-    if sidecar["target"] != spec.target:
-        raise BundleError(f"{where} says target {sidecar['target']!r}; the {app} app needs {spec.target!r}")
-    if sidecar["artifact"] != path.name:
-        raise BundleError(f"{where} describes {sidecar['artifact']!r}, not {path.name}: artifact and sidecar do "
-                          "not belong together; re-export")
+    check_sidecar(path, sidecar, target.name)
     if spec.needs_nms and not sidecar["nms"]["in_graph"]:
         raise BundleError(f"{path.name} has no NMS pipeline; the {app} app needs one (Vision returns "
                           f"VNRecognizedObjectObservation only then): export with --target {spec.target} --nms")
-    recorded = sidecar.get("artifact_sha256")
-    if recorded and sha256_file(path) != recorded:
-        raise BundleError(f"{path} does not match the sha256 its sidecar records: the artifact changed after "
-                          "export, or the sidecar is stale; re-export")
     return sidecar
 
 
@@ -115,16 +100,11 @@ def bundle(app: str, artifact: str | os.PathLike, dest: str | os.PathLike | None
     out = Path(dest) if dest is not None else default_destination(app)
     if dest is None and not out.parent.is_dir():
         raise BundleError(f"{out.parent} not found: run from a source checkout of ssdmobile, or pass --dest")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise BundleError(f"cannot create {out}: {e.strerror}") from None
-    if not os.access(out, os.W_OK):
-        raise BundleError(f"{out} is not writable")
+    prepare_out_dir(out)
     target, target_json = out / src.name, sidecar_path(out / src.name)
     try:
         _copy_atomic(src, target)
-        write_json_atomic(target_json, sidecar)
+        write_sidecar(target_json, sidecar)
     except OSError as e:
         raise BundleError(f"copying into {out} failed: {e}") from None
     return [target, target_json]

@@ -2,9 +2,10 @@
 
 The core (backbone + SSD head) has a fixed input shape and returns raw
 (box_encodings [N, A, 4], class_logits [N, A, C]); this is what exporters trace and quantization
-touches. Anchors are a constant buffer computed once at build time. A Detector's state_dict is
-its core's, so checkpoints keep the keys of the architecture they come from (torchvision's for
-SSDlite320 MobileNetV3, for example).
+touches. Anchors are a constant buffer computed once at build time. Checkpoints hold the core's
+state_dict (`detector.core`), so they keep the keys of the architecture they come from
+(torchvision's for SSDlite320 MobileNetV3, for example); `detector.weights` records which file
+was loaded (path, sha256, its registered metadata), or None for random initialization.
 """
 from __future__ import annotations
 
@@ -15,14 +16,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .ops.boxes import class_scores, decode_boxes, nms_per_class
+from .ops.preprocess import resize_tf1_bilinear
 from .spec import ModelSpec
 
 
 def resize_image(x: Tensor, size: tuple[int, int], mode: str) -> Tensor:
     """x: [N, C, H, W] float."""
     if mode == "tf1_bilinear":
-        from .ops.preprocess import resize_tf1_bilinear
-
         return resize_tf1_bilinear(x, size)
     return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
 
@@ -32,15 +32,9 @@ class Detector(nn.Module):
         super().__init__()
         self.core = core
         self.spec = spec
+        self.weights = None  # models.weights.LoadedWeights once a checkpoint is loaded
         # Not persistent: derived from the architecture, so checkpoints hold only core weights.
         self.register_buffer("anchors", anchors.float().contiguous(), persistent=False)
-
-    # -- checkpoints are the core's -------------------------------------------------------------
-    def state_dict(self, *args, **kwargs):
-        return self.core.state_dict(*args, **kwargs)
-
-    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
-        return self.core.load_state_dict(state_dict, strict=strict, assign=assign)
 
     # -- stages ---------------------------------------------------------------------------------
     def preprocess(self, images: Sequence[Tensor]) -> Tensor:

@@ -12,6 +12,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 import torch
+from pycocotools.coco import COCO
+from pycocotools.cocoeval import COCOeval
 from tqdm import tqdm
 
 from .data import CocoDataset
@@ -78,8 +80,6 @@ def to_coco_results(predictions: dict[int, dict], label_map: dict[int, int]) -> 
 def coco_eval(dataset: CocoDataset, predictions: dict[int, dict], class_names: Sequence[str],
               classes: Sequence[str] | None = None) -> EvalResult:
     """AP over `classes` (names), default: every class both the model and the dataset know."""
-    from pycocotools.cocoeval import COCOeval
-
     label_map = label_to_category(class_names, dataset)
     shared = [class_names[label] for label in sorted(label_map)]
     if classes:
@@ -117,8 +117,6 @@ def coco_eval(dataset: CocoDataset, predictions: dict[int, dict], class_names: S
 
 
 def _empty_results(dataset: CocoDataset):
-    from pycocotools.coco import COCO
-
     coco = COCO()
     coco.dataset = {"images": dataset.coco.dataset["images"], "annotations": [],
                     "categories": dataset.coco.dataset["categories"]}

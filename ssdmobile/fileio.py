@@ -1,12 +1,22 @@
-"""Write files atomically: to a temporary name in the same directory, then rename, so a crash
-never leaves a half-written file under the final name."""
+"""Files: atomic writes (a temporary name in the same directory, then rename, so a crash never
+leaves a half-written file under the final name), output directories proven writable, and file
+hashes."""
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Callable
+
+from .errors import SSDMobileError
+
+
+class OutputPathError(SSDMobileError):
+    """An output path cannot be written (not a directory, under a file, no permission...)."""
 
 
 def _umask() -> int:
@@ -31,8 +41,108 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], object]) -> Pat
     return path
 
 
+def remove_path(path: Path) -> None:
+    """A file, a link or a whole directory, if it exists."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    elif path.exists() or path.is_symlink():
+        path.unlink(missing_ok=True)
+
+
+def replace_path(tmp: Path, final: Path) -> None:
+    """Move a finished file or directory `tmp` onto `final`. os.replace cannot replace a non-empty
+    directory, so an old directory is moved aside first and removed after."""
+    if not tmp.is_dir():
+        os.replace(tmp, final)
+        return
+    old = final.with_name(f".{final.name}.old")
+    remove_path(old)
+    if final.exists() and (not final.is_dir() or any(final.iterdir())):
+        os.replace(final, old)
+    os.replace(tmp, final)
+    remove_path(old)
+
+
+@contextlib.contextmanager
+def atomic_directory(final: str | os.PathLike):
+    """Yield a temporary directory beside `final` to fill; on success it replaces `final` whole,
+    on any failure it is removed: a crash never leaves a half-filled folder under the final name."""
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".part", dir=final.parent))
+    try:
+        yield tmp
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700
+        replace_path(tmp, final)
+    except BaseException:
+        remove_path(tmp)
+        raise
+
+
 def write_json_atomic(path: str | os.PathLike, data: dict) -> Path:
     def write(tmp: str) -> None:
         with open(tmp, "w") as f:
             json.dump(data, f, indent=1)
     return atomic_write(path, write)
+
+
+# directories prepare_out_dir created in this process, parents first: a failed command removes the
+# ones it left empty (remove_created_dirs), so a failed run leaves no empty folders behind
+_created: list[Path] = []
+
+
+def prepare_out_dir(out_dir: str | os.PathLike) -> Path:
+    """Create `out_dir` (and parents) and prove it writable by creating a file in it: os.access
+    says yes to root on read-only mounts, and a failure after minutes of work loses the work."""
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise OutputPathError(f"output path {out} exists and is not a directory")
+    missing = [d for d in (out, *out.parents) if not d.exists()][::-1]
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputPathError(f"cannot create output directory {out}: {e.strerror or e}") from None
+    _created.extend(d.resolve() for d in missing)
+    try:
+        fd, probe = tempfile.mkstemp(dir=out, prefix=".write-probe-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise OutputPathError(f"output directory {out} is not writable: {e.strerror or e}") from None
+    return out
+
+
+def remove_created_dirs() -> None:
+    """Remove the directories prepare_out_dir created that are still empty (deepest first)."""
+    for d in reversed(_created):
+        try:
+            d.rmdir()  # only succeeds when empty
+        except OSError:
+            pass
+    _created.clear()
+
+
+def forget_created_dirs() -> None:
+    """After a successful command: what it created stays."""
+    _created.clear()
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """sha256 of a file's bytes, or of a directory artifact (.mlpackage): its files in sorted
+    order, each as relative name then bytes."""
+    path = Path(path)
+    h = hashlib.sha256()
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    for f in files:
+        if path.is_dir():
+            h.update(str(f.relative_to(path)).encode())
+        with open(f, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()
+
+
+def size_bytes(path: str | os.PathLike) -> int:
+    """A file's size, or the total of a directory artifact's files."""
+    path = Path(path)
+    return path.stat().st_size if path.is_file() else sum(p.stat().st_size for p in path.rglob("*") if p.is_file())

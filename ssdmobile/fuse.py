@@ -19,6 +19,9 @@ from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from .errors import SSDMobileError
+from .fileio import sha256_file
+from .models import create_model
+from .models.weights import LoadedWeights, load_into, load_state_dict_file
 
 
 class FusionError(SSDMobileError):
@@ -77,8 +80,6 @@ def fuse_detector(detector, inplace: bool = False):
     fused = detector if inplace else copy.deepcopy(detector)
     fused.eval()
     report = fuse_batchnorm_(fused)
-    if hasattr(detector, "weights_path"):
-        fused.weights_path = detector.weights_path
     return fused, report
 
 
@@ -86,12 +87,9 @@ def count_batchnorms(model: nn.Module) -> int:
     return sum(isinstance(m, nn.BatchNorm2d) for m in model.modules())
 
 
-def load_fused(model_name: str, path) -> "object":
-    """A fused Detector from a state_dict that `ssdmobile fuse --out` wrote."""
-    from .models.weights import load_into, load_state_dict_file
-    from .models import create_model
-
+def load_fused(model_name: str, path):
+    """A fused Detector from a core state_dict that `ssdmobile fuse --out` wrote."""
     fused, _ = fuse_detector(create_model(model_name, None), inplace=True)
-    load_into(fused, load_state_dict_file(path), str(path))
-    fused.weights_path = str(path)
+    load_into(fused.core, load_state_dict_file(path), str(path))
+    fused.weights = LoadedWeights(str(path), sha256_file(path))
     return fused.eval()

@@ -23,42 +23,25 @@ import numpy as np
 import torch
 
 from .data.images import load_image
+from .config import ConfigError, override_dataclass
 from .errors import ImageError
 from .ops.boxes import nms_per_class
-from .sidecar import build_sidecar
-from .fileio import write_json_atomic
+from .sidecar import build_sidecar, write_sidecar
+from .spec import ModelSpec
+from .fileio import atomic_directory, write_json_atomic
 
 GOLDEN_FORMAT = "ssdmobile-golden"
 
 
-def apply_overrides(spec, overrides: list[str]):
-    """["postprocess.score=sigmoid", "box_coder.clamp=null", ...] -> a new ModelSpec; values are JSON
-    (bare words are strings). Lets the golden files cover every code path the apps have
+def apply_overrides(spec: ModelSpec, overrides: list[str]) -> ModelSpec:
+    """["postprocess.score=sigmoid", "box_coder.clamp=null", ...] -> a new ModelSpec, in the one
+    override syntax of ssdmobile.config. Lets the golden files cover every code path the apps have
     (sigmoid, TF box order, max_per_class, tf1 resize) with a model that runs offline."""
-    import dataclasses
-    import json
-
-    from .errors import SSDMobileError
-
-    for item in overrides:
-        key, sep, text = item.partition("=")
-        group, _, field = key.partition(".")
-        sub = getattr(spec, group, None) if field else None
-        if not sep or sub is None or not dataclasses.is_dataclass(sub) or field not in {
-                f.name for f in dataclasses.fields(sub)}:
-            raise SSDMobileError(f"bad override {item!r}: expected GROUP.FIELD=VALUE with GROUP one of "
-                                 "preprocess, box_coder, postprocess and FIELD one of its fields")
-        try:
-            value = json.loads(text)
-        except json.JSONDecodeError:
-            value = text
-        if isinstance(value, list):
-            value = tuple(value)
-        try:
-            spec = spec.replace(**{group: dataclasses.replace(sub, **{field: value})})
-        except (TypeError, ValueError) as e:
-            raise SSDMobileError(f"bad override {item!r}: {e}") from None
-    return spec
+    values = override_dataclass(spec, overrides)
+    try:
+        return ModelSpec.from_dict(values)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"bad override ({', '.join(overrides)}): {e}") from None
 
 
 def _write_f32(path: Path, t: torch.Tensor) -> None:
@@ -79,8 +62,13 @@ def write_golden(detector, image_paths: list[str | os.PathLike], out_dir: str | 
     among tied scores, not the post-processing, decides which boxes make the cut."""
     if not image_paths:
         raise ImageError("no images given for the golden files")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    final = Path(out_dir)
+    with atomic_directory(final) as out:  # an image that fails leaves no partial golden folder
+        _write_golden(detector, [Path(p) for p in image_paths], out, weights, logit_scale)
+    return final / "golden.json"
+
+
+def _write_golden(detector, image_paths: list[Path], out: Path, weights: str, logit_scale: float) -> None:
     spec = detector.spec
     h, w = spec.preprocess.size
     num_anchors, num_classes = detector.anchors.shape[0], spec.num_classes
@@ -92,7 +80,7 @@ def write_golden(detector, image_paths: list[str | os.PathLike], out_dir: str | 
                  {"name": "class_logits", "shape": [1, num_anchors, num_classes], "dtype": "float32",
                   "meaning": "class_logits"}],
         nms_in_graph=False, checkpoint={"weights": weights})
-    write_json_atomic(out / "sidecar.json", sidecar)
+    write_sidecar(out / "sidecar.json", sidecar)
 
     entries = []
     for path in image_paths:
@@ -124,4 +112,4 @@ def write_golden(detector, image_paths: list[str | os.PathLike], out_dir: str | 
     manifest = {"format": GOLDEN_FORMAT, "version": 1, "model": spec.name, "weights": weights,
                 "logit_scale": logit_scale,
                 "sidecar": "sidecar.json", "images": entries}
-    return write_json_atomic(out / "golden.json", manifest)
+    write_json_atomic(out / "golden.json", manifest)

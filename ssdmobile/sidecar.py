@@ -4,35 +4,333 @@ Apps and runtimes read only this file, never hard-coded constants: input shape/l
 preprocessing, class names, output names and layout, anchors and box coder (for apps that decode
 themselves), whether NMS is in the graph and its thresholds, precision and quantization scheme,
 checkpoint provenance, and the measured AP and drift once `validate` has run.
+
+The file is described by the pydantic models below; `ssdmobile/schema/sidecar.schema.json` is
+generated from them (`python -m ssdmobile.schema`) and is what the Android and iOS readers are
+checked against. Python validates on every write (`build_sidecar`, `write_sidecar`) and read
+(`load_sidecar`, `read_sidecar`), always on the JSON text itself, in strict mode: a "1" is not an
+integer and a float is not an int, as in the schema and the apps' parsers.
+
+Which fields are required: whatever an app or runtime needs is required, and a value that may be
+null (a box coder without clamp, no per-class cap) is required-but-nullable, never absent, so a
+reader can tell "none" from "an old writer forgot it". Fields only some targets write (opset,
+coreml, runtime, artifact_sha256) are optional. Unknown fields are refused: adding one means
+adding it here and regenerating the schema; the apps ignore fields they do not map.
 """
 from __future__ import annotations
 
 import json
 import os
 from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from . import __version__
 from .errors import SSDMobileError
+from .fileio import write_json_atomic
 from .spec import ModelSpec
 
 FORMAT = "ssdmobile-sidecar"
+# Unchanged by the typed models: every sidecar written before them validates. Bump it only when a
+# field is removed or changes meaning or type (apps refuse a newer version with "update the app").
 SCHEMA_VERSION = 1
-
-# What the Android and iOS apps read (tests/test_sidecar_fields.py checks the apps' own lists against
-# this); `validate_sidecar` checks these exist. A value may be null (clamp, max_per_class), never absent.
-REQUIRED_FIELDS = (
-    "format", "schema_version", "model", "target", "precision", "artifact",
-    "input.name", "input.shape", "input.layout", "input.dtype",
-    "preprocess.size", "preprocess.resize", "preprocess.mean", "preprocess.std", "preprocess.input_range",
-    "class_names", "outputs", "decode.anchors", "decode.anchor_format", "decode.box_coder.weights",
-    "decode.box_coder.order", "decode.box_coder.clamp", "decode.score",
-    "nms.in_graph", "nms.iou_thresh", "nms.score_thresh", "nms.topk_candidates", "nms.max_per_class",
-    "nms.max_detections",
-)
 
 
 class SidecarError(SSDMobileError):
     pass
+
+
+# JSON arrays of exactly n items
+Ints2 = Annotated[list[int], Field(min_length=2, max_length=2)]
+Ints4 = Annotated[list[int], Field(min_length=4, max_length=4)]
+Floats3 = Annotated[list[float], Field(min_length=3, max_length=3)]
+Floats4 = Annotated[list[float], Field(min_length=4, max_length=4)]
+Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, use_attribute_docstrings=True)
+
+
+class Input(_Model):
+    name: str
+    shape: Ints4
+    """[N, C, H, W] for NCHW, [N, H, W, C] for NHWC."""
+    layout: Literal["NCHW", "NHWC", "image_RGB"]
+    """A tensor layout, or image_RGB for Core ML image inputs."""
+    dtype: Literal["float32", "uint8"]
+    """float32: the app normalizes; uint8: normalization is in the graph."""
+    color: Literal["RGB"]
+
+
+class Preprocess(_Model):
+    """x = (pixel / 255 - mean) / std, the whole image resized to size (H, W) with `resize`."""
+    size: Ints2
+    resize: Literal["bilinear", "tf1_bilinear"]
+    """bilinear: half-pixel (torch align_corners=False); tf1_bilinear: TF1 ResizeBilinear."""
+    mean: Floats3
+    std: Floats3
+    input_range: Ints2
+    in_graph: bool
+
+
+class Output(_Model):
+    name: str
+    shape: list[int]
+    """-1 for a dimension only known at run time (Core ML's detections)."""
+    dtype: Literal["float32", "float16", "int32", "int64"]
+    meaning: str
+
+
+class BoxCoder(_Model):
+    weights: Floats4
+    order: Literal["xywh", "yxhw"]
+    """xywh = (dx, dy, dw, dh) as torchvision; yxhw = (ty, tx, th, tw) as TensorFlow."""
+    clamp: float | None
+    """Upper bound for dw/dh before exp; null = none."""
+
+
+class Decode(_Model):
+    anchor_format: Literal["cxcywh_normalized"]
+    anchors: list[Floats4]
+    box_coder: BoxCoder
+    box_format: Literal["xyxy_normalized"]
+    score: Literal["softmax", "sigmoid"]
+
+
+class Nms(_Model):
+    in_graph: bool
+    """True: the outputs are final detections; false: the app decodes and runs NMS itself."""
+    iou_thresh: float
+    score_thresh: float
+    topk_candidates: int | None
+    """Per class, before NMS; null = all."""
+    max_per_class: int | None
+    """Per class, after NMS; null = no cap."""
+    max_detections: int
+
+
+class Calibration(_Model):
+    data: str
+    split: str
+    num_images: int
+
+
+class Quantization(_Model):
+    """How an int8 artifact was made. The scheme strings are for people (each target's tool says
+    it its own way); the optional fields are what one method records and another has not."""
+    dtype: Literal["int8"]
+    weights: str
+    activations: str
+    method: str
+    observer: str | None = None
+    engine: str | None = None
+    float_modules: list[str] | None = None
+    float_nodes: list[str] | None = None
+    ort_calibrate_method: str | None = None
+    calibration: Calibration | None = None
+    training: dict[str, Any] | None = None
+    """QAT: the recipe's settings. An open map on purpose: it follows the recipe, not the apps."""
+
+
+class Checkpoint(_Model):
+    """Where the weights came from: an exported checkpoint (path, sha256) or, for golden files,
+    how they were made (weights)."""
+    path: str | None = None
+    sha256: Sha256 | None = None
+    weights: str | None = None
+
+
+class Latency(_Model):
+    median: float
+    p90: float
+    threads: int
+    runs: int
+
+
+class Metrics(_Model):
+    """What `ssdmobile validate` measured for this artifact."""
+    ap: float
+    ap_eager: float
+    delta_ap: float
+    max_abs_diff_raw: float | None
+    """Largest raw-output difference from eager; null with NMS in the graph."""
+    detections_match: Annotated[str, Field(pattern=r"^\d+/\d+$")]
+    images: int
+    classes: list[str]
+    latency_ms: Latency
+    machine: dict[str, Any]
+    """bench.machine_info(): a free-form description of the host, for people; never parsed."""
+
+
+class CoreMLNms(_Model):
+    per_class: bool
+    max_detections: int | None
+
+
+class CoreML(_Model):
+    input: Literal["image"]
+    image_resize: str
+    normalize_in_graph: bool
+    pipeline: bool
+    nms: CoreMLNms | None
+
+
+class Delegation(_Model):
+    """How much of an ExecuTorch program the XNNPACK partitioner took (ExecuTorch devtools'
+    delegation info); the rest runs on ExecuTorch's portable kernels."""
+    delegated_ops: int
+    non_delegated_ops: int
+    delegated_subgraphs: int
+    non_delegated_by_op: dict[str, int]
+
+
+class ExecuTorch(_Model):
+    delegation: Delegation
+
+
+class SpecPreprocess(_Model):
+    size: Ints2
+    resize: Literal["bilinear", "tf1_bilinear"]
+    mean: Floats3
+    std: Floats3
+    layout: Literal["NCHW", "NHWC"]
+
+
+class SpecPostprocess(_Model):
+    score: Literal["softmax", "sigmoid"]
+    score_thresh: float
+    iou_thresh: float
+    topk_candidates: int | None
+    max_per_class: int | None
+    max_detections: int
+
+
+class SpecRecord(_Model):
+    """ModelSpec.to_dict(): what the Python runtime rebuilds the Detector from."""
+    name: str
+    preprocess: SpecPreprocess
+    class_names: list[str]
+    box_coder: BoxCoder
+    postprocess: SpecPostprocess
+
+
+class Sidecar(_Model):
+    """The sidecar JSON of one ssdmobile artifact."""
+    model_config = ConfigDict(title="ssdmobile sidecar")
+
+    format: Literal["ssdmobile-sidecar"]
+    schema_version: Literal[1]
+    ssdmobile_version: str
+    model: str
+    target: str
+    """An export target (torchscript, onnx, coreml, executorch), or reference for golden files."""
+    precision: Literal["fp32", "fp16", "int8"]
+    artifact: str
+    """The artifact's file name, beside this file (empty for golden files)."""
+    input: Input
+    preprocess: Preprocess
+    class_names: Annotated[list[str], Field(min_length=1)]
+    """Index = label id; index 0 is the background."""
+    background_class: Literal[0]
+    outputs: list[Output]
+    """In the artifact's output order."""
+    decode: Decode
+    nms: Nms
+    quantization: Quantization | None
+    checkpoint: Checkpoint | None
+    spec: SpecRecord
+    metrics: Metrics | None
+    """Null until `ssdmobile validate` has measured the artifact."""
+    # written by the exporters, not by every writer (golden files, hand-made test sidecars)
+    artifact_sha256: Sha256 | None = None
+    runtime: str | None = None
+    """What loads the artifact, for people."""
+    opset: int | None = None
+    """ONNX only."""
+    coreml: CoreML | None = None
+    """Core ML only: how the image input and the NMS pipeline are set up."""
+    executorch: ExecuTorch | None = None
+    """ExecuTorch only: what XNNPACK runs."""
+
+    def to_dict(self) -> dict:
+        """The JSON object, with exactly the fields that were set (an optional field left out
+        stays out, a null stays null)."""
+        return self.model_dump(mode="json", exclude_unset=True)
+
+
+def _required_paths(model: type[BaseModel], prefix: str = "") -> tuple[str, ...]:
+    out = []
+    for name, f in model.model_fields.items():
+        if not f.is_required():
+            continue
+        out.append(prefix + name)
+        if isinstance(f.annotation, type) and issubclass(f.annotation, BaseModel):  # non-nullable object
+            out.extend(_required_paths(f.annotation, f"{prefix}{name}."))
+    return tuple(out)
+
+
+# Kept for callers that list fields: derived from the model, never maintained by hand.
+REQUIRED_FIELDS = _required_paths(Sidecar)
+
+
+def _where(loc: tuple) -> str:
+    s = ""
+    for part in loc:
+        s += f"[{part}]" if isinstance(part, int) else f".{part}" if s else str(part)
+    return s
+
+
+def _explain(e: ValidationError, source: str) -> str:
+    """One line naming the file and the first wrong field (missing fields all at once)."""
+    errors = e.errors(include_url=False)
+    missing = [_where(x["loc"]) for x in errors if x["type"] == "missing"]
+    if missing:
+        return f"{source}: sidecar lacks {', '.join(missing)}"
+    x = errors[0]
+    where = _where(x["loc"])
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    if x["type"] == "extra_forbidden":
+        return f"{source}: unknown field {where} (not in sidecar schema_version {SCHEMA_VERSION}){more}"
+    if x["type"] == "json_invalid":
+        return f"{source}: not valid JSON ({x['msg']})"
+    got = json.dumps(x.get("input"), default=str)
+    got = got if len(got) <= 40 else got[:37] + "..."
+    return f"{source}: {where}: {x['msg'].lower()}, got {got}{more}"
+
+
+def _parse(text: str, source: str) -> Sidecar:
+    try:
+        d = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise SidecarError(f"{source}: not valid JSON ({e})") from None
+    if not isinstance(d, dict) or d.get("format") != FORMAT:
+        raise SidecarError(f"{source}: not an ssdmobile sidecar (no \"format\": \"{FORMAT}\")")
+    version = d.get("schema_version")
+    if isinstance(version, int) and version > SCHEMA_VERSION:
+        raise SidecarError(f"{source}: schema_version {version} is newer than this ssdmobile understands "
+                           f"({SCHEMA_VERSION}); update ssdmobile")
+    try:
+        return Sidecar.model_validate_json(text)
+    except ValidationError as e:
+        raise SidecarError(_explain(e, source)) from None
+
+
+def to_sidecar(d: dict | Sidecar, source: str = "sidecar") -> Sidecar:
+    """Validate a sidecar dict (as its JSON text: tuples become arrays, as on disk)."""
+    if isinstance(d, Sidecar):
+        return d
+    try:
+        text = json.dumps(d)
+    except (TypeError, ValueError) as e:
+        raise SidecarError(f"{source}: not JSON-serializable ({e})") from None
+    return _parse(text, source)
+
+
+def validate_sidecar(d: dict, source: str = "sidecar") -> dict:
+    """The validated JSON object of `d`; SidecarError names the first wrong field."""
+    return to_sidecar(d, source).to_dict()
 
 
 def sidecar_path(artifact: str | os.PathLike) -> Path:
@@ -43,7 +341,8 @@ def build_sidecar(spec: ModelSpec, anchors, *, target: str, precision: str, arti
                   input_name: str, input_shape, input_layout: str = "NCHW", input_dtype: str = "float32",
                   outputs: list[dict], nms_in_graph: bool, quantization: dict | None = None,
                   checkpoint: dict | None = None, extra: dict | None = None) -> dict:
-    """outputs: [{"name", "shape", "dtype", "meaning"}] in the artifact's output order."""
+    """outputs: [{"name", "shape", "dtype", "meaning"}] in the artifact's output order; extra: the
+    target's optional fields (artifact_sha256, runtime, opset, coreml). Returns the validated dict."""
     p, pp, bc = spec.preprocess, spec.postprocess, spec.box_coder
     d = {
         "format": FORMAT,
@@ -55,7 +354,6 @@ def build_sidecar(spec: ModelSpec, anchors, *, target: str, precision: str, arti
         "artifact": artifact,
         "input": {"name": input_name, "shape": list(input_shape), "layout": input_layout,
                   "dtype": input_dtype, "color": "RGB"},
-        # x = (pixel / 255 - mean) / std, resized to size (H, W) with `resize`
         "preprocess": {"size": list(p.size), "resize": p.resize, "mean": list(p.mean), "std": list(p.std),
                        "input_range": [0, 255], "in_graph": input_dtype == "uint8"},
         "class_names": list(spec.class_names),
@@ -78,39 +376,29 @@ def build_sidecar(spec: ModelSpec, anchors, *, target: str, precision: str, arti
     }
     if extra:
         d.update(extra)
-    return d
+    return validate_sidecar(d, f"sidecar of {artifact or spec.name}")
 
 
-def _get(d: dict, dotted: str):
-    for part in dotted.split("."):
-        if not isinstance(d, dict) or part not in d:
-            raise KeyError(dotted)
-        d = d[part]
-    return d
+def write_sidecar(path: str | os.PathLike, sidecar: dict | Sidecar) -> Path:
+    """Validate, then write atomically (a crash never leaves half a sidecar)."""
+    path = Path(path)
+    return write_json_atomic(path, to_sidecar(sidecar, str(path)).to_dict())
 
 
-def validate_sidecar(d: dict, source: str = "sidecar") -> dict:
-    if not isinstance(d, dict) or d.get("format") != FORMAT:
-        raise SidecarError(f"{source}: not an ssdmobile sidecar (no \"format\": \"{FORMAT}\")")
-    missing = []
-    for f in REQUIRED_FIELDS:
-        try:
-            _get(d, f)
-        except KeyError:
-            missing.append(f)
-    if missing:
-        raise SidecarError(f"{source}: sidecar lacks {', '.join(missing)}")
-    return d
-
-
-def read_sidecar(artifact_or_json: str | os.PathLike) -> dict:
+def load_sidecar(artifact_or_json: str | os.PathLike) -> Sidecar:
+    """The typed sidecar of an artifact (or of the .json itself)."""
     path = Path(artifact_or_json)
     if path.suffix != ".json":
         path = sidecar_path(path)
     if not path.is_file():
         raise SidecarError(f"sidecar not found: {path} (every artifact needs the JSON that export wrote beside it)")
     try:
-        d = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        text = path.read_text()
+    except UnicodeDecodeError as e:
         raise SidecarError(f"{path}: not valid JSON ({e})") from None
-    return validate_sidecar(d, str(path))
+    return _parse(text, str(path))
+
+
+def read_sidecar(artifact_or_json: str | os.PathLike) -> dict:
+    """load_sidecar as a plain dict (callers that index by key)."""
+    return load_sidecar(artifact_or_json).to_dict()

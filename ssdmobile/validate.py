@@ -1,13 +1,16 @@
 """`ssdmobile validate`: export every target x precision (x NMS in graph or not), run each artifact
 in its own runtime on real images, and measure it against the float eager model it came from:
 AP and ΔAP (same preprocessing, same AP code), max abs difference of the raw outputs, whether
-the detections match image by image, file size and latency. Rendering lives in ssdmobile.report.
+the detections match image by image, file size, how much of an ExecuTorch program XNNPACK runs,
+and latency. The result is typed (ValidateResult); ssdmobile.report renders it.
 
 Every artifact sees the very same preprocessed tensors as the eager model (preprocessing is
 host-side for every runnable target), so differences are the runtime's alone.
 """
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -17,17 +20,40 @@ from typing import Sequence
 import torch
 from tqdm import tqdm
 
-from .bench import machine_info, measure_interleaved
+from .bench import Timing, machine_info, measure_interleaved
 from .errors import SSDMobileError
+from .data import open_dataset, refuse_shared_images
 from .evaluate import coco_eval
-from .export import TARGETS, export, get_target
-from .export._common import PRECISIONS, PrecisionNotAvailable, check_precision
-from .runtime import Predictor, RuntimeUnavailable, load_runner
-from .sidecar import read_sidecar, sidecar_path
-from .fileio import write_json_atomic
+from .export import Artifact, PrecisionNotAvailable
+from .fileio import size_bytes
+from .quant.ptq import Calibration
+from .runtime import Predictor, check_sidecar
+from .sidecar import read_sidecar, sidecar_path, write_sidecar
+from .targets import PRECISIONS, TARGETS, check_precision, export, get_target, load_runner, target_for_path
+
+log = logging.getLogger(__name__)
 
 BOX_TOL_PX = 0.5
 SCORE_TOL = 1e-3
+
+
+@dataclass(frozen=True)
+class ValidateOptions:
+    """What to measure and how. targets=None: every target; precisions=None: each target's default;
+    artifacts: already-exported artifacts of this model (a QAT .pte, a float-fallback export...)
+    measured in the same run, after the exported ones (targets=[] measures only those)."""
+
+    targets: Sequence[str] | None = None
+    precisions: Sequence[str] | None = None
+    nms_modes: Sequence[bool] = (False, True)
+    classes: Sequence[str] | None = None
+    threads: int = 2
+    runs: int = 50
+    warmup: int = 5
+    max_drift: float | None = None
+    calibration: Calibration | None = None
+    artifacts: Sequence[str | os.PathLike] = ()
+    progress: bool = True
 
 
 @dataclass
@@ -36,27 +62,57 @@ class Row:
     precision: str
     nms: bool
     artifact: str | None = None
+    runtime: str = ""  # what ran it ("lite interpreter (torch.jit.mobile)"...)
     size_mb: float | None = None
     ap: float | None = None
     delta_ap: float | None = None
     max_abs_diff: float | None = None
     det_match: str | None = None  # "matched/images"
+    delegation: dict | None = None  # ExecuTorch: ops delegated to XNNPACK vs not (sidecar's record)
     latency_median_ms: float | None = None
     latency_p90_ms: float | None = None
     speedup: float | None = None
     status: str = "ok"
     seconds: float = 0.0
     notes: dict = field(default_factory=dict)
-    variant: str = ""  # an artifact given with --artifacts: what its name adds ("qat", "fallback3")
+    variant: str = ""  # "lite" for TorchScript's lite-interpreter file; for --artifacts what the name adds
 
     @property
     def label(self) -> str:
         return f"{self.target}{' +nms' if self.nms else ''} {self.precision}{' ' + self.variant if self.variant else ''}"
 
+    @property
+    def failed(self) -> bool:
+        return self.status.startswith(("failed", "DRIFT"))
 
-def _size_mb(path: Path) -> float:
-    n = path.stat().st_size if path.is_file() else sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-    return n / 1e6
+    def to_dict(self) -> dict:
+        return {**asdict(self), "label": self.label}
+
+
+@dataclass
+class EagerSummary:
+    ap: float
+    ap50: float
+    latency: Timing
+    latency_nms: Timing
+
+    def to_dict(self) -> dict:
+        return {"ap": self.ap, "ap50": self.ap50, "latency": self.latency.to_dict(),
+                "latency_nms": self.latency_nms.to_dict()}
+
+
+@dataclass
+class ValidateResult:
+    rows: list[Row]
+    eager: EagerSummary
+    meta: dict  # model, images, classes, threads, runs, warmup, max_drift, machine, seconds, load_average...
+
+    @property
+    def failures(self) -> list[Row]:
+        return [r for r in self.rows if r.failed]
+
+    def to_dict(self) -> dict:
+        return {"rows": [r.to_dict() for r in self.rows], "eager": self.eager.to_dict(), "meta": self.meta}
 
 
 def detections_match(ref: dict, got: dict, max_detections: int, box_tol: float = BOX_TOL_PX,
@@ -85,126 +141,166 @@ def detections_match(ref: dict, got: dict, max_detections: int, box_tol: float =
             and all(near_cut(got["scores"][j]) for j in (~used).nonzero()[:, 0].tolist()))
 
 
-class _Eager:
-    """The float eager model's reference: raw outputs, detections, AP and latency."""
+class _Run:
+    """One validate run: the model, the images preprocessed once, the eager reference (raw outputs,
+    detections, AP) every artifact is compared with, and the options."""
 
-    def __init__(self, detector, inputs, sizes, ids, dataset, classes, progress):
+    def __init__(self, detector, dataset, out_dir: Path, opts: ValidateOptions):
+        self.detector, self.dataset, self.opts = detector, dataset, opts
+        self.art_dir = out_dir / "artifacts"
+        samples = list(dataset)
+        if not samples:
+            raise SSDMobileError("the dataset has no images")
+        self.sizes = [tuple(s.image.shape[-2:]) for s in samples]
+        self.inputs = [detector.preprocess([s.image]) for s in samples]  # the same tensors for every runtime
+        self.ids = [s.image_id for s in samples]
+        self.max_det = detector.spec.postprocess.max_detections
         self.raw, self.dets = [], []
         with torch.no_grad():
-            for x, size in tqdm(list(zip(inputs, sizes)), desc="eager", leave=False, disable=not progress):
+            for x, size in tqdm(list(zip(self.inputs, self.sizes)), desc="eager", leave=False,
+                                disable=not opts.progress):
                 raw = detector.forward_core(x)
                 self.raw.append(raw)
                 self.dets.extend(detector.nms(*detector.decode(*raw), [size]))
-            # coco_eval scores exactly the images it is given predictions for
-            self.result = coco_eval(dataset, dict(zip(ids, self.dets)), detector.spec.class_names, classes)
-        x, size = inputs[0], [sizes[0]]
-        self.timed = {"eager": lambda: detector.forward_core(x),
-                      "eager +nms": lambda: detector.nms(*detector.decode(*detector.forward_core(x)), size)}
-        self.latency = self.latency_nms = None
+        # coco_eval scores exactly the images it is given predictions for
+        self.reference = coco_eval(dataset, dict(zip(self.ids, self.dets)), detector.spec.class_names, opts.classes)
+
+    def measure(self, row: Row, path: Path):
+        """Run an artifact on every image in its runtime and compare with eager. -> the loaded runner,
+        or None where the runtime cannot run here (its file is verified instead)."""
+        row.artifact, row.size_mb = str(path), size_bytes(path) / 1e6
+        sidecar = read_sidecar(path)
+        row.delegation = (sidecar.get("executorch") or {}).get("delegation")
+        target = target_for_path(path)
+        if not target.runs_here():
+            row.notes["verified"] = target.verify(path)
+            row.status = f"verified, not run: {target.name} does not run on this machine (drift measured where it runs)"
+            return None
+        runner = load_runner(path, threads=self.opts.threads)
+        row.runtime = sidecar.get("runtime", "")
+        predictor = Predictor(runner)
+        dets, max_diff, matched = {}, 0.0, 0
+        for i, (x, size, image_id) in enumerate(tqdm(list(zip(self.inputs, self.sizes, self.ids)), desc=row.label,
+                                                     leave=False, disable=not self.opts.progress)):
+            outputs = runner.run(x)
+            if not row.nms:
+                max_diff = max(max_diff, max(float((a.float() - b).abs().max()) for a, b in zip(outputs, self.raw[i])))
+            det = predictor.detections(outputs, [size])[0]
+            dets[image_id] = det
+            matched += detections_match(self.dets[i], det, self.max_det)
+        result = coco_eval(self.dataset, dets, predictor.spec.class_names, self.opts.classes)
+        row.ap, row.delta_ap = result.ap, result.ap - self.reference.ap
+        row.max_abs_diff = None if row.nms else max_diff
+        row.det_match = f"{matched}/{len(self.ids)}"
+        row.notes.update(images=len(self.ids), classes=result.classes)
+        return runner
 
 
-def validate(detector, dataset, out_dir: str | Path, *, targets: Sequence[str] | None = None,
-             precisions: Sequence[str] | None = None, nms_modes: Sequence[bool] = (False, True),
-             classes: Sequence[str] | None = None, threads: int = 2, runs: int = 50, warmup: int = 5,
-             max_drift: float | None = None, progress: bool = True, log=print,
-             calibration: dict | None = None, artifacts: Sequence[str | os.PathLike] = ()) -> dict:
-    """-> {"rows": [Row...], "eager": {...}, "meta": {...}}; artifacts are written to out_dir/artifacts.
-    `artifacts`: already-exported artifacts of this model (a QAT .pte, a --float-fallback export...)
-    measured in the same run, after the exported ones; `targets=[]` measures only those."""
-    t_start = time.perf_counter()
-    detector = detector.eval()
-    torch.set_num_threads(threads)
-    given = [_given_artifact(a, detector.spec.name) for a in artifacts]
-    if calibration:
-        calibration = {**calibration, "progress": progress}
-    targets = list(TARGETS if targets is None else targets)
-    for t in targets:
+@contextlib.contextmanager
+def _guarded(row: Row, max_drift: float | None):
+    """One place for what goes wrong with one artifact: a user-facing error or a runtime crash
+    becomes the row's status (the other rows still run); drift beyond the gate marks the row."""
+    t0 = time.perf_counter()
+    try:
+        yield
+    except SSDMobileError as e:
+        row.status = f"failed: {e}"
+    except Exception as e:  # a runtime crash on one artifact must not hide the others
+        row.status = f"failed: {type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
+    if max_drift is not None and row.delta_ap is not None and abs(row.delta_ap) > max_drift:
+        row.status = f"DRIFT |ΔAP| {abs(row.delta_ap):.4f} > {max_drift}"
+    row.seconds = time.perf_counter() - t0
+    log.info(f"    {row.status}" + (f", AP {row.ap:.4f} (Δ {row.delta_ap:+.4f})" if row.ap is not None else ""))
+
+
+def _row_for(artifact: Artifact) -> Row:
+    return Row(artifact.target, artifact.precision, artifact.nms, runtime=artifact.runtime,
+               variant="lite" if artifact.path.suffix == ".ptl" else "")
+
+
+def check_options(model: str, dataset, opts: ValidateOptions) -> list[tuple[Path, Row]]:
+    """Everything about the options that can be wrong, before any model loads: -> the given
+    artifacts. int8 calibration images must not be the images scored (compared by content)."""
+    for t in opts.targets if opts.targets is not None else ():
         get_target(t)
-    for p in precisions or ():
+    for p in opts.precisions or ():
         if p not in PRECISIONS:
             raise SSDMobileError(f"unknown precision {p!r}; choose from {', '.join(PRECISIONS)}")
-    out_dir = Path(out_dir)
-    art_dir = out_dir / "artifacts"
-    samples = list(dataset)
-    if not samples:
-        raise SSDMobileError("the dataset has no images")
-    sizes = [tuple(s.image.shape[-2:]) for s in samples]
-    inputs = [detector.preprocess([s.image]) for s in samples]  # the same tensors for every runtime
-    ids = [s.image_id for s in samples]
-    log(f"eager float reference on {len(samples)} images ({threads} threads)")
-    eager = _Eager(detector, inputs, sizes, ids, dataset, classes, progress)
-    log(f"eager: AP {eager.result.ap:.4f}")
-    max_det = detector.spec.postprocess.max_detections
+    if opts.calibration is not None and "int8" in (opts.precisions or ()):
+        c = opts.calibration
+        refuse_shared_images(open_dataset(c.data, c.split, c.num_images), dataset)
+    return [_given_artifact(a, model) for a in opts.artifacts]
+
+
+def validate(detector, dataset, out_dir: str | os.PathLike, opts: ValidateOptions = ValidateOptions()) -> ValidateResult:
+    """Artifacts are written to out_dir/artifacts; the measured drift goes into each one's sidecar."""
+    t_start = time.perf_counter()
+    detector = detector.eval()
+    torch.set_num_threads(opts.threads)
+    given = check_options(detector.spec.name, dataset, opts)
+    targets = list(TARGETS if opts.targets is None else opts.targets)
+    log.info(f"eager float reference on {len(dataset)} images ({opts.threads} threads)")
+    run = _Run(detector, dataset, Path(out_dir), opts)
+    log.info(f"eager: AP {run.reference.ap:.4f}")
     rows: list[Row] = []
     timed: list[tuple[Row, object]] = []  # (row, loaded runner)
+
+    def measure(row: Row, path: Path) -> None:
+        rows.append(row)
+        log.info(f"[{len(rows)}] {row.label}: {path.name}")
+        with _guarded(row, opts.max_drift):
+            runner = run.measure(row, path)
+            if runner is not None:
+                timed.append((row, runner))
+
     for target in targets:
-        mod = get_target(target)
-        for precision in (precisions or (mod.DEFAULT_PRECISION,)):
+        t = get_target(target)
+        for precision in opts.precisions or (t.default_precision,):
             try:
-                check_precision(target, precision, mod.PRECISIONS)
+                check_precision(t, precision)
             except PrecisionNotAvailable as e:
                 rows.append(Row(target, precision, False, status=f"not available: {e}"))
                 continue
-            for nms in nms_modes:
-                row = Row(target, precision, nms)
-                rows.append(row)
-                t0 = time.perf_counter()
-                log(f"[{len(rows)}] {row.label}: export")
-                try:
-                    runner = _measure_row(row, detector, art_dir, inputs, sizes, ids, dataset, classes, eager,
-                                          max_det, threads, progress, calibration)
-                    if runner is not None:
-                        timed.append((row, runner))
-                except SSDMobileError as e:
-                    row.status = f"failed: {e}"
-                except Exception as e:  # a runtime crash on one artifact must not hide the others
-                    row.status = f"failed: {type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
-                _finish(row, t0, max_drift, log)
+            for nms in opts.nms_modes:
+                failed = Row(target, precision, nms)
+                log.info(f"[{len(rows) + 1}] {failed.label}: export")
+                with _guarded(failed, None):
+                    artifacts = export(detector, target, precision, run.art_dir, nms=nms,
+                                       calibration=opts.calibration, progress=opts.progress)
+                if failed.status != "ok":
+                    rows.append(failed)
+                    continue
+                for artifact in artifacts:
+                    measure(_row_for(artifact), artifact.path)
     for path, row in given:
-        rows.append(row)
-        t0 = time.perf_counter()
-        log(f"[{len(rows)}] {row.label}: {path}")
-        try:
-            runner = _measure_artifact(row, path, inputs, sizes, ids, dataset, classes, eager, max_det, threads,
-                                       progress)
-            if runner is not None:
-                timed.append((row, runner))
-        except SSDMobileError as e:
-            row.status = f"failed: {e}"
-        except Exception as e:
-            row.status = f"failed: {type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
-        _finish(row, t0, max_drift, log)
-    # latency last, every candidate round-robin on the same real image (see measure_interleaved)
-    log(f"latency: {len(timed) + 2} candidates x {runs} runs, round-robin, {threads} threads")
-    x = inputs[0]
-    fns = dict(eager.timed)
+        measure(row, path)
+    eager = _time_everything(detector, run, timed, opts)
+    for row, _ in timed:
+        _record_metrics(row, run.reference.ap, opts)
+    return ValidateResult(rows, eager, {
+        "model": detector.spec.name, "images": len(run.ids), "threads": opts.threads, "runs": opts.runs,
+        "warmup": opts.warmup, "max_drift": opts.max_drift, "classes": run.reference.classes,
+        "machine": machine_info(), "seconds": time.perf_counter() - t_start,
+        # latency on a shared machine means little without it
+        "load_average": [round(v, 2) for v in os.getloadavg()],
+        "box_tol_px": BOX_TOL_PX, "score_tol": SCORE_TOL})
+
+
+def _time_everything(detector, run: _Run, timed, opts: ValidateOptions) -> EagerSummary:
+    """Latency last, every candidate round-robin on the same real image (see measure_interleaved)."""
+    log.info(f"latency: {len(timed) + 2} candidates x {opts.runs} runs, round-robin, {opts.threads} threads")
+    x, size = run.inputs[0], [run.sizes[0]]
+    fns = {"eager": lambda: detector.forward_core(x),
+           "eager +nms": lambda: detector.nms(*detector.decode(*detector.forward_core(x)), size)}
     fns.update({row.label: (lambda r=runner: r.run(x)) for row, runner in timed})
     with torch.no_grad():
-        timings = measure_interleaved(fns, runs, warmup, threads)
-    eager.latency, eager.latency_nms = timings["eager"], timings["eager +nms"]
+        timings = measure_interleaved(fns, opts.runs, opts.warmup, opts.threads)
+    eager = EagerSummary(run.reference.ap, run.reference.ap50, timings["eager"], timings["eager +nms"])
     for row, _ in timed:
         t = timings[row.label]
         row.latency_median_ms, row.latency_p90_ms = t.median_ms, t.p90_ms
         row.speedup = (eager.latency_nms if row.nms else eager.latency).median_ms / t.median_ms
-        _record_metrics(row, eager, threads, runs)
-    return {
-        "rows": rows,
-        "eager": {"ap": eager.result.ap, "ap50": eager.result.ap50,
-                  "latency": eager.latency.to_dict(), "latency_nms": eager.latency_nms.to_dict()},
-        "meta": {"model": detector.spec.name, "images": len(samples), "threads": threads, "runs": runs,
-                 "warmup": warmup, "max_drift": max_drift, "classes": eager.result.classes,
-                 "machine": machine_info(), "seconds": time.perf_counter() - t_start,
-                 # latency on a shared machine means little without it
-                 "load_average": [round(v, 2) for v in os.getloadavg()],
-                 "box_tol_px": BOX_TOL_PX, "score_tol": SCORE_TOL},
-    }
-
-
-def _finish(row, t0, max_drift, log) -> None:
-    if max_drift is not None and row.delta_ap is not None and abs(row.delta_ap) > max_drift:
-        row.status = f"DRIFT |ΔAP| {abs(row.delta_ap):.4f} > {max_drift}"
-    row.seconds = time.perf_counter() - t0
-    log(f"    {row.status}" + (f", AP {row.ap:.4f} (Δ {row.delta_ap:+.4f})" if row.ap is not None else ""))
+    return eager
 
 
 def _given_artifact(path, model: str) -> tuple[Path, Row]:
@@ -212,7 +308,10 @@ def _given_artifact(path, model: str) -> tuple[Path, Row]:
     path = Path(path)
     if not path.exists():
         raise SSDMobileError(f"artifact not found: {path}")
+    target = target_for_path(path)
+    target.check_file(path)  # not what its suffix says, or truncated: before any work
     sc = read_sidecar(path)
+    check_sidecar(path, sc, target.name)
     if sc["model"] != model:
         raise SSDMobileError(f"{path} was exported from {sc['model']!r}, not from {model!r} (pass --model "
                              f"{sc['model']} and its --weights)")
@@ -221,59 +320,13 @@ def _given_artifact(path, model: str) -> tuple[Path, Row]:
     return path, Row(sc["target"], sc["precision"], bool(sc["nms"]["in_graph"]), variant=variant or "given")
 
 
-def _measure_row(row, detector, art_dir, inputs, sizes, ids, dataset, classes, eager, max_det, threads, progress,
-                 calibration=None):
-    """Export, run on every image, compare with eager. -> the loaded runner (None if it cannot run here)."""
-    path = export(detector, row.target, row.precision, art_dir, nms=row.nms, calibration=calibration)
-    return _measure_artifact(row, path, inputs, sizes, ids, dataset, classes, eager, max_det, threads, progress)
-
-
-def _measure_artifact(row, path, inputs, sizes, ids, dataset, classes, eager, max_det, threads, progress):
-    """Run an artifact on every image in its runtime and compare with eager. -> the loaded runner."""
-    row.artifact = str(path)
-    row.size_mb = _size_mb(path)
-    try:
-        runner = load_runner(path, threads=threads)
-    except RuntimeUnavailable:
-        from .export.coreml import check_spec
-
-        summary = check_spec(path)
-        row.notes["spec"] = summary
-        row.status = "spec checked; not run: Core ML predicts on macOS only (drift measured there)"
-        return None
-    predictor = Predictor(runner)
-    dets, max_diff, matched = {}, 0.0, 0
-    for i, (x, size, image_id) in enumerate(tqdm(list(zip(inputs, sizes, ids)), desc=row.label, leave=False,
-                                                  disable=not progress)):
-        outputs = runner.run(x)
-        if not row.nms:
-            max_diff = max(max_diff, max(float((a.float() - b).abs().max()) for a, b in zip(outputs, eager.raw[i])))
-        det = predictor.detections(outputs, [size])[0]
-        dets[image_id] = det
-        matched += detections_match(eager.dets[i], det, max_det)
-    result = coco_eval(dataset, dets, predictor.spec.class_names, classes)
-    row.ap = result.ap
-    row.delta_ap = result.ap - eager.result.ap
-    row.max_abs_diff = None if row.nms else max_diff
-    row.det_match = f"{matched}/{len(ids)}"
-    row.notes["images"] = len(ids)
-    row.notes["classes"] = result.classes
-    return runner
-
-
-def _record_metrics(row, eager, threads, runs):
+def _record_metrics(row: Row, ap_eager: float, opts: ValidateOptions) -> None:
     """The sidecar carries the measured drift, so apps and users see it beside the artifact."""
     path = Path(row.artifact)
     sc = read_sidecar(path)
-    sc["metrics"] = {"ap": row.ap, "ap_eager": eager.result.ap, "delta_ap": row.delta_ap,
+    sc["metrics"] = {"ap": row.ap, "ap_eager": ap_eager, "delta_ap": row.delta_ap,
                      "max_abs_diff_raw": row.max_abs_diff, "detections_match": row.det_match,
                      "images": row.notes["images"], "classes": row.notes["classes"],
-                     "latency_ms": {"median": row.latency_median_ms, "p90": row.latency_p90_ms, "threads": threads,
-                                    "runs": runs}, "machine": machine_info()}
-    write_json_atomic(sidecar_path(path), sc)
-
-
-def row_dict(row: Row) -> dict:
-    d = asdict(row)
-    d["label"] = row.label
-    return d
+                     "latency_ms": {"median": row.latency_median_ms, "p90": row.latency_p90_ms,
+                                    "threads": opts.threads, "runs": opts.runs}, "machine": machine_info()}
+    write_sidecar(sidecar_path(path), sc)

@@ -13,8 +13,9 @@ SCRIPT = REPO / "android_demo" / "postprocess" / "test.sh"
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(shutil.which("kotlinc") is None,
-                    reason="kotlinc not installed (install.sh installs Debian's kotlin and junit4 where apt-get works)")
+@pytest.mark.skipif(shutil.which("kotlinc") is None or not os.path.isfile("/usr/share/java/gson.jar"),
+                    reason="kotlinc or gson.jar not installed (install.sh installs Debian's kotlin, junit4 and "
+                           "libgoogle-gson-java where apt-get works)")
 def test_kotlin_postprocess_matches_python(tmp_path):
     env = {**os.environ, "PYTHON": sys.executable, "BUILD_DIR": str(tmp_path)}
     proc = subprocess.run(["bash", str(SCRIPT)], capture_output=True, text=True, env=env, timeout=900)

@@ -12,6 +12,7 @@ from ssdmobile.cli import main
 from ssdmobile.models import create_model
 from ssdmobile.sidecar import SidecarError, build_sidecar
 from ssdmobile.fileio import write_json_atomic
+from ssdmobile.runtime import ArtifactError
 
 
 @pytest.fixture(scope="module")
@@ -82,10 +83,10 @@ def test_default_destinations_are_git_ignored():
     ("missing sidecar", "sidecar not found"),
     ("wrong type", "loads .pte artifacts"),
     ("not a pte", "not an ExecuTorch program"),
-    ("sidecar of another artifact", "do not belong together"),
+    ("sidecar of another artifact", "was written for m_executorch_fp32.pte, not this file"),
     ("changed after export", "sha256"),
     ("ios without nms", "export with --target coreml --nms"),
-    ("mlpackage without manifest", "not an .mlpackage"),
+    ("mlpackage without manifest", "not a Core ML package"),
 ])
 def test_clear_errors(detector, tmp_path, case, message):
     app = "android"
@@ -111,7 +112,7 @@ def test_clear_errors(detector, tmp_path, case, message):
         app, art = "ios", make_mlpackage(detector, tmp_path)
         (art / "Manifest.json").unlink()
     dest = tmp_path / "assets"
-    with pytest.raises((BundleError, SidecarError), match=message):
+    with pytest.raises((BundleError, SidecarError, ArtifactError), match=message):
         bundle(app, art, dest)
     assert not dest.exists() or not any(dest.iterdir())
 
@@ -119,7 +120,7 @@ def test_clear_errors(detector, tmp_path, case, message):
 def test_cli_one_line_error(tmp_path, capsys):
     assert main(["bundle", "--app", "android", "--artifact", str(tmp_path / "x.pte"), "--dest", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.count("\n") == 0 and "artifact not found" in err
+    assert err.count("\n") == 0 and "argument --artifact: not found" in err
 
 
 def test_cli_bundles(detector, tmp_path, capsys):

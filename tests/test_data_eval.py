@@ -129,7 +129,7 @@ def test_coco_eval_ground_truth_is_perfect_and_shifted_is_not():
 def test_cli_eval_writes_json(tmp_path, capsys):
     from ssdmobile.models import create_model
     ckpt = tmp_path / "m.pth"
-    torch.save(create_model("ssdlite320_mobilenet_v3_large").state_dict(), ckpt)
+    torch.save(create_model("ssdlite320_mobilenet_v3_large").core.state_dict(), ckpt)
     out = tmp_path / "r.json"
     rc = main(["eval", "--model", "ssdlite320_mobilenet_v3_large", "--weights", str(ckpt), "--data", str(COCO128),
                "--split", "val2017", "--classes", "person", "--max-images", "4", "--out", str(out), "--no-progress"])
@@ -140,8 +140,9 @@ def test_cli_eval_writes_json(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["eval", "--model", "nope", "--data", "x"], "unknown model 'nope'"),
-    (["eval", "--model", "ssdlite320_mobilenet_v3_large", "--data", "/nonexistent"], "dataset directory not found"),
+    (["eval", "--model", "nope", "--data", str(COCO128)], "unknown model 'nope'"),
+    (["eval", "--model", "ssdlite320_mobilenet_v3_large", "--data", "/nonexistent"],
+     "argument --data: directory not found: /nonexistent"),
 ])
 def test_cli_errors_are_one_line(argv, message, capsys):
     assert main(argv) == 2

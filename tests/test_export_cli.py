@@ -9,7 +9,7 @@ from ssdmobile.models import create_model
 
 def test_export_then_bench(tmp_path, capsys):
     ckpt = tmp_path / "small.pth"
-    torch.save(create_model("ssdlite320_mobilenet_v3_small").state_dict(), ckpt)
+    torch.save(create_model("ssdlite320_mobilenet_v3_small").core.state_dict(), ckpt)
     out = tmp_path / "art"
     assert main(["export", "--target", "onnx", "--model", "ssdlite320_mobilenet_v3_small", "--weights", str(ckpt),
                  "--out", str(out)]) == 0

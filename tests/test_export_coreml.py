@@ -5,9 +5,9 @@ import platform
 import pytest
 
 from export_fixtures import tiny_detector
-from ssdmobile.export import ExportError, export
-from ssdmobile.export.coreml import check_spec
-from ssdmobile.runtime import RuntimeUnavailable, load_runner
+from ssdmobile.runtime import ArtifactError, RuntimeUnavailable
+from ssdmobile.runtime.coreml import check_spec
+from ssdmobile.targets import export, load_runner
 from ssdmobile.sidecar import read_sidecar
 
 
@@ -15,7 +15,7 @@ from ssdmobile.sidecar import read_sidecar
 def exported(tmp_path_factory):
     d = tmp_path_factory.mktemp("coreml")
     det = tiny_detector()
-    return det, export(det, "coreml", None, d), export(det, "coreml", None, d, nms=True)
+    return det, export(det, "coreml", None, d)[0].path, export(det, "coreml", None, d, nms=True)[0].path
 
 
 def test_raw_mlpackage_spec(exported):
@@ -49,17 +49,17 @@ def test_nms_pipeline_spec_is_vision_ready(exported):
 
 def test_fp32(tmp_path):
     det = tiny_detector()
-    assert check_spec(export(det, "coreml", "fp32", tmp_path))["precision"] == "fp32"
+    assert check_spec(export(det, "coreml", "fp32", tmp_path)[0].path)["precision"] == "fp32"
 
 
 def test_check_spec_catches_a_mismatching_sidecar(exported, tmp_path):
     _, _, piped = exported
     sc = read_sidecar(piped)
-    with pytest.raises(ExportError, match="thresholds"):
+    with pytest.raises(ArtifactError, match="thresholds"):
         check_spec(piped, {**sc, "nms": {**sc["nms"], "iou_thresh": 0.9}})
-    with pytest.raises(ExportError, match="class labels"):
+    with pytest.raises(ArtifactError, match="class labels"):
         check_spec(piped, {**sc, "class_names": ["bg", "dog", "cat"]})
-    with pytest.raises(ExportError, match="precision"):
+    with pytest.raises(ArtifactError, match="precision"):
         check_spec(piped, {**sc, "precision": "fp32"})
 
 

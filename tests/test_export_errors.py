@@ -6,9 +6,11 @@ import pytest
 from export_fixtures import tiny_detector
 from ssdmobile.cli import main
 from ssdmobile.errors import SSDMobileError
-from ssdmobile.export import ExportError, PrecisionNotAvailable, TARGETS, export
+from ssdmobile.export import ExportError, PrecisionNotAvailable
 from ssdmobile.export import onnx as onnx_target
 from ssdmobile.export._common import atomic_output
+from ssdmobile.fileio import OutputPathError
+from ssdmobile.targets import TARGETS, export
 
 
 @pytest.fixture(scope="module")
@@ -18,8 +20,9 @@ def detector():
 
 def test_registry_lists_every_target():
     assert set(TARGETS) == {"torchscript", "onnx", "coreml", "executorch"}
-    for mod in TARGETS.values():
-        assert mod.DEFAULT_PRECISION in mod.PRECISIONS and mod.SUFFIX.startswith(".")
+    for name, t in TARGETS.items():
+        assert t.name == name and t.default_precision in t.precisions and t.suffixes[0].startswith(".")
+        assert t.runs_here() or t.verify is not None  # what cannot run here is checked another way
 
 
 def test_unknown_target_and_precision(detector, tmp_path):
@@ -29,7 +32,7 @@ def test_unknown_target_and_precision(detector, tmp_path):
         export(detector, "onnx", "fp8", tmp_path)
     with pytest.raises(SSDMobileError, match="int8 for executorch needs calibration images: pass --calib-data"):
         export(detector, "executorch", "int8", tmp_path)
-    with pytest.raises(PrecisionNotAvailable, match="fp32, not fp16"):
+    with pytest.raises(PrecisionNotAvailable, match="onnx exports fp32, int8, not fp16"):
         export(detector, "onnx", "fp16", tmp_path)
     assert list(tmp_path.iterdir()) == []
 
@@ -40,7 +43,7 @@ def test_unwritable_output_directory(detector, tmp_path):
     ro.mkdir()
     ro.chmod(0o500)
     try:
-        with pytest.raises(ExportError, match="not writable"):
+        with pytest.raises(OutputPathError, match="not writable"):
             export(detector, "onnx", "fp32", ro)
     finally:
         ro.chmod(0o700)
@@ -49,7 +52,7 @@ def test_unwritable_output_directory(detector, tmp_path):
 def test_output_path_that_is_a_file(detector, tmp_path):
     f = tmp_path / "file"
     f.write_text("x")
-    with pytest.raises(ExportError, match="not a directory|cannot create"):
+    with pytest.raises(OutputPathError, match="not a directory|cannot create"):
         export(detector, "onnx", "fp32", f)
 
 
@@ -66,7 +69,7 @@ def test_failing_export_leaves_no_file_under_the_final_name(detector, tmp_path, 
 
 
 def test_failing_export_keeps_the_previous_artifact_intact(detector, tmp_path, monkeypatch):
-    good = export(detector, "onnx", "fp32", tmp_path)
+    (good,) = (a.path for a in export(detector, "onnx", "fp32", tmp_path))
     before = good.read_bytes(), good.with_suffix(".json").read_text()
     monkeypatch.setattr(onnx_target, "_torch_export", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("boom")))
     with pytest.raises(RuntimeError, match="boom"):

@@ -7,9 +7,9 @@ import torch
 from conftest import COCO128, SHARED
 from ssdmobile.data import CocoDataset
 from ssdmobile.evaluate import coco_eval
-from ssdmobile.export import export
 from ssdmobile.models import create_model
-from ssdmobile.runtime import Predictor, load_runner
+from ssdmobile.runtime import Predictor
+from ssdmobile.targets import export, load_runner
 from ssdmobile.validate import detections_match
 
 GRAPH = SHARED / "models" / "ssdlite_mobilenet_v2_person" / "frozen_inference_graph.pb"
@@ -54,7 +54,7 @@ def _run(path, data, person):
 
 @pytest.mark.parametrize("target", ["onnx", "torchscript", "executorch"])
 def test_raw_artifact_matches_eager(target, person, data, tmp_path):
-    delta_ap, max_diff, matched = _run(export(person, target, "fp32", tmp_path), data, person)
+    delta_ap, max_diff, matched = _run(export(person, target, "fp32", tmp_path)[0].path, data, person)
     assert max_diff < 1e-3
     assert matched == NUM_IMAGES
     assert abs(delta_ap) <= 0.001
@@ -62,6 +62,6 @@ def test_raw_artifact_matches_eager(target, person, data, tmp_path):
 
 @pytest.mark.parametrize("target", ["onnx", "torchscript"])  # executorch runs the same traced NMS module
 def test_nms_in_graph_ap(target, person, data, tmp_path):
-    delta_ap, _, matched = _run(export(person, target, "fp32", tmp_path, nms=True), data, person)
+    delta_ap, _, matched = _run(export(person, target, "fp32", tmp_path, nms=True)[0].path, data, person)
     assert abs(delta_ap) <= 0.002
     assert matched >= NUM_IMAGES - 1  # ONNX's NMS orders exact score ties its own way

@@ -7,7 +7,7 @@ from export_fixtures import tiny_detector
 from ssdmobile.cli import main
 from ssdmobile.data import CocoDataset
 from ssdmobile.report import HEADERS, write_report
-from ssdmobile.validate import detections_match, validate
+from ssdmobile.validate import ValidateOptions, detections_match, validate
 
 from conftest import COCO128
 
@@ -20,12 +20,13 @@ def dataset():
 def test_validate_measures_and_reports(dataset, tmp_path):
     det = tiny_detector(name="tiny_ssd")
     det.spec = det.spec.replace(class_names=("__background__", "person", "car"))
-    result = validate(det, dataset, tmp_path, targets=["onnx"], precisions=["fp32", "fp16"], nms_modes=(False,),
-                      runs=50, warmup=2, max_drift=0.01, progress=False, log=lambda s: None)
-    onnx_row, fp16_row = result["rows"]
+    result = validate(det, dataset, tmp_path, ValidateOptions(
+        targets=["onnx"], precisions=["fp32", "fp16"], nms_modes=(False,), runs=50, warmup=2, max_drift=0.01,
+        progress=False))
+    onnx_row, fp16_row = result.rows
     assert onnx_row.status == "ok" and onnx_row.delta_ap == 0.0 and onnx_row.max_abs_diff < 1e-4
     assert onnx_row.det_match == "3/3" and onnx_row.latency_p90_ms >= onnx_row.latency_median_ms > 0
-    assert fp16_row.status == "not available: onnx exports fp32, not fp16"
+    assert fp16_row.status == "not available: onnx exports fp32, int8, not fp16"
     paths = write_report(result, tmp_path)
     md = paths["md"].read_text()
     assert all(h in md for h in HEADERS) and "| onnx " in md
@@ -57,9 +58,9 @@ def test_validate_gate_flags_drift(dataset, tmp_path, monkeypatch):
 
     monkeypatch.setattr(Predictor, "detections", drop_half)
     monkeypatch.setattr(v, "coco_eval", eval_with_ap_loss)
-    result = validate(tiny_detector(), dataset, tmp_path, targets=["onnx"], precisions=["fp32"],
-                      nms_modes=(False,), runs=50, warmup=1, max_drift=0.0, progress=False, log=lambda s: None)
-    (row,) = result["rows"]
+    result = validate(tiny_detector(), dataset, tmp_path, ValidateOptions(
+        targets=["onnx"], precisions=["fp32"], nms_modes=(False,), runs=50, warmup=1, max_drift=0.0, progress=False))
+    (row,) = result.rows
     assert row.status.startswith("DRIFT") and row.det_match == "0/3"
 
 
@@ -89,18 +90,18 @@ def test_validate_measures_given_artifacts(dataset, tmp_path):
     """--artifacts: an artifact exported earlier (a QAT .pte, say) is measured in the same run and
     table; one from another model is refused before any work."""
     from ssdmobile.errors import SSDMobileError
-    from ssdmobile.export import export
+    from ssdmobile.targets import export
 
     det = tiny_detector(name="tiny_ssd")
-    path = export(det, "onnx", "fp32", tmp_path / "given", nms=False)
-    result = validate(det, dataset, tmp_path / "v", targets=[], artifacts=[path], runs=50, warmup=1,
-                      progress=False, log=lambda s: None)
-    (row,) = result["rows"]
+    (path,) = (a.path for a in export(det, "onnx", "fp32", tmp_path / "given", nms=False))
+    result = validate(det, dataset, tmp_path / "v", ValidateOptions(targets=[], artifacts=[path], runs=50, warmup=1,
+                                                                     progress=False))
+    (row,) = result.rows
     assert (row.target, row.precision, row.nms, row.variant) == ("onnx", "fp32", False, "given")
     assert row.status == "ok" and row.delta_ap == 0.0 and row.det_match == "3/3" and row.latency_median_ms > 0
     other = tiny_detector(name="another_ssd")
     with pytest.raises(SSDMobileError, match="exported from 'tiny_ssd', not from 'another_ssd'"):
-        validate(other, dataset, tmp_path / "w", targets=[], artifacts=[path], progress=False, log=lambda s: None)
+        validate(other, dataset, tmp_path / "w", ValidateOptions(targets=[], artifacts=[path], progress=False))
     with pytest.raises(SSDMobileError, match="artifact not found"):
-        validate(det, dataset, tmp_path / "w", targets=[], artifacts=[tmp_path / "nope.pte"], progress=False,
-                 log=lambda s: None)
+        validate(det, dataset, tmp_path / "w", ValidateOptions(targets=[], artifacts=[tmp_path / "nope.pte"],
+                                                               progress=False))

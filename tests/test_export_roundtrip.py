@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from export_fixtures import tiny_detector
-from ssdmobile.export import export
-from ssdmobile.runtime import Predictor, load_runner
+from ssdmobile.runtime import Predictor
+from ssdmobile.targets import export, load_runner
 from ssdmobile.sidecar import read_sidecar, REQUIRED_FIELDS
 from ssdmobile.data import load_image
 
@@ -33,26 +33,28 @@ def _match(a, b, box_tol=0.05, score_tol=1e-4):
 
 @pytest.mark.parametrize("target", ["onnx", "torchscript", "executorch"])
 def test_raw_outputs_and_detections_match_eager(target, detector, images, tmp_path):
-    path = export(detector, target, "fp32", tmp_path)
-    sc = read_sidecar(path)
-    assert sc["target"] == target and sc["nms"]["in_graph"] is False and sc["precision"] == "fp32"
-    assert [o["name"] for o in sc["outputs"]] == ["box_encodings", "class_logits"]
-    runner = load_runner(path, threads=2)
-    predictor = Predictor(runner)
+    artifacts = export(detector, target, "fp32", tmp_path)
+    assert len(artifacts) == (2 if target == "torchscript" else 1)  # .pt and the lite interpreter's .ptl
     x = detector.preprocess(images)
     with torch.no_grad():
         ref = detector.forward_core(x)
-    out = runner.run(x)  # batch 4 through a batch-1 graph
-    for a, b in zip(out, ref):
-        assert a.shape == b.shape
-        assert (a - b).abs().max() < 1e-4
-    for got, want in zip(predictor(images), detector(images)):
-        _match(got, want)
+    for artifact in artifacts:
+        sc = read_sidecar(artifact.path)
+        assert sc["target"] == target and sc["nms"]["in_graph"] is False and sc["precision"] == "fp32"
+        assert sc["artifact"] == artifact.path.name
+        assert [o["name"] for o in sc["outputs"]] == ["box_encodings", "class_logits"]
+        runner = load_runner(artifact.path, threads=2)
+        out = runner.run(x)  # batch 4 through a batch-1 graph
+        for a, b in zip(out, ref):
+            assert a.shape == b.shape
+            assert (a - b).abs().max() < 1e-4
+        for got, want in zip(Predictor(runner)(images), detector(images)):
+            _match(got, want)
 
 
 @pytest.mark.parametrize("target", ["onnx", "torchscript", "executorch"])
 def test_nms_in_graph_matches_eager_nms(target, detector, images, tmp_path):
-    path = export(detector, target, "fp32", tmp_path, nms=True)
+    path = export(detector, target, "fp32", tmp_path, nms=True)[-1].path  # torchscript: the lite file
     sc = read_sidecar(path)
     assert sc["nms"]["in_graph"] is True
     assert [o["name"] for o in sc["outputs"]] == ["boxes", "scores", "labels", "num_detections"]
@@ -64,17 +66,19 @@ def test_nms_in_graph_matches_eager_nms(target, detector, images, tmp_path):
         _match(got, want)
 
 
-def test_torchscript_lite_artifact_runs(detector, images, tmp_path):
-    path = export(detector, "torchscript", "fp32", tmp_path)
-    lite = path.with_name(path.stem + "_lite.ptl")
-    assert lite.is_file() and read_sidecar(lite)["artifact"] == lite.name
+def test_torchscript_lite_artifact_is_its_own_artifact(detector, images, tmp_path):
+    full, lite = export(detector, "torchscript", "fp32", tmp_path)
+    assert (full.path.suffix, lite.path.suffix) == (".pt", ".ptl") and lite.runtime.startswith("lite interpreter")
+    assert lite.path.is_file() and read_sidecar(lite.path)["artifact"] == lite.path.name
+    assert lite.path.name == full.path.stem + "_lite.ptl"
+    lite = lite.path
     x = detector.preprocess(images[:1])
     out = load_runner(lite).run(x)
     assert (out[1] - detector.forward_core(x)[1]).abs().max() < 1e-4
 
 
 def test_sidecar_has_every_field_the_apps_read(detector, tmp_path):
-    sc = read_sidecar(export(detector, "onnx", "fp32", tmp_path))
+    sc = read_sidecar(export(detector, "onnx", "fp32", tmp_path)[0].path)
     for f in REQUIRED_FIELDS:
         d = sc
         for part in f.split("."):

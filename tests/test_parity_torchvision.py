@@ -15,7 +15,7 @@ def models():
     tv = torchvision.models.detection.ssdlite320_mobilenet_v3_large(weights=None, weights_backbone=None)
     randomize_(tv).eval()
     ours = create_model("ssdlite320_mobilenet_v3_large")
-    ours.load_state_dict(tv.state_dict())
+    ours.core.load_state_dict(tv.state_dict())
     return tv, ours.eval()
 
 
@@ -27,7 +27,7 @@ def images(val_image_paths):
 
 def test_same_state_dict_keys(models):
     tv, ours = models
-    assert list(tv.state_dict()) == list(ours.state_dict())
+    assert list(tv.state_dict()) == list(ours.core.state_dict())
 
 
 @torch.no_grad()

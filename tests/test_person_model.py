@@ -8,7 +8,7 @@ from conftest import COCO128, PERSON_GRAPH as GRAPH
 from ssdmobile.cli import main
 from ssdmobile.errors import SSDMobileError
 from ssdmobile.models import create_model
-from ssdmobile.models import weights as W
+from ssdmobile.fileio import sha256_file
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +31,7 @@ def test_pb_path_is_imported_on_the_fly(imported, tmp_path, monkeypatch):
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
     a = create_model("ssdlite_mobilenet_v2_person", weights=GRAPH)
     b = create_model("ssdlite_mobilenet_v2_person", weights=imported)
-    assert all(torch.equal(a.state_dict()[k], v) for k, v in b.state_dict().items())
+    assert all(torch.equal(a.core.state_dict()[k], v) for k, v in b.core.state_dict().items())
 
 
 def test_offline_fetch_gives_one_clear_error(tmp_path, monkeypatch):
@@ -51,8 +51,8 @@ def test_cached_checkpoint_is_used(imported, tmp_path, monkeypatch):
     (tmp_path / "checkpoints").mkdir()
     (tmp_path / "checkpoints" / "ssdlite_mobilenet_v2_person.pth").write_bytes(imported.read_bytes())
     model = create_model("ssdlite_mobilenet_v2_person", weights="default")
-    assert model.weights_path == str(tmp_path / "checkpoints" / "ssdlite_mobilenet_v2_person.pth")
-    assert W.sha256_file(model.weights_path) == W.sha256_file(imported)
+    assert model.weights.path == str(tmp_path / "checkpoints" / "ssdlite_mobilenet_v2_person.pth")
+    assert model.weights.sha256 == sha256_file(imported) and model.weights.meta.categories == ("background", "person")
 
 
 @pytest.mark.slow

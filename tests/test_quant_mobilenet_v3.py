@@ -12,8 +12,11 @@ from conftest import COCO128
 from ssdmobile.data import CocoDataset
 from ssdmobile.models import create_model
 from ssdmobile.models.weights import realistic_random_
-from ssdmobile.quant.ptq import QuantizationError, calibration_inputs
+from ssdmobile.quant.eager import quantize_core_eager, quantize_detector_eager
+from ssdmobile.quant.ptq import Calibration, QuantizationError, calibration_inputs, quantize_detector_pt2e
 from ssdmobile.quant.sensitivity import sqnr_db
+from ssdmobile.sidecar import read_sidecar
+from ssdmobile.targets import export, export_quantized, load_predictor, load_runner
 
 BN_IMAGES, CALIB_IMAGES = 8, 4
 # calibration here is min-max: the histogram observers (the default) take minutes in eager mode
@@ -46,50 +49,57 @@ def val_images():
     return [s.image for s in CocoDataset(COCO128, "val2017", max_images=2)]
 
 
-def _lite(qcore, x, tmp_path):
-    """The converted core through TorchScript's lite interpreter, as an nn.Module for the Detector."""
-    from torch.jit.mobile import _load_for_lite_interpreter
+def _lite_artifact(qdet, record, out):
+    """The int8 detector exported by the target table's TorchScript exporter: its lite interpreter file."""
+    pt, ptl = (a.path for a in export_quantized(qdet, "torchscript", out, record))
+    assert ptl.suffix == ".ptl"
+    return ptl
 
-    path = tmp_path / "core.ptl"
+
+def assert_overlaps_float(det, predictor, images):
+    """Never zero detections, and float's 10 best each have an int8 counterpart (same label, IoU >
+    0.5) among int8's 100 best."""
     with torch.no_grad():
-        torch.jit.trace(qcore, x, check_trace=False)._save_for_lite_interpreter(str(path))
-    lite = _load_for_lite_interpreter(str(path))
-
-    class LiteCore(nn.Module):
-        def forward(self, x):
-            return tuple(lite(x))
-    return LiteCore()
+        float_dets, int8_dets = det(images), predictor(images)
+    for f, q in zip(float_dets, int8_dets):
+        assert len(q["scores"]) > 0
+        iou = box_iou(f["boxes"][:10], q["boxes"][:100]) * (f["labels"][:10, None] == q["labels"][None, :100])
+        assert (iou.max(1).values > 0.5).all()
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("which", ["small", "large"])
 def test_qnnpack_lite_matches_float_on_real_images(which, request, val_images, tmp_path):
-    from ssdmobile.quant.eager import quantize_core_eager
-    from ssdmobile.quant.ptq import with_core
-
     det, calib = request.getfixturevalue(which)
-    qcore = quantize_core_eager(det.core, calib, "minmax", progress=False, name=det.spec.name)
-    qdet = with_core(det, _lite(qcore, calib[0], tmp_path))
+    ptl = _lite_artifact(*quantize_detector_eager(det, calib, "minmax", progress=False), tmp_path)
+    runner = load_runner(ptl, threads=2)
     xs = [det.preprocess([im]) for im in val_images]
     with torch.no_grad():
-        ref, got = [det.core(x) for x in xs], [qdet.core(x) for x in xs]
-        float_dets, int8_dets = det(val_images), qdet(val_images)
+        ref, got = [det.core(x) for x in xs], [runner.run(x) for x in xs]
     # randomized checkpoints; the real person detector's int8 gets ~25 dB
     sqnr = sqnr_db([t for r in ref for t in r], [t for g in got for t in g])
     assert sqnr > 12, sqnr
-    for f, q in zip(float_dets, int8_dets):
-        assert len(q["scores"]) > 0
-        # float's 10 best detections each have an int8 counterpart (same label, IoU > 0.5) among int8's 100 best
-        iou = box_iou(f["boxes"][:10], q["boxes"][:100]) * (f["labels"][:10, None] == q["labels"][None, :100])
-        assert (iou.max(1).values > 0.5).all()
+    assert_overlaps_float(det, load_predictor(ptl, threads=2), val_images)
+
+
+def test_torchscript_int8_through_the_target_table(small, val_images, tmp_path):
+    """`ssdmobile export/quantize --target torchscript --precision int8` on MobileNetV3 Small, with one
+    unit kept in float: both files written, the sidecar records the float module, the lite file
+    runs and finds what float finds."""
+    det, _ = small
+    keep = ["backbone.features.0.4.block.2.fc1"]
+    pt, ptl = (a.path for a in export(det, "torchscript", "int8", tmp_path, progress=False, float_modules=keep,
+                                     calibration=Calibration(str(COCO128), "train2017", 2, "minmax")))
+    assert "quantized::hardswish" in str(torch.jit.load(str(pt)).inlined_graph)
+    quantization = read_sidecar(ptl)["quantization"]
+    assert quantization["engine"] == "qnnpack" and quantization["float_modules"] == keep
+    assert_overlaps_float(det, load_predictor(ptl, threads=2), val_images)
 
 
 def test_hardswish_hardsigmoid_and_se_run_quantized(small):
     """The converted module computes hardswish, hardsigmoid, the SE average pool and multiply and the
     residual adds on quantized tensors; the only dequantizations are the 12 at the prediction convs."""
     from torch.ao.nn.quantized import Hardswish as QuantizedHardswish
-
-    from ssdmobile.quant.eager import quantize_core_eager
 
     det, calib = small
     qcore = quantize_core_eager(det.core, calib[:1], observer="minmax", progress=False)
@@ -128,8 +138,6 @@ def test_quantizable_copy_keeps_torchvision_keys(small):
 
 @pytest.mark.parametrize("kwargs", [{"width_mult": 0.75}, {"reduced_tail": False}])
 def test_width_and_tail_variants_quantize(kwargs, small):
-    from ssdmobile.quant.eager import quantize_core_eager
-
     _, calib = small  # preprocessed train2017 images: every variant takes 320x320
     det = create_model("ssdlite320_mobilenet_v3_large", None, **kwargs)
     qcore = quantize_core_eager(det.core, calib[:1], observer="minmax", progress=False)
@@ -149,17 +157,16 @@ def test_unknown_core_is_one_clear_error():
 def test_qnnpack_sqnr_within_3db_of_executorch(small, tmp_path):
     """Both int8 artifacts of one checkpoint, calibrated on the same images, each in its own
     runtime (lite interpreter; ExecuTorch with XNNPACK) on the same val2017 images."""
-    from ssdmobile.quant.eager import quantize_core_eager
-    from ssdmobile.quant.ptq import export_executorch_int8
-    from ssdmobile.runtime import load_runner
-
     det, calib = small
     xs = [det.preprocess([s.image]) for s in CocoDataset(COCO128, "val2017", max_images=3)]
-    lite = _lite(quantize_core_eager(det.core, calib, "minmax", progress=False), calib[0], tmp_path)
-    pte = load_runner(export_executorch_int8(det, calib, tmp_path, observer="minmax", progress=False), threads=2)
+    lite = load_runner(_lite_artifact(*quantize_detector_eager(det, calib, "minmax", progress=False), tmp_path),
+                       threads=2)
+    (pte,) = (a.path for a in export_quantized(*quantize_detector_pt2e(det, calib, "minmax", progress=False),
+                                                  "executorch", tmp_path))
+    pte = load_runner(pte, threads=2)
     with torch.no_grad():
         ref = [t for x in xs for t in det.core(x)]
-        qnnpack = sqnr_db(ref, [t for x in xs for t in lite(x)])
+        qnnpack = sqnr_db(ref, [t for x in xs for t in lite.run(x)])
         executorch = sqnr_db(ref, [t for x in xs for t in pte.run(x)])
     assert executorch > 10 and qnnpack > executorch - 3, (qnnpack, executorch)
 
@@ -183,7 +190,6 @@ def test_sensitivity_ranks_mobilenet_v3_units(small):
 def test_float_fallback_eager_qnnpack(small, tmp_path):
     from torch.ao.nn.quantized import Quantize
 
-    from ssdmobile.quant.eager import quantize_core_eager
     from ssdmobile.quant.float_fallback import FloatIsland
 
     det, calib = small
@@ -199,9 +205,8 @@ def test_float_fallback_eager_qnnpack(small, tmp_path):
     assert abs(float(modules["backbone.extra.0.1"].quant.scale) - 6 / 255) < 1e-7
     assert isinstance(modules["head.regression_head.module_list.1.1"].quant, nn.Identity)
     assert sum(isinstance(m, torch.ao.nn.quantized.Conv2d) for m in qcore.modules()) > 20  # the rest is int8
-    lite = _lite(qcore, calib[0], tmp_path)
     with torch.no_grad():
-        assert sqnr_db(det.core(calib[3]), lite(calib[3])) > 12
+        assert sqnr_db(det.core(calib[3]), qcore(calib[3])) > 12
 
 
 def test_float_fallback_executorch(small):
@@ -222,17 +227,16 @@ def test_float_fallback_executorch(small):
 def test_float_fallback_onnx(small, tmp_path):
     import onnx
 
-    from ssdmobile.export import export
-    from ssdmobile.quant.float_fallback import onnx_nodes_for_modules
-    from ssdmobile.quant.onnx_int8 import quantize_onnx_file
+    from ssdmobile.quant.onnx_int8 import nodes_for_modules, quantize_onnx_file
 
     det, calib = small
-    fp32 = export(det, "onnx", "fp32", tmp_path)
+    (fp32,) = (a.path for a in export(det, "onnx", "fp32", tmp_path))
     keep = ["backbone.features.0.4.block.0", "backbone.features.0.4.block.2.fc1"]
-    excluded = onnx_nodes_for_modules(onnx.load(str(fp32)), keep)
+    excluded = nodes_for_modules(onnx.load(str(fp32)), keep)
     assert {"Conv", "HardSwish"} <= {n.op_type for n in onnx.load(str(fp32)).graph.node if n.name in excluded}
     int8 = tmp_path / "int8.onnx"
-    quantize_onnx_file(fp32, int8, calib[:1], "minmax", exclude_nodes=excluded)
+    record = quantize_onnx_file(fp32, int8, calib[:1], "minmax", float_modules=keep)
+    assert record["float_nodes"] == excluded
     graph = onnx.load(str(int8)).graph
     producer = {o: n.op_type for n in graph.node for o in n.output}
     convs = [n for n in graph.node if n.op_type == "Conv"]
@@ -240,4 +244,28 @@ def test_float_fallback_onnx(small, tmp_path):
     assert not any(weight_is_int8[n] for n in excluded if n in weight_is_int8)
     assert sum(weight_is_int8.values()) > 40
     with pytest.raises(QuantizationError, match="backbone.nope"):
-        onnx_nodes_for_modules(onnx.load(str(fp32)), ["backbone.nope"])
+        nodes_for_modules(onnx.load(str(fp32)), ["backbone.nope"])
+
+
+@pytest.mark.parametrize("target", ["torchscript", "onnx", "executorch"])
+def test_sensitivity_float_fallback_command(target, small, tmp_path, capsys):
+    """`ssdmobile sensitivity --model ssdlite320_mobilenet_v3_small --float-fallback 2 --target T`
+    ranks every unit and writes the all-int8 and the fallback artifacts of T, the fallback one
+    recording the two most sensitive units as float."""
+    import json
+
+    from ssdmobile.cli import main
+
+    det, _ = small
+    ckpt = tmp_path / "small_random.pth"
+    torch.save(det.core.state_dict(), ckpt)
+    out = tmp_path / "out"
+    assert main(["sensitivity", "--model", det.spec.name, "--weights", str(ckpt), "--calib-data", str(COCO128),
+                 "--num-images", "1", "--calib-images", "1", "--observer", "minmax", "--float-fallback", "2",
+                 "--target", target, "--out", str(out), "--no-progress"]) in (None, 0)
+    ranking = json.loads((out / f"{det.spec.name}_sensitivity.json").read_text())["ranking"]
+    assert len(ranking) == sum(isinstance(m, nn.Conv2d) for m in det.core.modules())
+    fallback = [p for p in out.iterdir() if "_fallback2" in p.name and p.suffix != ".json"]
+    assert fallback, sorted(p.name for p in out.iterdir())
+    sidecar = read_sidecar(sorted(fallback)[-1])
+    assert sidecar["quantization"]["float_modules"] == [u["name"] for u in ranking[:2]]

@@ -8,18 +8,25 @@ import torch
 from torchvision.ops import box_iou
 
 from conftest import COCO128, PERSON_GRAPH
-from ssdmobile.data import CocoDataset
+from ssdmobile.data import CocoDataset, open_dataset, refuse_shared_images
+from ssdmobile.errors import DatasetError
 from ssdmobile.models import create_model
-from ssdmobile.quant.ptq import (QuantizationError, calibration_inputs, calibration_record,
-                                 xnnpack_quantization_config)
+from ssdmobile.quant.ptq import Calibration, QuantizationError, calibration_inputs, xnnpack_quantization_config
+from ssdmobile.targets import export, load_predictor
 
 CALIB_IMAGES = 2
 
 
-def test_refuses_to_calibrate_on_val():
+def test_refuses_to_calibrate_on_the_scored_images():
+    """Calibration is refused by image content (sha256), not by split name: the scored val2017 images
+    cannot calibrate, train2017 ones can."""
+    val = open_dataset(COCO128, "val2017", 4)
+    with pytest.raises(DatasetError, match="include 4 of the 4 evaluation images"):
+        refuse_shared_images(open_dataset(COCO128, "val2017", 8), val)
+    refuse_shared_images(open_dataset(COCO128, "train2017", 8), val)  # disjoint: no error
     det = create_model("ssdlite_mobilenet_v2_person", None)
-    with pytest.raises(QuantizationError, match="val2017"):
-        calibration_inputs(det, COCO128, "val2017", 2)
+    with pytest.raises(QuantizationError, match="at least 1"):
+        calibration_inputs(det, COCO128, "train2017", 0)
 
 
 def test_xnnpack_scheme_and_observers():
@@ -40,10 +47,7 @@ def person():
     return create_model("ssdlite_mobilenet_v2_person", weights=PERSON_GRAPH)
 
 
-@pytest.fixture(scope="module")
-def calib(person):
-    inputs = calibration_inputs(person, COCO128, "train2017", CALIB_IMAGES)
-    return inputs, calibration_record(str(COCO128), "train2017", inputs, "minmax")
+CALIB = Calibration(str(COCO128), "train2017", CALIB_IMAGES, "minmax")
 
 
 @pytest.fixture(scope="module")
@@ -80,25 +84,19 @@ def check_sidecar(path, target):
 
 
 @pytest.mark.slow
-def test_executorch_int8(person, calib, people_images, tmp_path):
-    from ssdmobile.quant.ptq import export_executorch_int8
-    from ssdmobile.runtime import load_predictor
-
-    inputs, record = calib
-    path = export_executorch_int8(person, inputs, tmp_path, observer="minmax", record=record, progress=False)
+def test_executorch_int8(person, people_images, tmp_path):
+    (path,) = (a.path for a in export(person, "executorch", "int8", tmp_path, calibration=CALIB, progress=False))
     check_sidecar(path, "executorch")
+    delegation = json.loads(path.with_suffix(".json").read_text())["executorch"]["delegation"]
+    assert delegation["delegated_ops"] > 100 and delegation["non_delegated_ops"] == 0, delegation  # all XNNPACK
     assert_overlaps_float(load_predictor(path, threads=2), people_images)
 
 
 @pytest.mark.slow
-def test_onnx_int8(person, calib, people_images, tmp_path):
+def test_onnx_int8(person, people_images, tmp_path):
     import onnx
 
-    from ssdmobile.quant.onnx_int8 import export_onnx_int8
-    from ssdmobile.runtime import load_predictor
-
-    inputs, record = calib
-    path = export_onnx_int8(person, inputs, tmp_path, observer="minmax", record=record)
+    (path,) = (a.path for a in export(person, "onnx", "int8", tmp_path, calibration=CALIB))
     check_sidecar(path, "onnx")
     ops = {n.op_type for n in onnx.load(str(path)).graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops
@@ -106,17 +104,13 @@ def test_onnx_int8(person, calib, people_images, tmp_path):
 
 
 @pytest.mark.slow
-def test_onnx_int8_with_nms_keeps_decode_in_float(person, calib, people_images, tmp_path):
+def test_onnx_int8_with_nms_keeps_decode_in_float(person, people_images, tmp_path):
     """With NMS in the graph, only the core is quantized: the decoded boxes and the scores that
     NonMaxSuppression and the app see stay float (quantize_static put them on 256 levels: AP
     -0.0050 against -0.0010 without NMS, and no image's detections matched float)."""
     import onnx
 
-    from ssdmobile.quant.onnx_int8 import export_onnx_int8
-    from ssdmobile.runtime import load_predictor
-
-    inputs, record = calib
-    path = export_onnx_int8(person, inputs, tmp_path, observer="minmax", nms=True, record=record)
+    (path,) = (a.path for a in export(person, "onnx", "int8", tmp_path, nms=True, calibration=CALIB))
     graph = onnx.load(str(path)).graph
     quantized = {i for n in graph.node if n.op_type == "QuantizeLinear" for i in n.input}
     assert len(quantized) > 50  # the core is int8
@@ -128,13 +122,10 @@ def test_onnx_int8_with_nms_keeps_decode_in_float(person, calib, people_images, 
 
 
 @pytest.mark.slow
-def test_torchscript_int8_lite(person, calib, people_images, tmp_path):
-    from ssdmobile.quant.eager import export_torchscript_int8
-    from ssdmobile.runtime import load_predictor
-
-    inputs, record = calib
-    path = export_torchscript_int8(person, inputs, tmp_path, observer="minmax", record=record, progress=False)
-    lite = path.with_name(path.stem + "_lite.ptl")
+def test_torchscript_int8_lite(person, people_images, tmp_path):
+    path, lite = (a.path for a in export(person, "torchscript", "int8", tmp_path, calibration=CALIB, progress=False))
+    assert lite.name == path.stem + "_lite.ptl"
+    check_sidecar(path, "torchscript")
     check_sidecar(lite, "torchscript")
     # real int8 kernels, not fake quantization
     assert "quantized::conv2d" in str(torch.jit.load(str(path)).inlined_graph)
@@ -143,9 +134,9 @@ def test_torchscript_int8_lite(person, calib, people_images, tmp_path):
 
 @pytest.mark.slow
 def test_coreml_int8_weights_spec(person, tmp_path):
-    from ssdmobile.quant.coreml_int8 import check_int8_spec, export_coreml_int8
+    from ssdmobile.quant.coreml_int8 import check_int8_spec
 
-    path = export_coreml_int8(person, tmp_path)
+    (path,) = (a.path for a in export(person, "coreml", "int8", tmp_path))
     summary = check_int8_spec(path)
     assert summary["int8_weight_ops"] > 50 and summary["outputs"] == ["box_encodings", "class_logits"]
     fp16_bytes = 4.5e6  # the fp16 package is ~9 MB: int8 weights halve it
@@ -156,15 +147,15 @@ def test_tagged_export_keeps_the_untagged_one(tmp_path):
     """sensitivity --float-fallback writes the all-int8 artifact and then a tagged one into the same
     directory: the tagged export must not move the first one away (it did, before staging)."""
     from export_fixtures import tiny_detector
-    from ssdmobile.quant.ptq import export_executorch_int8
     from ssdmobile.sidecar import read_sidecar
 
     det = tiny_detector()
-    inputs = [torch.rand(1, 3, *det.spec.preprocess.size) * 2 - 1 for _ in range(2)]
-    plain = export_executorch_int8(det, inputs, tmp_path, progress=False)
-    tagged = export_executorch_int8(det, inputs, tmp_path, float_modules=["cls"], tag="_fallback1", progress=False)
+    out = tmp_path / "out"
+    (plain,) = (a.path for a in export(det, "executorch", "int8", out, calibration=CALIB, progress=False))
+    (tagged,) = (a.path for a in export(det, "executorch", "int8", out, calibration=CALIB, float_modules=["cls"],
+                                        tag="_fallback1", progress=False))
     assert plain.is_file() and tagged.is_file() and plain != tagged
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+    assert sorted(p.name for p in out.iterdir()) == sorted(
         [plain.name, tagged.name, plain.with_suffix(".json").name, tagged.with_suffix(".json").name])
     sc = read_sidecar(tagged)
     assert sc["artifact"] == tagged.name and sc["quantization"]["float_modules"] == ["cls"]

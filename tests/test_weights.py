@@ -24,24 +24,25 @@ def hub(tmp_path, monkeypatch):
 def small_checkpoint(tmp_path_factory):
     model = create_model("ssdlite320_mobilenet_v3_small", num_classes=3)
     path = tmp_path_factory.mktemp("ckpt") / "small.pth"
-    torch.save(model.state_dict(), path)
+    torch.save(model.core.state_dict(), path)
     return path, model
 
 
 def test_explicit_path_loads_exactly(small_checkpoint):
     path, model = small_checkpoint
     loaded = create_model("ssdlite320_mobilenet_v3_small", weights=path, num_classes=3)
-    for k, v in model.state_dict().items():
-        assert torch.equal(loaded.state_dict()[k], v), k
-    assert loaded.weights_path == str(path)
+    for k, v in model.core.state_dict().items():
+        assert torch.equal(loaded.core.state_dict()[k], v), k
+    assert loaded.weights.path == str(path) and loaded.weights.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert loaded.weights.meta is None  # a user's file: the registered metadata does not describe it
 
 
 def test_training_checkpoint_with_model_key(small_checkpoint, tmp_path):
     path, model = small_checkpoint
     wrapped = tmp_path / "train.pth"
-    torch.save({"model": model.state_dict(), "epoch": 3}, wrapped)
+    torch.save({"model": model.core.state_dict(), "epoch": 3}, wrapped)
     loaded = create_model("ssdlite320_mobilenet_v3_small", weights=wrapped, num_classes=3)
-    assert torch.equal(next(iter(loaded.state_dict().values())), next(iter(model.state_dict().values())))
+    assert torch.equal(next(iter(loaded.core.state_dict().values())), next(iter(model.core.state_dict().values())))
 
 
 def test_num_classes_mismatch_names_the_tensor(small_checkpoint):
@@ -84,8 +85,8 @@ def test_missing_file(tmp_path):
 def test_default_weights_from_hub_cache_verified(hub, small_checkpoint):
     path, model = small_checkpoint
     data = path.read_bytes()
-    source = W.WeightsSource("official.pth", url="https://example.invalid/official.pth",
-                             sha256=hashlib.sha256(data).hexdigest())
+    source = W.Weights("official.pth", url="https://example.invalid/official.pth",
+                       sha256=hashlib.sha256(data).hexdigest())
     hub.mkdir(parents=True)
     (hub / "official.pth").write_bytes(data)
     assert W.resolve_weights(source) == hub / "official.pth"
@@ -106,8 +107,8 @@ def test_offline_without_file_names_file_and_place(hub):
 def test_download_is_verified_and_atomic(hub, small_checkpoint, monkeypatch):
     path, _ = small_checkpoint
     monkeypatch.setattr(torch.hub, "download_url_to_file", lambda url, dst, **k: open(dst, "wb").write(b"junk"))
-    source = W.WeightsSource("official.pth", url="https://example.invalid/official.pth",
-                             sha256=hashlib.sha256(path.read_bytes()).hexdigest())
+    source = W.Weights("official.pth", url="https://example.invalid/official.pth",
+                       sha256=hashlib.sha256(path.read_bytes()).hexdigest())
     with pytest.raises(WeightsError, match="sha256"):
         W.resolve_weights(source)
     assert not list(hub.glob("*")), "nothing half-written under the cache"
@@ -127,7 +128,7 @@ def test_official_checkpoint_layout_loads(hub):
     with pytest.raises(WeightsError, match="sha256"):  # not the official bytes
         create_model("ssdlite320_mobilenet_v3_large", weights="default")
     m = create_model("ssdlite320_mobilenet_v3_large", weights=hub / entry.weights.filename)
-    assert torch.equal(m.state_dict()["head.regression_head.module_list.0.1.weight"],
+    assert torch.equal(m.core.state_dict()["head.regression_head.module_list.0.1.weight"],
                        tv.state_dict()["head.regression_head.module_list.0.1.weight"])
 
 
@@ -141,3 +142,30 @@ def test_backbone_knobs_change_the_model():
     narrow = sum(p.numel() for p in create_model("ssdlite320_mobilenet_v3_large", width_mult=0.5).parameters())
     full_tail = sum(p.numel() for p in create_model("ssdlite320_mobilenet_v3_large", reduced_tail=False).parameters())
     assert narrow < base < full_tail
+
+
+def test_published_hash_prefix_is_checked(hub, small_checkpoint):
+    """torchvision publishes only a sha256 prefix (in the file name); that prefix is what is checked."""
+    path, _ = small_checkpoint
+    data = path.read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    hub.mkdir(parents=True)
+    (hub / "official.pth").write_bytes(data)
+    assert W.resolve_weights(W.Weights("official.pth", sha256=digest[:8])) == hub / "official.pth"
+    other = "0" if digest[0] != "0" else "1"
+    with pytest.raises(WeightsError, match="sha256"):
+        W.resolve_weights(W.Weights("official.pth", sha256=other + digest[1:8]))
+    with pytest.raises(ValueError, match="at least 8"):
+        W.Weights("x.pth", sha256="abc")
+
+
+def test_declared_parameter_counts_are_the_models():
+    """`ssdmobile models` prints the registry's declared counts without building anything; they must
+    be what the builders make."""
+    from ssdmobile.models import list_models
+
+    for entry in list_models():
+        built = sum(p.numel() for p in entry.builder().core.parameters())
+        assert built == entry.num_params, (entry.name, built, entry.num_params)
+        if entry.weights is not None and entry.weights.categories:
+            assert len(entry.weights.categories) == len(entry.builder().spec.class_names), entry.name

@@ -21,6 +21,7 @@ android {
 
     buildTypes {
         release {
+            // with minify on, keep org.ssdmobile.postprocess.** fields: Gson maps the sidecar onto them by reflection
             isMinifyEnabled = false
         }
     }
@@ -42,6 +43,7 @@ android {
 
 dependencies {
     implementation(project(":postprocess"))
+    implementation(libs.gson)  // the benchmark's JSON line (the sidecar reader gets it through :postprocess)
     implementation(libs.executorch.android)
     implementation(libs.camera.core)
     implementation(libs.camera.camera2)

@@ -4,10 +4,12 @@
 #
 #   android_demo/postprocess/test.sh            from anywhere; exit status 0 = all tests pass
 #
-# Needs: Debian packages `kotlin` (kotlinc 1.3) and `junit4` (junit4.jar, hamcrest-core.jar in
-# /usr/share/java); the ssdmobile Python package importable (pip install -e .); ../shared/data
-# beside the repository. Environment: PYTHON (default python3), BUILD_DIR (default
-# android_demo/postprocess/build, git-ignored), GOLDEN_IMAGES (default 4), REUSE_GOLDEN=1.
+# Needs: Debian packages `kotlin` (kotlinc 1.3), `junit4` (junit4.jar, hamcrest-core.jar) and
+# `libgoogle-gson-java` (gson.jar) in /usr/share/java; the ssdmobile Python package importable
+# (pip install -e .); ../shared/data beside the repository. Environment: PYTHON (default
+# python3), BUILD_DIR (default android_demo/postprocess/build, git-ignored), GOLDEN_IMAGES
+# (default 4), REUSE_GOLDEN=1, SIDECAR_SCHEMA (the JSON Schema SchemaTest checks the Kotlin
+# reader against; default: the committed ssdmobile/schema/sidecar.schema.json).
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -21,12 +23,14 @@ PERSON_GRAPH="${PERSON_GRAPH:-$REPO/../shared/models/ssdlite_mobilenet_v2_person
 JAVA_DIR=/usr/share/java
 
 for tool in kotlinc java; do
-    command -v "$tool" >/dev/null || { echo "test.sh: $tool not found (apt-get install -y kotlin junit4)" >&2; exit 2; }
+    command -v "$tool" >/dev/null || { echo "test.sh: $tool not found (apt-get install -y kotlin junit4 libgoogle-gson-java)" >&2; exit 2; }
 done
-for jar in junit4.jar hamcrest-core.jar kotlin-stdlib.jar; do
-    [ -f "$JAVA_DIR/$jar" ] || { echo "test.sh: $JAVA_DIR/$jar not found (apt-get install -y kotlin junit4)" >&2; exit 2; }
+for jar in junit4.jar hamcrest-core.jar kotlin-stdlib.jar gson.jar; do
+    [ -f "$JAVA_DIR/$jar" ] || { echo "test.sh: $JAVA_DIR/$jar not found (apt-get install -y kotlin junit4 libgoogle-gson-java)" >&2; exit 2; }
 done
+CP_MAIN="$JAVA_DIR/kotlin-stdlib.jar:$JAVA_DIR/gson.jar"
 CP_TEST="$JAVA_DIR/junit4.jar:$JAVA_DIR/hamcrest-core.jar"
+SCHEMA="${SIDECAR_SCHEMA:-$REPO/ssdmobile/schema/sidecar.schema.json}"
 
 # REUSE_GOLDEN=1 keeps golden files from an earlier run (quicker edit-compile-test loops)
 if [ "${REUSE_GOLDEN:-0}" != 1 ] || [ ! -f "$BUILD/golden/tf/golden.json" ]; then REUSE_GOLDEN=0; rm -rf "$BUILD/golden"; fi
@@ -69,12 +73,12 @@ compile() {  # compile OUT_DIR CLASSPATH SRC_DIR
         exit 1
     fi
 }
-compile "$BUILD/classes" "$JAVA_DIR/kotlin-stdlib.jar" "$HERE/src/main/kotlin"
-compile "$BUILD/test-classes" "$BUILD/classes:$CP_TEST" "$HERE/src/test/kotlin"
+compile "$BUILD/classes" "$CP_MAIN" "$HERE/src/main/kotlin"
+compile "$BUILD/test-classes" "$BUILD/classes:$CP_MAIN:$CP_TEST" "$HERE/src/test/kotlin"
 
 # 4. run every *Test class
 TESTS=$(cd "$BUILD/test-classes" && find . -name '*Test.class' | sed 's|^\./||; s|\.class$||; s|/|.|g' | sort)
 echo "== JUnit: $(echo $TESTS | wc -w) test classes"
-java -cp "$BUILD/classes:$BUILD/test-classes:$CP_TEST:$JAVA_DIR/kotlin-stdlib.jar" \
-    -Dgolden.dirs="$GOLDEN_DIRS" \
+java -cp "$BUILD/classes:$BUILD/test-classes:$CP_MAIN:$CP_TEST" \
+    -Dgolden.dirs="$GOLDEN_DIRS" -Dsidecar.schema="$SCHEMA" \
     org.junit.runner.JUnitCore $TESTS

@@ -1,16 +1,11 @@
 import Foundation
 
-/// The sidecar JSON `ssdmobile export` writes next to every artifact (ssdmobile/sidecar.py).
-/// The app reads only these fields; tests/test_sidecar_fields.py checks that `fieldsRead` is a
-/// subset of ssdmobile.sidecar.REQUIRED_FIELDS and present in every export's sidecar.
+/// The sidecar JSON `ssdmobile export` writes next to every artifact (ssdmobile/sidecar.py; its
+/// JSON Schema is ssdmobile/schema/sidecar.schema.json). The app decodes only the properties
+/// below and ignores the rest. tests/test_sidecar_fields.py checks these structs against the
+/// schema (JSON names from CodingKeys, types, non-optional = required and non-null there): keep
+/// to plain `let name: Type` properties and `enum CodingKeys` so that check can read them.
 struct Sidecar: Decodable {
-    static let fieldsRead = [
-        "format", "schema_version", "model", "target", "precision", "artifact",
-        "input.name", "input.shape", "input.layout", "input.dtype",
-        "preprocess.size", "preprocess.resize",
-        "class_names", "outputs",
-        "nms.in_graph", "nms.iou_thresh", "nms.score_thresh", "nms.max_detections",
-    ]
     static let format = "ssdmobile-sidecar"
     static let schemaVersion = 1
 

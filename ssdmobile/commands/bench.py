@@ -3,7 +3,14 @@
 import torch
 
 from ..bench import machine_info, measure
+from ..data import load_image
+from ..detector import Detector
+from ..fileio import write_json_atomic
+from ..models import create_model
+from ..runtime import spec_from_sidecar
 from ..table import print_table
+from ..targets import load_runner
+from ._args import count, existing_file, existing_path, output_file
 
 NAME = "bench"
 HELP = "latency of an exported artifact in its runtime, or of the eager model: median and p90"
@@ -11,43 +18,30 @@ HELP = "latency of an exported artifact in its runtime, or of the eager model: m
 
 def add_arguments(p):
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--artifact", help="an exported artifact (its sidecar JSON beside it)")
+    src.add_argument("--artifact", type=existing_path, help="an exported artifact (its sidecar JSON beside it)")
     src.add_argument("--model", help="registered model name: the float eager core")
     p.add_argument("--weights", help="checkpoint for --model (default: random init; latency does not depend on it)")
-    p.add_argument("--image", help="an image to feed (default: a fixed synthetic input)")
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--runs", type=int, default=50, help="timed runs (at least 50)")
-    p.add_argument("--warmup", type=int, default=10)
-    p.add_argument("--json", help="also write the result here")
+    p.add_argument("--image", type=existing_file, help="an image to feed (default: a fixed synthetic input)")
+    p.add_argument("--threads", type=count(1), default=2)
+    p.add_argument("--runs", type=count(50), default=50, help="timed runs (at least 50)")
+    p.add_argument("--warmup", type=count(0), default=10)
+    p.add_argument("--json", type=output_file, help="also write the result here")
 
 
 def _input(spec, image):
-    from ..detector import Detector
-
     if image:
-        from ..data import load_image
-
-        d = Detector(torch.nn.Identity(), torch.zeros(1, 4), spec)
-        return d.preprocess([load_image(image)])
+        return Detector(torch.nn.Identity(), torch.zeros(1, 4), spec).preprocess([load_image(image)])
     g = torch.Generator().manual_seed(0)
     return torch.rand(1, 3, *spec.preprocess.size, generator=g) * 2 - 1
 
 
 def run(args):
-    from ..errors import SSDMobileError
-
-    if args.runs < 50:
-        raise SSDMobileError("--runs must be at least 50 for a meaningful median and p90")
     torch.set_num_threads(args.threads)
     if args.artifact:
-        from ..runtime import load_runner, spec_from_sidecar
-
         runner = load_runner(args.artifact, threads=args.threads)
         x = _input(spec_from_sidecar(runner.sidecar), args.image)
-        fn, name = (lambda: runner.run(x)), args.artifact
+        fn, name = (lambda: runner.run(x)), str(args.artifact)
     else:
-        from ..models import create_model
-
         detector = create_model(args.model, weights=args.weights)
         x = _input(detector.spec, args.image)
         fn, name = (lambda: detector.forward_core(x)), f"{args.model} (eager float core)"
@@ -58,7 +52,5 @@ def run(args):
                 [[name, f"{t.median_ms:.2f} ms", f"{t.p90_ms:.2f} ms", t.runs, t.threads,
                   f"{m['cpu']} ({m['cores']} cores visible)"]])
     if args.json:
-        from ..fileio import write_json_atomic
-
         write_json_atomic(args.json, {"artifact": name, **t.to_dict(), "warmup": args.warmup, "machine": m})
     return 0

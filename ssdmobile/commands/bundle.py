@@ -1,4 +1,5 @@
 from ..bundle import APPS, bundle
+from ._args import existing_path, output_dir
 
 NAME = "bundle"
 HELP = "put an exported artifact and its sidecar where a sample app loads them (android: .pte, ios: .mlpackage)"
@@ -6,10 +7,10 @@ HELP = "put an exported artifact and its sidecar where a sample app loads them (
 
 def add_arguments(p):
     p.add_argument("--app", required=True, choices=sorted(APPS), help="which sample app")
-    p.add_argument("--artifact", required=True,
+    p.add_argument("--artifact", required=True, type=existing_path,
                    help="the exported artifact (.pte for android, .mlpackage with --nms for ios); "
                         "its sidecar <stem>.json must sit beside it")
-    p.add_argument("--dest", help="asset directory (default: the app's, e.g. android_demo/app/src/main/assets)")
+    p.add_argument("--dest", type=output_dir, help="asset directory (default: the app's, e.g. android_demo/app/src/main/assets)")
 
 
 def run(args):

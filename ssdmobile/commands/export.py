@@ -1,6 +1,9 @@
-"""`ssdmobile export`: one target, one artifact plus its sidecar JSON."""
-
+"""`ssdmobile export`: one target, its artifacts plus their sidecar JSON."""
+from ..fileio import size_bytes
 from ..models import create_model, get_entry
+from ..quant.ptq import Calibration, QuantizationError
+from ..targets import check_export, export
+from ._args import count, existing_dir, output_dir
 
 NAME = "export"
 HELP = "export a detector to torchscript, onnx, coreml or executorch (artifact + sidecar JSON)"
@@ -12,42 +15,35 @@ def add_arguments(p):
     p.add_argument("--target", required=True, help="torchscript, onnx, coreml or executorch")
     p.add_argument("--model", default=DEFAULT_MODEL, help=f"registered model name (default {DEFAULT_MODEL})")
     p.add_argument("--weights", help="checkpoint path (default: the model's registered weights)")
-    p.add_argument("--precision", help="fp32, fp16 or int8 (default: fp32; fp16 for coreml)")
+    p.add_argument("--precision", help="fp32, fp16 or int8 (default: the target's own; fp16 for coreml)")
     p.add_argument("--nms", action="store_true", default=False, help="NMS in the graph (fixed-size detections out)")
     p.add_argument("--no-nms", dest="nms", action="store_false", help="raw box encodings and class logits out (default)")
-    p.add_argument("--out", default="artifacts", help="output directory (default ./artifacts)")
+    p.add_argument("--out", default="artifacts", type=output_dir, help="output directory (default ./artifacts)")
     q = p.add_argument_group("int8 calibration (--precision int8)")
-    q.add_argument("--calib-data", help="COCO-format dataset root whose images calibrate int8 activations")
+    q.add_argument("--calib-data", type=existing_dir, help="COCO-format dataset root whose images calibrate int8 activations")
     q.add_argument("--calib-split", default="train2017", help="never the split you evaluate on (default train2017)")
-    q.add_argument("--num-images", type=int, default=128, help="calibration images (default 128)")
+    q.add_argument("--num-images", type=count(1), default=128, help="calibration images (default 128)")
     q.add_argument("--observer", choices=["histogram", "minmax"], default="histogram")
 
 
 def run(args):
-    from ..export import export, get_target
-    from ..export._common import check_precision, prepare_out_dir
-
-    mod = get_target(args.target)  # bad target / precision / directory fail before the model loads
-    precision = args.precision or mod.DEFAULT_PRECISION
-    check_precision(args.target, precision, mod.PRECISIONS)
-    prepare_out_dir(args.out)
+    calibration = Calibration(args.calib_data, args.calib_split, args.num_images, args.observer) \
+        if args.calib_data else None
+    # a bad target, precision or missing calibration fails before the model loads
+    target, precision = check_export(args.target, args.precision, calibration)
+    if calibration is not None and not (precision == "int8" and target.int8.calibrated):
+        raise QuantizationError(f"--calib-data is for int8 exports that calibrate, not {args.target} {precision}")
     get_entry(args.model)
     detector = create_model(args.model, weights=args.weights or "default")
     print(f"exporting {args.model} to {args.target} {precision}{' with NMS in the graph' if args.nms else ''} ...")
-    calibration = {"calib_data": args.calib_data, "split": args.calib_split, "num_images": args.num_images,
-                   "observer": args.observer}
-    path = export(detector, args.target, precision, args.out, nms=args.nms, calibration=calibration)
-    size = path.stat().st_size if path.is_file() else sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
-    print(f"wrote {path} ({size / 1e6:.1f} MB) and {path.with_suffix('.json')}")
-    if args.target == "torchscript":
-        lite = path.with_name(path.stem + "_lite.ptl")
-        print(f"wrote {lite} (lite interpreter) and {lite.with_suffix('.json')}")
-    if args.target == "coreml":
-        from ..export.coreml import check_spec
-
-        s = check_spec(path)
-        print(f"spec checked: {s['type']}, inputs {s['inputs']}, outputs {s['outputs']}, {s['precision']}"
-              + (f", NMS iou {s['nms']['iou']} confidence {s['nms']['confidence']} "
-                 f"({s['nms']['labels']} labels)" if s["nms"] else ""))
-        print("not run: Core ML predicts on macOS only; measure its drift with `ssdmobile validate` on a Mac")
+    for artifact in export(detector, args.target, precision, args.out, nms=args.nms, calibration=calibration):
+        print(f"wrote {artifact.path} ({size_bytes(artifact.path) / 1e6:.1f} MB, {artifact.runtime}) "
+              f"and {artifact.sidecar}")
+        if not target.runs_here():
+            s = target.verify(artifact.path)
+            print(f"verified: {s['type']}, inputs {s['inputs']}, outputs {s['outputs']}, {s['precision']}"
+                  + (f", NMS iou {s['nms']['iou']} confidence {s['nms']['confidence']} "
+                     f"({s['nms']['labels']} labels)" if s["nms"] else ""))
+            print(f"not run: {args.target} does not run on this machine; measure its drift with "
+                  "`ssdmobile validate` where it runs")
     return 0

@@ -1,7 +1,13 @@
 """`ssdmobile fuse`: fold BatchNorm into the convs, check it on real images, time it."""
-from pathlib import Path
-
 import torch
+
+from ..bench import measure_interleaved
+from ..data import open_dataset
+from ..fileio import atomic_write
+from ..fuse import fuse_detector
+from ..models import create_model
+from ..table import print_table
+from ._args import count, existing_dir, output_file
 
 NAME = "fuse"
 HELP = "fold every Conv2d+BatchNorm2d into the conv; report max output change on real images and eager speed-up"
@@ -10,29 +16,22 @@ HELP = "fold every Conv2d+BatchNorm2d into the conv; report max output change on
 def add_arguments(p):
     p.add_argument("--model", required=True, help="registered model name (see `ssdmobile models`)")
     p.add_argument("--weights", help="checkpoint path (default: the model's registered weights)")
-    p.add_argument("--data", help="COCO-format dataset root to check the fold on (images/<split>)")
+    p.add_argument("--data", type=existing_dir, help="COCO-format dataset root to check the fold on (images/<split>)")
     p.add_argument("--split", default="val2017")
-    p.add_argument("--num-images", type=int, default=8)
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--runs", type=int, default=20, help="timed runs for the eager latency (0: skip)")
-    p.add_argument("--out", help="write the fused state_dict here (.pth); load it with "
+    p.add_argument("--num-images", type=count(1), default=8)
+    p.add_argument("--threads", type=count(1), default=2)
+    p.add_argument("--runs", type=count(0), default=20, help="timed runs for the eager latency (0: skip)")
+    p.add_argument("--out", type=output_file, help="write the fused state_dict here (.pth); load it with "
                                  "ssdmobile.fuse.load_fused(model_name, path)")
 
 
 def run(args):
-    from ..bench import measure_interleaved
-    from ..fuse import fuse_detector
-    from ..models import create_model
-    from ..table import print_table
-
     torch.set_num_threads(args.threads)
     det = create_model(args.model, args.weights or "default")
     fused, report = fuse_detector(det)
     print(report)
     h, w = det.spec.preprocess.size
     if args.data:
-        from ..data import open_dataset
-
         ds = open_dataset(args.data, args.split, args.num_images)
         x = det.preprocess([s.image for s in ds])
         what = f"{len(ds)} images of {args.data} {args.split}"
@@ -57,9 +56,6 @@ def run(args):
                      ["fused", f"{t1.median_ms:.1f}", f"{t1.p90_ms:.1f}"]])
         print(f"speed-up {t0.median_ms / t1.median_ms:.2f}x")
     if args.out:
-        from ..fileio import atomic_write
-
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(out, lambda tmp: torch.save(fused.state_dict(), tmp))
+        out = args.out
+        atomic_write(out, lambda tmp: torch.save(fused.core.state_dict(), tmp))
         print(f"wrote {out}")

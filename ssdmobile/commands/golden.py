@@ -1,7 +1,12 @@
 from pathlib import Path
 
+import torch
+
 from ..errors import DatasetError, WeightsError
+from ..golden import apply_overrides, write_golden
 from ..models import create_model, get_entry
+from ..models.weights import randomize_
+from ._args import count, existing_dir, number, output_dir
 
 NAME = "golden"
 HELP = ("write golden files for the apps' post-processing tests: raw core outputs of real images and "
@@ -16,15 +21,15 @@ def add_arguments(p):
     w.add_argument("--weights", help="checkpoint path, or 'default' for the model's registered weights")
     w.add_argument("--random-seed", type=int, default=None,
                    help="no checkpoint: random weights and BN statistics from this seed (works offline)")
-    p.add_argument("--data", required=True, help="dataset root with images/<split>/")
+    p.add_argument("--data", required=True, type=existing_dir, help="dataset root with images/<split>/")
     p.add_argument("--split", default="val2017")
-    p.add_argument("--num-images", type=int, default=4, help="the first N images, sorted by file name")
+    p.add_argument("--num-images", type=count(1), default=4, help="the first N images, sorted by file name")
     p.add_argument("--override", action="append", default=[], metavar="GROUP.FIELD=VALUE",
                    help="change the model spec before running, e.g. postprocess.score=sigmoid, "
                         "box_coder.order=yxhw, postprocess.max_per_class=5 (JSON values; repeatable)")
-    p.add_argument("--logit-scale", type=float, default=1.0,
+    p.add_argument("--logit-scale", type=number(0.0, strict=True), default=1.0,
                    help="multiply the class logits (keeps random-weight sigmoid scores off float32 saturation)")
-    p.add_argument("--out", required=True, help="output directory (generated files; do not commit them)")
+    p.add_argument("--out", required=True, type=output_dir, help="output directory (generated files; do not commit them)")
 
 
 def run(args):
@@ -32,21 +37,14 @@ def run(args):
     images_dir = Path(args.data) / "images" / args.split
     if not images_dir.is_dir():
         raise DatasetError(f"no image directory {images_dir} (expected DIR/images/<split>/)")
-    if args.num_images < 1:
-        raise DatasetError("--num-images must be at least 1")
     paths = sorted(p for p in images_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[:args.num_images]
     if not paths:
         raise DatasetError(f"no images in {images_dir}")
 
-    import torch
-
-    from ..golden import apply_overrides, write_golden
-    from ..models.weights import randomize_
-
     torch.set_num_threads(min(2, torch.get_num_threads()))
     if args.weights:
         detector = create_model(args.model, weights=args.weights)
-        weights = detector.weights_path
+        weights = detector.weights.path
     elif args.random_seed is not None:
         detector = randomize_(create_model(args.model, weights=None), args.random_seed).eval()
         weights = f"random(seed={args.random_seed})"

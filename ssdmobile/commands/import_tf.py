@@ -1,4 +1,5 @@
-from ..tf_import import import_tf_graph
+from ..models.tf_import import import_tf_graph
+from ._args import existing_file, output_dir
 
 NAME = "import-tf"
 HELP = ("import a TF Object Detection API SSDLite-MobileNetV2 frozen graph (no TensorFlow needed): "
@@ -6,8 +7,8 @@ HELP = ("import a TF Object Detection API SSDLite-MobileNetV2 frozen graph (no T
 
 
 def add_arguments(p):
-    p.add_argument("graph", help="frozen_inference_graph.pb")
-    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("graph", type=existing_file, help="frozen_inference_graph.pb")
+    p.add_argument("--out", required=True, type=output_dir, help="output directory")
     p.add_argument("--class-names", nargs="+", help="all class names, background first (default: background person)")
 
 

@@ -2,7 +2,7 @@ from ..models import list_models
 from ..table import print_table
 
 NAME = "models"
-HELP = "list registered models: input size, parameters, weights source, reference AP"
+HELP = "list registered models: input size, parameters, weights source, reference accuracy"
 
 
 def add_arguments(p):
@@ -10,10 +10,7 @@ def add_arguments(p):
 
 
 def run(args):
-    rows = []
-    for e in list_models():
-        params = sum(t.numel() for t in e.builder().core.parameters())
-        rows.append([e.name, f"{e.input_size[0]}x{e.input_size[1]}", f"{params / 1e6:.2f}M",
-                     e.weights.describe() if e.weights else "none (random init or --weights PATH)",
-                     e.reference_ap or "-"])
-    print_table(["model", "input", "params", "weights", "reference AP"], rows)
+    rows = [[e.name, f"{e.input_size[0]}x{e.input_size[1]}", f"{e.num_params / 1e6:.2f}M",
+             e.weights.describe() if e.weights else "none (random init or --weights PATH)", e.reference]
+            for e in list_models()]
+    print_table(["model", "input", "params", "weights", "reference accuracy"], rows)

@@ -3,39 +3,52 @@ most sensitive in float and measure what that buys."""
 import time
 from pathlib import Path
 
+import torch
+
+from ..bench import measure
+from ..data import open_dataset, refuse_shared_images
+from ..evaluate import evaluate_model
+from ..fileio import write_json_atomic
+from ..models import create_model
+from ..quant.ptq import Calibration, calibration_inputs
+from ..quant.sensitivity import rank_layers
+from ..table import print_table
+from ..targets import TARGETS, evaluate_artifact, export, load_runner
+from ._args import count, existing_dir, output_dir
+
 NAME = "sensitivity"
+FALLBACK_TARGETS = [t.name for t in TARGETS.values() if t.int8 and t.int8.float_fallback]
 HELP = ("rank layers by output SQNR when each alone is quantized to int8; --float-fallback K exports an "
-        "ExecuTorch int8 model with the K most sensitive layers kept in float")
+        f"int8 model ({', '.join(FALLBACK_TARGETS)}) with the K most sensitive layers kept in float")
 
 
 def add_arguments(p):
     p.add_argument("--model", required=True)
     p.add_argument("--weights")
-    p.add_argument("--calib-data", required=True, help="COCO-format dataset root (calibration split)")
+    p.add_argument("--calib-data", required=True, type=existing_dir, help="COCO-format dataset root (calibration split)")
     p.add_argument("--split", default="train2017")
-    p.add_argument("--num-images", type=int, default=8, help="images to rank on (default 8)")
-    p.add_argument("--top", type=int, default=15, help="rows of the ranked table to print")
-    p.add_argument("--float-fallback", type=int, default=0, metavar="K",
-                   help="export ExecuTorch int8 with the K most sensitive layers in float (and all-int8 to compare)")
-    p.add_argument("--calib-images", type=int, default=128, help="calibration images for the --float-fallback export")
+    p.add_argument("--num-images", type=count(1), default=8, help="images to rank on (default 8)")
+    p.add_argument("--top", type=count(1), default=15, help="rows of the ranked table to print")
+    p.add_argument("--float-fallback", type=count(0), default=0, metavar="K",
+                   help="export --target int8 with the K most sensitive layers in float (and all-int8 to compare)")
+    p.add_argument("--target", default="executorch", choices=FALLBACK_TARGETS,
+                   help="the int8 target of the --float-fallback export (default executorch)")
+    p.add_argument("--calib-images", type=count(1), default=128, help="calibration images for the --float-fallback export")
     p.add_argument("--observer", default="histogram", choices=("histogram", "minmax"))
-    p.add_argument("--out", default="artifacts")
-    p.add_argument("--eval-data", help="evaluate the fallback artifacts on this dataset (AP, latency)")
+    p.add_argument("--out", default="artifacts", type=output_dir)
+    p.add_argument("--eval-data", type=existing_dir, help="evaluate the fallback artifacts on this dataset (AP, latency)")
     p.add_argument("--eval-split", default="val2017")
     p.add_argument("--classes", nargs="+")
     p.add_argument("--no-progress", action="store_true")
 
 
 def run(args):
-    import torch
-
-    from ..models import create_model
-    from ..quant.ptq import calibration_inputs, calibration_record, export_executorch_int8
-    from ..quant.sensitivity import rank_layers
-    from ..table import print_table
-
+    if args.eval_data:  # scoring the calibration images would hide the int8 loss
+        refuse_shared_images(open_dataset(args.calib_data, args.split, max(args.num_images, args.calib_images)),
+                             open_dataset(args.eval_data, args.eval_split))
     torch.set_num_threads(2)
     progress = not args.no_progress
+    out = args.out
     det = create_model(args.model, args.weights or "default")
     inputs = calibration_inputs(det, args.calib_data, args.split, args.num_images)
     t = time.perf_counter()
@@ -44,40 +57,29 @@ def run(args):
           f"{args.calib_data} {args.split} ({time.perf_counter() - t:.0f} s); most sensitive first:")
     print_table(["rank", "layer", "op", "SQNR dB"],
                 [[i + 1, u.name, u.kind, f"{u.sqnr_db:.1f}"] for i, u in enumerate(ranked[:args.top])])
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     ranking_path = out / f"{det.spec.name}_sensitivity.json"
-    from ..fileio import write_json_atomic
-
     write_json_atomic(ranking_path, {"model": det.spec.name, "images": len(inputs), "split": args.split,
                                      "metric": "output SQNR dB, layer quantized alone",
                                      "ranking": [u.__dict__ for u in ranked]})
     print(f"wrote {ranking_path}")
     if not args.float_fallback:
         return
-    calib = calibration_inputs(det, args.calib_data, args.split, args.calib_images)
-    record = calibration_record(args.calib_data, args.split, calib, args.observer)
+    calibration = Calibration(args.calib_data, args.split, args.calib_images, args.observer)
     k = args.float_fallback
     keep = [u.name for u in ranked[:k]]
     print(f"float fallback: {', '.join(keep)}")
-    paths = {"int8 (all layers)": export_executorch_int8(det, calib, out, observer=args.observer, record=record,
-                                                         progress=progress),
-             f"int8, {k} layers float": export_executorch_int8(det, calib, out, observer=args.observer,
-                                                               float_modules=keep, record=record,
-                                                               tag=f"_fallback{k}", progress=progress)}
+    # [-1]: the artifact a phone runs (TorchScript writes .pt, then the lite interpreter's .ptl)
+    paths = {"int8 (all layers)": export(det, args.target, "int8", out, calibration=calibration,
+                                         progress=progress)[-1].path,
+             f"int8, {k} layers float": export(det, args.target, "int8", out, calibration=calibration,
+                                               float_modules=keep, tag=f"_fallback{k}", progress=progress)[-1].path}
     for label, path in paths.items():
         print(f"{label}: {path}")
     if args.eval_data:
         _compare(det, paths, args)
 
 
-def _compare(det, paths, args):
-    from ..bench import measure
-    from ..data import open_dataset
-    from ..evaluate import evaluate_model
-    from ..runtime import evaluate_artifact, load_runner
-    from ..table import print_table
-
+def _compare(det, paths: dict[str, Path], args):
     ds = open_dataset(args.eval_data, args.eval_split)
     progress = not args.no_progress
     ref = evaluate_model(det, ds, args.classes, progress=progress)
@@ -89,6 +91,6 @@ def _compare(det, paths, args):
         t = measure(lambda: runner.run(x), runs=50, warmup=5)
         rows.append([label, f"{r.ap:.4f}", f"{r.ap - ref.ap:+.4f}", f"{t.median_ms:.1f}", f"{t.p90_ms:.1f}",
                      f"{path.stat().st_size / 1e6:.2f}"])
-    print(f"ExecuTorch int8 on {len(ds)} images of {args.eval_data} {args.eval_split}; float eager AP {ref.ap:.4f}; "
+    print(f"{args.target} int8 on {len(ds)} images of {args.eval_data} {args.eval_split}; float eager AP {ref.ap:.4f}; "
           "latency of the core, 1 image, 2 threads:")
     print_table(["artifact", "AP", "dAP", "median ms", "p90 ms", "MB"], rows)

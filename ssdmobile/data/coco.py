@@ -4,14 +4,20 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from pycocotools.coco import COCO
 
 from ..errors import DatasetError
+from ..fileio import sha256_file
+from .checks import check_coco
 from .images import load_image
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -28,11 +34,15 @@ class CocoDataset:
     def __init__(self, root: str | os.PathLike | None = None, split: str = "val2017", *,
                  images_dir: str | os.PathLike | None = None, annotation_file: str | os.PathLike | None = None,
                  max_images: int | None = None, _data: dict | None = None):
+        if max_images is not None and max_images < 1:
+            raise DatasetError(f"the number of images must be at least 1, got {max_images}")
         root = Path(root) if root is not None else None
         self.images_dir = Path(images_dir) if images_dir else root / "images" / split
         self.annotation_file = Path(annotation_file) if annotation_file else \
             root / "annotations" / f"instances_{split}.json"
-        self.coco = _index(_data) if _data is not None else _load_coco(self.annotation_file)
+        data = _data if _data is not None else _load_coco(self.annotation_file)
+        self.skipped_boxes = skip_degenerate(data, check_coco(data, self.annotation_file), self.annotation_file)
+        self.coco = _index(data)
         ids = sorted(self.coco.getImgIds())
         if not ids:
             raise DatasetError(f"{self.annotation_file}: the dataset has no images")
@@ -67,32 +77,29 @@ class CocoDataset:
         return {"boxes": boxes, "category_ids": torch.tensor([a["category_id"] for a in anns], dtype=torch.int64)}
 
 
-def _load_coco(path: Path):
+def _load_coco(path: Path) -> dict:
     if not path.is_file():
         raise DatasetError(f"annotation file not found: {path}")
     try:
         data = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise DatasetError(f"{path}: not valid JSON ({e})") from None
-    if not isinstance(data, dict) or not isinstance(data.get("images"), list) \
-            or not isinstance(data.get("annotations", []), list) or not isinstance(data.get("categories"), list):
-        raise DatasetError(f"{path}: not a COCO instances file (needs lists \"images\", \"annotations\", \"categories\")")
-    for key, fields in (("images", ("id", "file_name")), ("annotations", ("image_id", "category_id", "bbox")),
-                        ("categories", ("id", "name"))):
-        for item in data.get(key, []):
-            if not isinstance(item, dict) or any(f not in item for f in fields):
-                raise DatasetError(f"{path}: an entry of \"{key}\" lacks one of {fields}: {str(item)[:80]}")
-    known = {im["id"] for im in data["images"]}
-    orphans = [a["image_id"] for a in data.get("annotations", []) if a["image_id"] not in known]
-    if orphans:
-        raise DatasetError(f"{path}: annotations reference image ids not in \"images\" (e.g. {orphans[0]})")
-    data.setdefault("annotations", [])
-    return _index(data)
+        raise DatasetError(f"{path}: not valid JSON ({str(e)[:120]})") from None
+    return data
+
+
+def skip_degenerate(data: dict, degenerate: list[int], source) -> int:
+    """Drop the annotations `check_coco` found degenerate; one log line says how many."""
+    if degenerate:
+        first = data["annotations"][degenerate[0]]
+        log.warning(f"{source}: skipped {len(degenerate)} annotation(s) with zero or negative box width or "
+                    f"height (e.g. annotations[{degenerate[0]}], bbox {first['bbox']})")
+        drop = set(degenerate)
+        data["annotations"] = [a for i, a in enumerate(data["annotations"]) if i not in drop]
+    return len(degenerate)
 
 
 def _index(data: dict):
-    from pycocotools.coco import COCO
-
+    data.setdefault("annotations", [])
     for i, a in enumerate(data["annotations"], 1):  # pycocotools' evaluation needs these
         a.setdefault("iscrowd", 0)
         a.setdefault("area", float(a["bbox"][2] * a["bbox"][3]))
@@ -102,3 +109,17 @@ def _index(data: dict):
     with contextlib.redirect_stdout(io.StringIO()):
         coco.createIndex()
     return coco
+
+
+def image_digests(dataset: CocoDataset) -> dict[str, Path]:
+    """sha256 of each image file's bytes -> its path: the identity of an image set, whatever the
+    folder or split it is filed under."""
+    return {sha256_file(dataset.path(i)): dataset.path(i) for i in dataset.image_ids}
+
+
+def refuse_shared_images(calibration: CocoDataset, evaluation: CocoDataset, what: str = "calibration") -> None:
+    """Calibrating (or training) on the images that are scored makes the score meaningless."""
+    shared = image_digests(calibration).keys() & image_digests(evaluation).keys()
+    if shared:
+        raise DatasetError(f"the {what} images include {len(shared)} of the {len(evaluation)} evaluation images "
+                           f"({calibration.images_dir} and {evaluation.images_dir}): {what} on other images")

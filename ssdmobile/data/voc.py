@@ -3,12 +3,16 @@
 one evaluation path (pycocotools) serves both."""
 from __future__ import annotations
 
+import logging
+import math
 import os
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from ..errors import DatasetError
 from .coco import CocoDataset
+
+log = logging.getLogger(__name__)
 
 VOC_CLASSES = ("aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
                "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa",
@@ -17,9 +21,22 @@ VOC_CLASSES = ("aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "
 
 def _text(node, tag: str, xml: Path) -> str:
     child = node.find(tag)
-    if child is None or child.text is None:
+    if child is None or child.text is None or not child.text.strip():
         raise DatasetError(f"{xml}: missing <{tag}>")
     return child.text.strip()
+
+
+def _number(node, tag: str, xml: Path, what: str, positive_int: bool = False) -> float:
+    text = _text(node, tag, xml)
+    try:
+        value = int(text) if positive_int else float(text)
+    except ValueError:
+        raise DatasetError(f"{xml}: {what} <{tag}> must be {'a positive integer' if positive_int else 'a number'}, "
+                           f"got {text!r}") from None
+    if positive_int and value <= 0 or not math.isfinite(value):
+        raise DatasetError(f"{xml}: {what} <{tag}> must be {'a positive integer' if positive_int else 'finite'}, "
+                           f"got {text!r}")
+    return value
 
 
 def voc_to_coco(root: Path, split: str, include_difficult: bool = False) -> dict:
@@ -30,7 +47,7 @@ def voc_to_coco(root: Path, split: str, include_difficult: bool = False) -> dict
         stems = sorted(p.stem for p in (root / "Annotations").glob("*.xml"))
     categories = [{"id": i + 1, "name": n} for i, n in enumerate(VOC_CLASSES)]
     cat_ids = {c["name"]: c["id"] for c in categories}
-    images, annotations = [], []
+    images, annotations, degenerate = [], [], []
     for image_id, stem in enumerate(stems, 1):
         xml = root / "Annotations" / f"{stem}.xml"
         try:
@@ -40,9 +57,9 @@ def voc_to_coco(root: Path, split: str, include_difficult: bool = False) -> dict
         size = tree.find("size")
         file_name = tree.findtext("filename") or f"{stem}.jpg"
         images.append({"id": image_id, "file_name": file_name,
-                       "width": int(_text(size, "width", xml)) if size is not None else None,
-                       "height": int(_text(size, "height", xml)) if size is not None else None})
-        for obj in tree.findall("object"):
+                       "width": int(_number(size, "width", xml, "<size>", True)) if size is not None else None,
+                       "height": int(_number(size, "height", xml, "<size>", True)) if size is not None else None})
+        for k, obj in enumerate(tree.findall("object")):
             name = _text(obj, "name", xml)
             if name not in cat_ids:
                 raise DatasetError(f"{xml}: unknown VOC class {name!r}")
@@ -53,12 +70,18 @@ def voc_to_coco(root: Path, split: str, include_difficult: bool = False) -> dict
             if bb is None:
                 raise DatasetError(f"{xml}: object without <bndbox>")
             # VOC pixel coordinates are 1-based and inclusive
-            x1, y1, x2, y2 = (float(_text(bb, t, xml)) for t in ("xmin", "ymin", "xmax", "ymax"))
+            x1, y1, x2, y2 = (_number(bb, t, xml, f"object {k} ({name})") for t in ("xmin", "ymin", "xmax", "ymax"))
+            if x2 < x1 or y2 < y1:  # degenerate: skipped and counted, as for COCO (data/checks.py)
+                degenerate.append(f"{xml.name} object {k}")
+                continue
             annotations.append({"image_id": image_id, "category_id": cat_ids[name],
                                 "bbox": [x1 - 1, y1 - 1, x2 - x1 + 1, y2 - y1 + 1], "iscrowd": 0})
     for im in images:
         if im["width"] is None:
             del im["width"], im["height"]
+    if degenerate:
+        log.warning(f"{root}: skipped {len(degenerate)} object(s) whose box has xmax < xmin or ymax < ymin "
+                    f"(e.g. {degenerate[0]})")
     return {"images": images, "annotations": annotations, "categories": categories}
 
 

@@ -1,70 +1,66 @@
-"""What every exporter shares: naming, the output directory check, atomic writes, the traced
-modules (raw core, or core + decode + in-graph NMS) and the sidecar."""
+"""What every exporter shares: the request it gets, the artifacts it returns, naming, atomic
+writes, the traced modules (raw core, or core + decode for a native NMS) and the sidecar."""
 from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 
 from ..errors import SSDMobileError
+from ..fileio import sha256_file as artifact_sha256  # files and .mlpackage directories
+from ..fileio import remove_path, replace_path
 from ..ops.boxes import class_scores, decode_boxes
-from ..models.weights import sha256_file as artifact_sha256  # files and .mlpackage directories
-from ..sidecar import build_sidecar, sidecar_path
-from ..fileio import write_json_atomic
-
-PRECISIONS = ("fp32", "fp16", "int8")
+from ..sidecar import build_sidecar, sidecar_path, write_sidecar
 
 
 class ExportError(SSDMobileError):
-    """An export cannot be done as asked (unknown target or precision, unwritable directory...)."""
+    """An export cannot be done as asked (unknown target or precision, a graph a runtime rejects...)."""
 
 
 class PrecisionNotAvailable(ExportError):
     """The precision exists in ssdmobile but not (yet) for this target."""
 
 
-def check_precision(target: str, precision: str, supported: tuple[str, ...]) -> None:
-    if precision not in PRECISIONS:
-        raise ExportError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
-    if precision == "int8":  # int8 artifacts come from ssdmobile.quant, for the targets it knows
-        from ..quant import INT8_TARGETS
+@dataclass(frozen=True)
+class ExportRequest:
+    """What an exporter is asked for. `detector` may already be quantized (its core converted by
+    ssdmobile.quant); `quantization` is then the record its sidecar carries."""
 
-        if target not in INT8_TARGETS:
-            raise PrecisionNotAvailable(f"no int8 for {target}; int8 targets: {', '.join(INT8_TARGETS)}")
-        return
-    if precision not in supported:
-        raise PrecisionNotAvailable(
-            f"{target} exports {' or '.join(supported)}, not {precision}")
+    precision: str
+    out_dir: Path
+    nms: bool = False
+    tag: str = ""  # appended to the file stem of a variant: "_qat", "_fallback3"
+    quantization: dict | None = None
 
 
-def prepare_out_dir(out_dir: str | os.PathLike) -> Path:
-    out = Path(out_dir)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise ExportError(f"cannot create output directory {out}: {e.strerror or e}") from None
-    if not out.is_dir():
-        raise ExportError(f"output path {out} exists and is not a directory")
-    if not os.access(out, os.W_OK | os.X_OK):
-        raise ExportError(f"output directory {out} is not writable")
-    return out
+@dataclass(frozen=True)
+class Artifact:
+    """One file (or .mlpackage directory) an export wrote, with its sidecar beside it."""
+
+    path: Path
+    target: str
+    precision: str
+    nms: bool
+    runtime: str  # what runs it: "executorch.runtime (XNNPACK delegate)", "lite interpreter"...
+
+    @property
+    def sidecar(self) -> Path:
+        return sidecar_path(self.path)
+
+    @property
+    def label(self) -> str:
+        kind = "_lite" if self.path.suffix == ".ptl" else ""
+        return f"{self.target}{kind}{' +nms' if self.nms else ''} {self.precision}"
 
 
-def artifact_stem(model_name: str, target: str, precision: str, nms: bool) -> str:
+def artifact_stem(model_name: str, target: str, req: ExportRequest) -> str:
     # the target is part of the name: sidecars are <stem>.json and targets share a directory
-    return f"{model_name}_{target}_{precision}{'_nms' if nms else ''}"
-
-
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
-    elif path.exists() or path.is_symlink():
-        path.unlink(missing_ok=True)
+    return f"{model_name}_{target}_{req.precision}{'_nms' if req.nms else ''}{req.tag}"
 
 
 class Pending:
@@ -90,23 +86,15 @@ def atomic_output(final: Path):
         tmp = pending.path
         if not tmp.exists():
             raise ExportError(f"exporter wrote nothing for {final.name}")
-        if tmp.is_dir():  # os.replace cannot replace a non-empty directory: move the old one aside
-            old = final.with_name(f".{final.name}.old")
-            _remove(old)
-            if final.exists():
-                os.replace(final, old)
-            os.replace(tmp, final)
-            _remove(old)
-        else:
-            os.replace(tmp, final)
+        replace_path(tmp, final)
     except BaseException:
-        _remove(pending.path)
+        remove_path(pending.path)
         raise
     if pending.sidecar is not None:
         try:
-            write_json_atomic(sidecar_path(final), pending.sidecar)
+            write_sidecar(sidecar_path(final), pending.sidecar)
         except BaseException:
-            _remove(final)
+            remove_path(final)
             raise
 
 
@@ -177,21 +165,17 @@ def example_input(detector, batch: int = 1) -> Tensor:
 
 
 def checkpoint_info(detector) -> dict | None:
-    path = getattr(detector, "weights_path", None)
-    if not path:
-        return None
-    return {"path": str(path), "sha256": artifact_sha256(path)}
+    return detector.weights.to_dict() if detector.weights is not None else None
 
 
-def make_sidecar(detector, pending: Pending, final: Path, *, target: str, precision: str, input_name: str,
-                 input_shape, outputs: list[dict], nms_in_graph: bool, input_layout: str = "NCHW",
-                 input_dtype: str = "float32", quantization: dict | None = None,
+def make_sidecar(detector, pending: Pending, final: Path, req: ExportRequest, *, target: str, input_name: str,
+                 input_shape, outputs: list[dict], input_layout: str = "NCHW", input_dtype: str = "float32",
                  extra: dict | None = None) -> dict:
     """The sidecar of the artifact written at `pending.path` (final name `final`); atomic_output
     writes it beside the final name once the artifact is in place."""
     pending.sidecar = build_sidecar(
-        detector.spec, detector.anchors, target=target, precision=precision, artifact=final.name,
+        detector.spec, detector.anchors, target=target, precision=req.precision, artifact=final.name,
         input_name=input_name, input_shape=input_shape, input_layout=input_layout, input_dtype=input_dtype,
-        outputs=outputs, nms_in_graph=nms_in_graph, quantization=quantization, checkpoint=checkpoint_info(detector),
+        outputs=outputs, nms_in_graph=req.nms, quantization=req.quantization, checkpoint=checkpoint_info(detector),
         extra={"artifact_sha256": artifact_sha256(pending.path), **(extra or {})})
     return pending.sidecar

@@ -20,6 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from ..ops.boxes import class_scores, decode_boxes
+from ._common import RawCore
 
 
 def _pairwise_iou(b: Tensor) -> Tensor:
@@ -33,8 +34,6 @@ def _pairwise_iou(b: Tensor) -> Tensor:
 
 def traceable(detector, nms: bool) -> nn.Module:
     """What TorchScript and ExecuTorch trace: the raw core, or the core with this tensor NMS."""
-    from ._common import RawCore
-
     return (TensorNMSDetector(detector) if nms else RawCore(detector)).eval()
 
 

@@ -18,21 +18,22 @@ metadata, NMS parameters, precision) here; drift is measured by `validate` on a 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import json
 import warnings
-from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 
 from ..ops.boxes import xyxy_to_cxcywh
-from ._common import DecodedBoxes, ExportError, RawCore, artifact_stem, atomic_output, example_input, make_sidecar, raw_outputs
+from ..quant.coreml_int8 import INT8_RECORD, quantize_weights
+from ._common import (Artifact, DecodedBoxes, ExportError, ExportRequest, RawCore, artifact_stem, atomic_output,
+                      example_input, make_sidecar, raw_outputs)
 
 TARGET = "coreml"
 SUFFIX = ".mlpackage"
-PRECISIONS = ("fp16", "fp32")
-DEFAULT_PRECISION = "fp16"
+RUNTIME = "Core ML (macOS / iOS only)"
 INPUT_NAME = "image"
 
 
@@ -60,7 +61,8 @@ class _VisionDecoder(DecodedBoxes):
 
 
 def _convert(module: nn.Module, detector, precision: str, output_names: list[str]):
-    import coremltools as ct
+    """-> ML Program; int8 = the fp16 program with int8 weights (quant.coreml_int8)."""
+    import coremltools as ct  # lazy: heavy optional runtime (coremltools), only when this target is exported
 
     x = (example_input(detector) + 1) / 2  # the graph sees [0, 1] pixels
     with torch.no_grad():
@@ -75,14 +77,14 @@ def _convert(module: nn.Module, detector, precision: str, output_names: list[str
                                  color_layout=ct.colorlayout.RGB)],
             outputs=[ct.TensorType(name=n) for n in output_names],
             convert_to="mlprogram",
-            compute_precision=ct.precision.FLOAT16 if precision == "fp16" else ct.precision.FLOAT32,
+            compute_precision=ct.precision.FLOAT32 if precision == "fp32" else ct.precision.FLOAT16,
             minimum_deployment_target=ct.target.iOS15,
         )
 
 
 def _nms_model(spec, num_anchors: int):
     """Core ML's NonMaximumSuppression model fed by the decoder's two outputs."""
-    import coremltools as ct
+    import coremltools as ct  # lazy: heavy optional runtime (coremltools)
     from coremltools.proto import FeatureTypes_pb2, Model_pb2
 
     pp = spec.postprocess
@@ -123,7 +125,7 @@ def _nms_model(spec, num_anchors: int):
 
 
 def _pipeline(decoder, nms_model):
-    import coremltools as ct
+    import coremltools as ct  # lazy: heavy optional runtime (coremltools)
 
     # rename the decoder outputs onto the NMS inputs, then chain; make_pipeline handles ML Programs
     spec = decoder.get_spec()
@@ -152,13 +154,15 @@ def _metadata(model, detector, precision: str, nms: bool) -> None:
                                            "normalized in the graph")
 
 
-def export(detector, precision: str, out_dir: Path, nms: bool = False) -> Path:
-    spec = detector.spec
+def export(detector, req: ExportRequest) -> list[Artifact]:
+    spec, precision, nms = detector.spec, req.precision, req.nms
     num_anchors = detector.anchors.shape[0]
     try:
         if nms:
             decoder = _convert(_Normalized(_VisionDecoder(detector), spec), detector, precision,
                                ["confidence", "coordinates"])
+            if precision == "int8":  # quantize the decoder's program; Core ML's NMS model has no weights
+                decoder = quantize_weights(decoder)
             model = _pipeline(decoder, _nms_model(spec, num_anchors))
             outputs = [
                 {"name": "confidence", "shape": [-1, spec.num_classes - 1], "dtype": "float32",
@@ -169,93 +173,24 @@ def export(detector, precision: str, out_dir: Path, nms: bool = False) -> Path:
         else:
             model = _convert(_Normalized(RawCore(detector), spec), detector, precision,
                              ["box_encodings", "class_logits"])
+            if precision == "int8":
+                model = quantize_weights(model)
             outputs = raw_outputs(num_anchors, spec.num_classes)
     except ExportError:
         raise
     except Exception as e:
         raise ExportError(f"Core ML conversion failed: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from e
     _metadata(model, detector, precision, nms)
-    final = out_dir / f"{artifact_stem(spec.name, TARGET, precision, nms)}{SUFFIX}"
+    if precision == "int8" and req.quantization is None:
+        req = dataclasses.replace(req, quantization=INT8_RECORD)
+    final = req.out_dir / f"{artifact_stem(spec.name, TARGET, req)}{SUFFIX}"
     h, w = spec.preprocess.size
     with atomic_output(final) as pending:
         model.save(str(pending.path))
-        make_sidecar(detector, pending, final, target=TARGET, precision=precision, input_name=INPUT_NAME,
-                     input_shape=[1, 3, h, w], input_layout="image_RGB", input_dtype="uint8",
-                     outputs=outputs, nms_in_graph=nms,
-                     extra={"runtime": "Core ML (macOS / iOS only)",
+        make_sidecar(detector, pending, final, req, target=TARGET, input_name=INPUT_NAME,
+                     input_shape=[1, 3, h, w], input_layout="image_RGB", input_dtype="uint8", outputs=outputs,
+                     extra={"runtime": RUNTIME,
                             "coreml": {"input": "image", "image_resize": "caller (Vision: scaleFill)",
                                        "normalize_in_graph": True, "pipeline": nms,
                                        "nms": {"per_class": True, "max_detections": None} if nms else None}})
-    return final
-
-
-def check_spec(path: str | Path, sidecar: dict | None = None) -> dict:
-    """Validate a saved .mlpackage without running it (works on Linux). Returns a summary dict;
-    raises ExportError naming the first thing that is wrong."""
-    import coremltools as ct
-
-    from ..sidecar import read_sidecar
-
-    path = Path(path)
-    sidecar = sidecar or read_sidecar(path)
-    spec = ct.utils.load_spec(str(path))
-    desc = spec.description
-    inputs = {i.name: i for i in desc.input}
-    outputs = [o.name for o in desc.output]
-    h, w = sidecar["preprocess"]["size"]
-
-    def fail(msg):
-        raise ExportError(f"{path.name}: {msg}")
-
-    if INPUT_NAME not in inputs or inputs[INPUT_NAME].type.WhichOneof("Type") != "imageType":
-        fail(f"no image input named {INPUT_NAME!r}")
-    img = inputs[INPUT_NAME].type.imageType
-    if (img.height, img.width) != (h, w):
-        fail(f"image input is {img.width}x{img.height}, sidecar says {w}x{h}")
-    if img.colorSpace != ct.proto.FeatureTypes_pb2.ImageFeatureType.RGB:
-        fail("image input is not RGB")
-    expected_out = [o["name"] for o in sidecar["outputs"]]
-    if outputs != expected_out:
-        fail(f"outputs {outputs}, sidecar says {expected_out}")
-    md = dict(desc.metadata.userDefined)
-    if md.get("ssdmobile.model") != sidecar["model"] or md.get("ssdmobile.precision") != sidecar["precision"]:
-        fail("metadata does not name the sidecar's model and precision")
-    kind = spec.WhichOneof("Type")
-    programs = [spec] if kind == "mlProgram" else [m for m in spec.pipeline.models if m.WhichOneof("Type") == "mlProgram"]
-    if not programs:
-        fail("no ML Program inside")
-    summary = {"type": kind, "inputs": list(inputs), "outputs": outputs, "image": [w, h],
-               "precision": _program_precision(programs[0]), "nms": None}
-    if summary["precision"] != sidecar["precision"]:
-        fail(f"weights are {summary['precision']}, sidecar says {sidecar['precision']}")
-    if sidecar["nms"]["in_graph"]:
-        if kind != "pipeline":
-            fail("NMS requested but the model is not a pipeline")
-        last = spec.pipeline.models[-1]
-        if last.WhichOneof("Type") != "nonMaximumSuppression":
-            fail("the pipeline does not end in Core ML's NonMaximumSuppression model")
-        nms = last.nonMaximumSuppression
-        feeds = {o.name: list(o.type.multiArrayType.shape) for o in spec.pipeline.models[0].description.output}
-        num_anchors, num_fg = len(sidecar["decode"]["anchors"]), len(sidecar["class_names"]) - 1
-        if feeds.get(nms.confidenceInputFeatureName) != [num_anchors, num_fg] or \
-                feeds.get(nms.coordinatesInputFeatureName) != [num_anchors, 4]:
-            fail(f"the decoder feeds NMS {feeds}, expected [{num_anchors}, {num_fg}] scores and "
-                 f"[{num_anchors}, 4] boxes")
-        labels = list(nms.stringClassLabels.vector)
-        if labels != sidecar["class_names"][1:]:
-            fail(f"NMS class labels {labels[:3]}... differ from the sidecar's class_names[1:]")
-        if abs(nms.iouThreshold - sidecar["nms"]["iou_thresh"]) > 1e-9 or \
-                abs(nms.confidenceThreshold - sidecar["nms"]["score_thresh"]) > 1e-9:
-            fail("NMS thresholds differ from the sidecar's")
-        summary["nms"] = {"iou": nms.iouThreshold, "confidence": nms.confidenceThreshold,
-                          "per_class": nms.pickTop.perClass, "labels": len(labels)}
-    return summary
-
-
-def _program_precision(model_spec) -> str:
-    """int8 when conv weights are stored as int8 constexpr (de)quantize ops (coremltools.optimize),
-    else fp16 when they are stored as fp16, else fp32."""
-    text = str(model_spec.mlProgram)[:2_000_000]
-    if "constexpr_blockwise_shift_scale" in text or "constexpr_affine_dequantize" in text:
-        return "int8"
-    return "fp16" if "FLOAT16" in text else "fp32"
+    return [Artifact(final, TARGET, precision, nms, RUNTIME)]

@@ -1,41 +1,52 @@
 """ExecuTorch: torch.export, then `to_edge_transform_and_lower` with the XnnpackPartitioner, saved
 as a `.pte` that `executorch.runtime` (and the Android app) runs. With nms, the fixed-shape tensor
 NMS of _tensor_nms.py is in the program (ExecuTorch has no NMS kernel); the ops XNNPACK does
-not take run on ExecuTorch's portable kernels."""
+not take run on ExecuTorch's portable kernels. How much of the program XNNPACK took is measured
+(ExecuTorch's devtools) and recorded in the sidecar ("executorch.delegation")."""
 from __future__ import annotations
-
-from pathlib import Path
 
 import torch
 
-from ._common import ExportError, artifact_stem, atomic_output, declared_outputs, example_input, make_sidecar
+from ._common import (Artifact, ExportError, ExportRequest, artifact_stem, atomic_output, declared_outputs,
+                      example_input, make_sidecar)
 from ._tensor_nms import traceable
 
 TARGET = "executorch"
 SUFFIX = ".pte"
-PRECISIONS = ("fp32",)
-DEFAULT_PRECISION = "fp32"
+RUNTIME = "executorch.runtime (XNNPACK delegate)"
 
 
-def export(detector, precision: str, out_dir: Path, nms: bool = False) -> Path:
-    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
-    from executorch.exir import to_edge_transform_and_lower
+def delegation_summary(edge_program) -> dict:
+    """Ops delegated to XNNPACK vs left to ExecuTorch's portable kernels (`getitem`, which only
+    unpacks a delegate's outputs, is not an op)."""
+    from executorch.devtools.backend_debug import get_delegation_info  # lazy: heavy optional runtime
 
-    spec = detector.spec
-    module = traceable(detector, nms)
+    info = get_delegation_info(edge_program.exported_program().graph_module)
+    outside = {op: b.non_delegated for op, b in info.delegation_by_operator.items()
+               if b.non_delegated and op != "getitem"}
+    return {"delegated_ops": info.num_delegated_nodes, "non_delegated_ops": sum(outside.values()),
+            "delegated_subgraphs": info.num_delegated_subgraphs, "non_delegated_by_op": dict(sorted(outside.items()))}
+
+
+def export(detector, req: ExportRequest) -> list[Artifact]:
+    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner  # lazy: heavy optional runtime
+    from executorch.exir import to_edge_transform_and_lower  # lazy: heavy optional runtime (executorch)
+
+    module = traceable(detector, req.nms)
     x = example_input(detector)
     try:
         with torch.no_grad():
             exported = torch.export.export(module, (x,), strict=False)
-        program = to_edge_transform_and_lower(exported, partitioner=[XnnpackPartitioner()]).to_executorch()
+        edge = to_edge_transform_and_lower(exported, partitioner=[XnnpackPartitioner()])
+        delegation = delegation_summary(edge)
+        program = edge.to_executorch()
     except Exception as e:  # the lowering's own errors are long; keep the first line
         raise ExportError(f"ExecuTorch lowering failed: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from e
-    outputs = declared_outputs(detector, nms)
-    final = out_dir / f"{artifact_stem(spec.name, TARGET, precision, nms)}{SUFFIX}"
+    final = req.out_dir / f"{artifact_stem(detector.spec.name, TARGET, req)}{SUFFIX}"
     with atomic_output(final) as pending:
         with open(pending.path, "wb") as f:
             program.write_to_file(f)
-        make_sidecar(detector, pending, final, target=TARGET, precision=precision, input_name="input",
-                     input_shape=list(x.shape), outputs=outputs, nms_in_graph=nms,
-                     extra={"runtime": "executorch.runtime (XNNPACK delegate)"})
-    return final
+        make_sidecar(detector, pending, final, req, target=TARGET, input_name="input", input_shape=list(x.shape),
+                     outputs=declared_outputs(detector, req.nms),
+                     extra={"runtime": RUNTIME, "executorch": {"delegation": delegation}})
+    return [Artifact(final, TARGET, req.precision, req.nms, RUNTIME)]

@@ -10,23 +10,21 @@ eager would have dropped for ranking below topk_candidates before NMS (the tail 
 from __future__ import annotations
 
 import warnings
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from ._common import (DecodedBoxes, ExportError, RawCore, artifact_stem, atomic_output, declared_outputs,
-                      example_input, make_sidecar)
+from ._common import (Artifact, DecodedBoxes, ExportError, ExportRequest, RawCore, artifact_stem, atomic_output,
+                      declared_outputs, example_input, make_sidecar)
 
 TARGET = "onnx"
 SUFFIX = ".onnx"
-PRECISIONS = ("fp32",)
-DEFAULT_PRECISION = "fp32"
+RUNTIME = "onnxruntime"
 OPSET = 18
 
 
 def _torch_export(module, x, output_names):
-    import onnx
+    import onnx  # lazy: heavy optional runtime (onnx), only when this target is exported
 
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
@@ -40,7 +38,7 @@ def _torch_export(module, x, output_names):
 def _append_nms(model, spec):
     """Graph outputs (boxes [1, A, 4], scores [1, A, C-1]) -> (boxes [1, M, 4], scores [1, M],
     labels [1, M] int64, num_detections [1] int64), M = max_detections."""
-    import onnx
+    import onnx  # lazy: heavy optional runtime (onnx), only when this target is exported
     from onnx import TensorProto, helper, numpy_helper
 
     pp = spec.postprocess
@@ -103,25 +101,23 @@ def _append_nms(model, spec):
     return model
 
 
-def export(detector, precision: str, out_dir: Path, nms: bool = False) -> Path:
-    import onnx
+def export(detector, req: ExportRequest) -> list[Artifact]:
+    import onnx  # lazy: heavy optional runtime (onnx), only when this target is exported
 
     spec = detector.spec
     x = example_input(detector)
     try:
-        if nms:
+        if req.nms:
             model = _append_nms(_torch_export(DecodedBoxes(detector).eval(), x, ["nms_boxes_in", "nms_scores_in"]),
                                 spec)
         else:
             model = _torch_export(RawCore(detector).eval(), x, ["box_encodings", "class_logits"])
     except onnx.checker.ValidationError as e:
         raise ExportError(f"the exported ONNX graph does not pass onnx.checker: {str(e).splitlines()[0]}") from e
-    model.doc_string = f"ssdmobile {spec.name} ({'with NonMaxSuppression' if nms else 'raw outputs'})"
-    outputs = declared_outputs(detector, nms)
-    final = out_dir / f"{artifact_stem(spec.name, TARGET, precision, nms)}{SUFFIX}"
+    model.doc_string = f"ssdmobile {spec.name} ({'with NonMaxSuppression' if req.nms else 'raw outputs'})"
+    final = req.out_dir / f"{artifact_stem(spec.name, TARGET, req)}{SUFFIX}"
     with atomic_output(final) as pending:
         onnx.save_model(model, str(pending.path))
-        make_sidecar(detector, pending, final, target=TARGET, precision=precision, input_name="input",
-                     input_shape=list(x.shape), outputs=outputs, nms_in_graph=nms,
-                     extra={"runtime": "onnxruntime", "opset": OPSET})
-    return final
+        make_sidecar(detector, pending, final, req, target=TARGET, input_name="input", input_shape=list(x.shape),
+                     outputs=declared_outputs(detector, req.nms), extra={"runtime": RUNTIME, "opset": OPSET})
+    return [Artifact(final, TARGET, req.precision, req.nms, RUNTIME)]

@@ -1,41 +1,35 @@
 """TorchScript: a traced module, saved as full TorchScript (`.pt`, torch.jit.load) and for the
-lite interpreter (`_lite.ptl`, PyTorch Mobile). With nms, the fixed-shape tensor NMS of
-_tensor_nms.py is traced into the graph (TorchScript has no native detection NMS op that the lite
-interpreter runs on every platform)."""
+lite interpreter (`_lite.ptl`, PyTorch Mobile): two artifacts, each with its sidecar. With nms,
+the fixed-shape tensor NMS of _tensor_nms.py is traced into the graph (TorchScript has no native
+detection NMS op that the lite interpreter runs on every platform)."""
 from __future__ import annotations
-
-from pathlib import Path
 
 import torch
 
-from ._common import artifact_stem, atomic_output, declared_outputs, example_input, make_sidecar
+from ._common import Artifact, ExportRequest, artifact_stem, atomic_output, declared_outputs, example_input, make_sidecar
 from ._tensor_nms import traceable
 
 TARGET = "torchscript"
 SUFFIX = ".pt"
 LITE_SUFFIX = ".ptl"
-PRECISIONS = ("fp32",)
-DEFAULT_PRECISION = "fp32"
+RUNTIME = "torch.jit.load"
+LITE_RUNTIME = "lite interpreter (torch.jit.mobile)"
 
 
-def export(detector, precision: str, out_dir: Path, nms: bool = False) -> Path:
-    spec = detector.spec
-    module = traceable(detector, nms)
+def export(detector, req: ExportRequest) -> list[Artifact]:
+    module = traceable(detector, req.nms)
     x = example_input(detector)
     with torch.no_grad():
         traced = torch.jit.trace(module, x, check_trace=False)
-        traced = torch.jit.freeze(traced.eval()) if not nms else traced
-    outputs = declared_outputs(detector, nms)
-    stem = artifact_stem(spec.name, TARGET, precision, nms)
-    final = out_dir / f"{stem}{SUFFIX}"
-    lite_final = out_dir / f"{stem}_lite{LITE_SUFFIX}"
-    common = dict(target=TARGET, precision=precision, input_name="input", input_shape=list(x.shape),
-                  outputs=outputs, nms_in_graph=nms)
-    with atomic_output(final) as pending:
-        traced.save(str(pending.path))
-        make_sidecar(detector, pending, final, **common, extra={"runtime": "torch.jit.load"})
-    with atomic_output(lite_final) as pending:
-        traced._save_for_lite_interpreter(str(pending.path))
-        make_sidecar(detector, pending, lite_final, **common,
-                     extra={"runtime": "lite interpreter (torch.jit.mobile)"})
-    return final
+        traced = torch.jit.freeze(traced.eval()) if not req.nms else traced
+    stem = artifact_stem(detector.spec.name, TARGET, req)
+    common = dict(target=TARGET, input_name="input", input_shape=list(x.shape), outputs=declared_outputs(detector, req.nms))
+    written = []
+    for final, runtime, save in ((req.out_dir / f"{stem}{SUFFIX}", RUNTIME, traced.save),
+                                 (req.out_dir / f"{stem}_lite{LITE_SUFFIX}", LITE_RUNTIME,
+                                  traced._save_for_lite_interpreter)):
+        with atomic_output(final) as pending:
+            save(str(pending.path))
+            make_sidecar(detector, pending, final, req, **common, extra={"runtime": runtime})
+        written.append(Artifact(final, TARGET, req.precision, req.nms, runtime))
+    return written

@@ -1,6 +1,7 @@
 from .registry import ModelEntry, create_model, get_entry, list_models, register_model
+from .weights import LoadedWeights, Weights
 
 # importing the architectures registers them
-from . import ssdlite_mobilenet_v2, ssdlite_mobilenet_v3  # noqa: E402,F401
+from . import person, ssdlite_mobilenet_v3  # noqa: E402,F401
 
-__all__ = ["ModelEntry", "create_model", "get_entry", "list_models", "register_model"]
+__all__ = ["LoadedWeights", "ModelEntry", "Weights", "create_model", "get_entry", "list_models", "register_model"]

@@ -4,6 +4,9 @@ create_model(name, weights=...) -> Detector
   weights=None       random initialization
   weights="default"  the registered checkpoint: local cache, else its fetcher/URL
   weights=PATH       a checkpoint file (state_dict, loaded with weights_only=True)
+
+An entry knows what `ssdmobile models` lists without building the model: input size, parameter
+count (checked against the built model by the tests), and its Weights with their metrics.
 """
 from __future__ import annotations
 
@@ -13,7 +16,8 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import UnknownModelError
-from .weights import WeightsSource, load_into, load_state_dict_file, resolve_weights
+from ..fileio import sha256_file
+from .weights import LoadedWeights, Weights, load_into, load_state_dict_file, resolve_weights
 
 
 @dataclass(frozen=True)
@@ -21,17 +25,21 @@ class ModelEntry:
     name: str
     builder: Callable  # (**kwargs) -> Detector with random weights
     input_size: tuple[int, int]
-    weights: WeightsSource | None
-    reference_ap: str  # e.g. "COCO val2017 mAP 21.3 (torchvision)"
+    num_params: int  # of the default configuration's core
+    weights: Weights | None
     description: str
+
+    @property
+    def reference(self) -> str:
+        return self.weights.reference() if self.weights else "-"
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
 
 
-def register_model(name: str, *, input_size, weights=None, reference_ap="", description=""):
+def register_model(name: str, *, input_size, num_params: int, weights: Weights | None = None, description=""):
     def deco(fn):
-        _REGISTRY[name] = ModelEntry(name, fn, tuple(input_size), weights, reference_ap, description)
+        _REGISTRY[name] = ModelEntry(name, fn, tuple(input_size), num_params, weights, description)
         return fn
     return deco
 
@@ -54,9 +62,9 @@ def create_model(name: str, weights: str | os.PathLike | None = None, **kwargs):
     if str(weights) == "default":
         if entry.weights is None:
             raise UnknownModelError(f"model {name!r} has no registered weights; pass a checkpoint path")
-        path = resolve_weights(entry.weights)
-    else:
-        path = resolve_weights(entry.weights or WeightsSource(Path(weights).name), weights)
-    load_into(model, load_state_dict_file(path), str(path))
-    model.weights_path = str(path)
+        path, meta = resolve_weights(entry.weights), entry.weights
+    else:  # the user's own checkpoint (a fine-tune, say): the registered metadata does not describe it
+        path, meta = resolve_weights(entry.weights or Weights(Path(weights).name), weights), None
+    load_into(model.core, load_state_dict_file(path), str(path))
+    model.weights = LoadedWeights(str(path), sha256_file(path), meta)
     return model.eval()

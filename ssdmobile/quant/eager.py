@@ -25,11 +25,18 @@ from typing import Sequence
 import torch
 from torch import Tensor, nn
 from torch.ao.nn.quantized import FloatFunctional
-from torch.ao.quantization import DeQuantStub, QConfig, QuantStub
+from torch.ao.quantization import DeQuantStub, QConfig, QuantStub, convert, fuse_modules, prepare
+from torch.ao.quantization.fake_quantize import FixedQParamsFakeQuantize
+from torch.ao.quantization.observer import (FixedQParamsObserver, HistogramObserver, MinMaxObserver,
+                                            PerChannelMinMaxObserver)
 from torchvision.models.mobilenetv2 import InvertedResidual
 
 from ..fuse import fuse_batchnorm_
-from .ptq import QuantizationError, calibrate
+from ..models.ssdlite_mobilenet_v2 import FEATURE0_BLOCK, SSDLiteMobileNetV2Core
+from ..models.ssdlite_mobilenet_v3 import SSDLiteCore
+from .eager_mobilenet_v3 import make_quantizable_v3
+from .float_fallback import float_fallback_qconfig
+from .ptq import SCHEME, QuantizationError, calibrate, with_core
 
 ENGINE = "qnnpack"
 
@@ -60,9 +67,6 @@ class QuantizableCore(nn.Module):
 
 
 def qconfig(observer: str = "histogram") -> QConfig:
-    from torch.ao.quantization.observer import (HistogramObserver, MinMaxObserver,
-                                                PerChannelMinMaxObserver)
-
     if observer not in ("histogram", "minmax"):
         raise QuantizationError(f"unknown observer {observer!r}; choose histogram or minmax")
     act = (HistogramObserver if observer == "histogram" else MinMaxObserver).with_args(
@@ -76,9 +80,6 @@ def relu6_qconfig(weight_qconfig: QConfig) -> QConfig:
     """`weight_qconfig`'s weights, output fixed to [0, 6] on 256 uint8 levels (the ReLU6 range). A
     fake quantizer rather than an observer: calibration then already sees the clamped, rounded
     values the int8 model computes (+1.0 dB output SQNR on the person detector, 24.9 -> 25.9)."""
-    from torch.ao.quantization.fake_quantize import FixedQParamsFakeQuantize
-    from torch.ao.quantization.observer import FixedQParamsObserver
-
     observer = FixedQParamsObserver.with_args(scale=6.0 / 255.0, zero_point=0, dtype=torch.quint8,
                                               qscheme=torch.per_tensor_affine, quant_min=0, quant_max=255)
     return QConfig(activation=FixedQParamsFakeQuantize.with_args(observer=observer), weight=weight_qconfig.weight)
@@ -86,8 +87,6 @@ def relu6_qconfig(weight_qconfig: QConfig) -> QConfig:
 
 def _fuse_conv_relu6(core: nn.Module, base: QConfig) -> int:
     """Sequential [.., Conv2d, Identity (folded BN), ReLU6] -> fused ConvReLU2d with fixed [0, 6] output."""
-    from torch.ao.quantization import fuse_modules
-
     n = 0
     for seq in [m for m in core.modules() if isinstance(m, nn.Sequential)]:
         names = [k for k, m in seq.named_children() if not isinstance(m, (nn.ZeroPad2d, nn.Identity))]
@@ -100,37 +99,29 @@ def _fuse_conv_relu6(core: nn.Module, base: QConfig) -> int:
     return n
 
 
-def make_quantizable(core: nn.Module, qconf: QConfig | None = None, name: str | None = None,
-                     is_qat: bool = False) -> QuantizableCore:
-    """A float copy of the core, fused, with quant/dequant stubs and quantized adds, for
-    torch.ao prepare/convert (qnnpack). `name` (the model's) goes into the error for a core it cannot do.
-    is_qat: MobileNetV3 keeps Conv+BN as trainable fused modules (fuse_modules_qat); the MobileNetV2
-    family folds BatchNorm either way (its fused Conv+ReLU modules serve prepare_qat as they are)."""
-    from ..models.ssdlite_mobilenet_v2 import SSDLiteMobileNetV2Core
-    from ..models.ssdlite_mobilenet_v3 import SSDLiteCore
-
+def make_quantizable(core: nn.Module, qconf: QConfig | None = None, name: str | None = None) -> QuantizableCore:
+    """A float copy of the core, fused, with quant/dequant stubs and quantized adds, for torch.ao
+    prepare/convert (qnnpack). The one place that picks the recipe per model family; `name` (the
+    model's) goes into the error for a core it cannot do."""
     name = name or type(core).__name__
+    qconf = qconf or qconfig()
     if isinstance(core, SSDLiteCore):
-        from .eager_mobilenet_v3 import make_quantizable_v3
-
-        return QuantizableCore(make_quantizable_v3(core, qconf or qconfig(), name, is_qat))
-    if not isinstance(core, SSDLiteMobileNetV2Core):
-        raise QuantizationError(
-            f"TorchScript int8 (eager qnnpack) cannot do {name}: it knows the SSDLite MobileNetV2 and "
-            f"SSDlite320 MobileNetV3 cores, not {type(core).__name__}; use --target executorch or onnx")
-    return _make_quantizable_v2(core, qconf)
+        return QuantizableCore(make_quantizable_v3(core, relu6_qconfig(qconf), name))
+    if isinstance(core, SSDLiteMobileNetV2Core):
+        return _make_quantizable_v2(core, qconf)
+    raise QuantizationError(
+        f"TorchScript int8 (eager qnnpack) cannot do {name}: it knows the SSDLite MobileNetV2 and "
+        f"SSDlite320 MobileNetV3 cores, not {type(core).__name__}; use --target executorch or onnx")
 
 
-def _make_quantizable_v2(core: nn.Module, qconf: QConfig | None) -> QuantizableCore:
+def _make_quantizable_v2(core: nn.Module, qconf: QConfig) -> QuantizableCore:
     """SSDLiteMobileNetV2Core: BN folded, Conv+ReLU6 fused with a fixed [0, 6] output range."""
-    from ..models.ssdlite_mobilenet_v2 import FEATURE0_BLOCK
-
     core = copy.deepcopy(core).eval()
     fuse_batchnorm_(core)
     for i, layer in enumerate(core.backbone):
         if isinstance(layer, InvertedResidual) and i != FEATURE0_BLOCK:
             core.backbone[i] = _ResidualAdd(layer)
-    _fuse_conv_relu6(core, qconf or qconfig())
+    _fuse_conv_relu6(core, qconf)
     for heads in (core.box_head, core.class_head):
         for i, head in enumerate(heads):
             heads[i] = nn.Sequential(*head, DeQuantStub())
@@ -142,50 +133,24 @@ def quantize_core_eager(core: nn.Module, inputs: Sequence[Tensor], observer: str
                         float_modules: Sequence[str] = ()) -> nn.Module:
     """Calibrated, converted int8 module (quantized::conv2d etc. on the qnnpack engine).
     float_modules: names of units inside the core (as `ssdmobile sensitivity` ranks them) kept in float."""
-    from torch.ao.quantization import convert, prepare
-
     if ENGINE not in torch.backends.quantized.supported_engines:
         raise QuantizationError(f"this PyTorch build has no {ENGINE} quantized engine")
     torch.backends.quantized.engine = ENGINE
     model = make_quantizable(core, qconfig(observer), name)
     model.qconfig = qconfig(observer)
     if float_modules:
-        from .float_fallback import float_fallback_qconfig
-
-        model = float_fallback_qconfig(model, float_modules)
+        float_fallback_qconfig(model, float_modules)
     prepared = prepare(model)
     calibrate(prepared, inputs, progress)
     return convert(prepared).eval()
 
 
-def export_torchscript_int8(detector, inputs: Sequence[Tensor], out_dir, *, observer: str = "histogram",
-                            nms: bool = False, record: dict | None = None, tag: str = "", progress: bool = True):
-    """Writes `<model>_torchscript_int8<tag>.pt` and `..._lite.ptl` (lite interpreter) + sidecars."""
-    from ..export import torchscript as ts_export
-    from ..export._common import prepare_out_dir
-    from .ptq import SCHEME, _write, set_sidecar_quantization, with_core
-
-    torch.backends.quantized.engine = ENGINE
-    out = prepare_out_dir(out_dir)
-    qdet = with_core(detector, quantize_core_eager(detector.core, inputs, observer, progress))
-    quantization = {**SCHEME, "activations": "per-tensor asymmetric (uint8, zero point 0..255)",
-                    "method": "eager torch.ao.quantization post-training (qnnpack engine)", "observer": observer,
-                    "engine": ENGINE, **(record or {})}
-    path = _write(ts_export, qdet, out, nms, tag, quantization)
-    lite = path.with_name(path.name.replace(f"_int8{'_nms' if nms else ''}{tag}.pt", f"_int8{'_nms' if nms else ''}_lite.ptl"))
-    if tag:  # the exporter named the lite file without the tag
-        import json
-        import os
-
-        from ..sidecar import sidecar_path
-        from ..fileio import write_json_atomic
-
-        untagged = lite
-        lite = untagged.with_name(untagged.stem.replace("_lite", f"{tag}_lite") + ".ptl")
-        os.replace(untagged, lite)
-        d = json.loads(sidecar_path(untagged).read_text())
-        d["artifact"] = lite.name
-        sidecar_path(untagged).unlink()
-        write_json_atomic(sidecar_path(lite), d)
-    set_sidecar_quantization(lite, quantization)
-    return path
+def quantize_detector_eager(detector, inputs: Sequence[Tensor], observer: str = "histogram",
+                            float_modules: Sequence[str] = (), progress: bool = True):
+    """Eager qnnpack PTQ of the core -> (the detector around the converted core, the quantization
+    record its sidecar carries). TorchScript's exporter traces it like any core."""
+    qcore = quantize_core_eager(detector.core, inputs, observer, progress, detector.spec.name, float_modules)
+    return with_core(detector, qcore), {
+        **SCHEME, "activations": "per-tensor asymmetric (uint8, zero point 0..255)",
+        "method": "eager torch.ao.quantization post-training (qnnpack engine)", "observer": observer,
+        "engine": ENGINE, "float_modules": list(float_modules)}

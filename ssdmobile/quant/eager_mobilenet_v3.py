@@ -27,14 +27,12 @@ from torchvision.models.quantization.mobilenetv3 import QuantizableInvertedResid
 from torchvision.models.quantization.utils import _replace_relu
 from torchvision.ops.misc import Conv2dNormActivation
 
-from .eager import relu6_qconfig
+from ..models.ssdlite_mobilenet_v3 import build_core
 from .ptq import QuantizationError
 
 
 def quantizable_twin(core: nn.Module, name: str) -> nn.Module:
     """The float core rebuilt with torchvision's quantizable blocks, holding the same weights."""
-    from ..models.ssdlite_mobilenet_v3 import build_core
-
     if getattr(core, "config", None) is None:
         raise QuantizationError(
             f"TorchScript int8 (eager qnnpack) cannot do {name}: its SSDLiteCore carries no CoreConfig "
@@ -48,20 +46,21 @@ def quantizable_twin(core: nn.Module, name: str) -> nn.Module:
     return twin.eval()
 
 
-def make_quantizable_v3(core: nn.Module, base: QConfig, name: str, is_qat: bool = False) -> nn.Module:
-    """Fused, stub-carrying float copy of an SSDLiteCore (qconfigs set on the ReLU6 units only; the
-    caller sets the model-wide one). is_qat: fuse for prepare_qat (Conv+BN kept trainable)."""
+def make_quantizable_v3(core: nn.Module, relu6: QConfig, name: str) -> nn.Module:
+    """Fused, stub-carrying float copy of an SSDLiteCore for eager.make_quantizable. Only the ReLU6
+    units get a qconfig here (`relu6`: eager.relu6_qconfig, output fixed to [0, 6]); the caller sets
+    the model-wide one."""
     core = quantizable_twin(core, name)
     # torchvision's MobileNetV3 has no ReLU6; its _replace_relu also swaps the in-place ReLUs
     _replace_relu(core.backbone.features)
     for m in core.modules():
         if type(m) is Conv2dNormActivation and len(m) == 3 and type(m[2]) is nn.ReLU6:
             m[2] = nn.ReLU()  # the [0, 6] output range below is the upper clamp
-            m.qconfig = relu6_qconfig(base)
+            m.qconfig = relu6
         if isinstance(m, QuantizableInvertedResidual) and not m.use_res_connect:
             m.skip_add.qconfig = None  # never runs: an observer there would stay uncalibrated
-    core.train(is_qat)  # the fusers want every fused module in one mode (the new ReLUs included)
-    QuantizableMobileNetV3.fuse_model(core, is_qat)  # torchvision's fusion, on every module of the core
+    core.eval()  # the fusers want every fused module in one mode (the new ReLUs included)
+    QuantizableMobileNetV3.fuse_model(core)  # torchvision's fusion, on every module of the core
     for heads in (core.head.regression_head.module_list, core.head.classification_head.module_list):
         for i, block in enumerate(heads):
             heads[i] = nn.Sequential(*block, DeQuantStub())  # same keys: block.0.*, block.1.*

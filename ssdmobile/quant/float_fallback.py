@@ -1,13 +1,13 @@
-"""Keep named units of an int8 model in float (mixed precision), for each int8 tool. The names are
-module names inside the detector's core, as `ssdmobile sensitivity` ranks them
-(quant.sensitivity.quant_units): "backbone.features.0.4.block.2.fc1", "head.regression_head.module_list.0.1".
-
+"""Float fallback (mixed precision) in eager qnnpack int8 (TorchScript): named units of the core kept
+in float. The names are module names inside the detector's core, as `ssdmobile sensitivity` ranks
+them (quant.sensitivity.quant_units): "backbone.features.0.4.block.2.fc1",
+"head.regression_head.module_list.0.1". The same names serve every int8 tool:
 - ExecuTorch (PT2E): XNNPACKQuantizer leaves the nodes of those modules unannotated
-  (ptq.xnnpack_quantizer(float_modules=...), by torch.export's nn_module_stack).
-- ONNX: onnxruntime's quantize_static(nodes_to_exclude=onnx_nodes_for_modules(model, names)),
-  the nodes found by torch.onnx's "namespace" metadata (the module scope of each node).
-- TorchScript (eager qnnpack): float_fallback_qconfig(model, names): qconfig None on those modules,
-  wrapped in a dequantize -> float module -> quantize island.
+  (ptq.xnnpack_quantizer(float_modules=...), by torch.export's nn_module_stack);
+- ONNX: onnxruntime's quantize_static(nodes_to_exclude=...), the nodes found by torch.onnx's
+  "namespace" metadata (onnx_int8.nodes_for_modules);
+- TorchScript (here): qconfig None on those modules, each wrapped in a dequantize -> float module ->
+  quantize island.
 """
 from __future__ import annotations
 
@@ -59,26 +59,3 @@ def float_fallback_qconfig(model: nn.Module, names: Sequence[str]) -> nn.Module:
             parent._modules[after] = nn.Identity()
         parent._modules[child] = FloatIsland(parent._modules[child], requantize=not ends_in_float)
     return model
-
-
-def _scopes(node) -> set[str]:
-    """Module names in a torch.onnx node's "namespace" metadata, relative to the network core
-    (the exporters' wrappers hold it as `.core`), e.g. {"backbone", "backbone.features.0", ...}."""
-    namespace = next((p.value for p in node.metadata_props if p.key == "namespace"), "")
-    scopes = {seg.split(": ")[0] for seg in namespace.split("/")}
-    return {s[len("core."):] for s in scopes if s.startswith("core.")}
-
-
-def onnx_nodes_for_modules(model_proto, names: Sequence[str]) -> list[str]:
-    """Names of the ONNX nodes that the named core modules produced (for nodes_to_exclude)."""
-    wanted, found, hit = set(names), [], set()
-    for node in model_proto.graph.node:
-        match = _scopes(node) & wanted
-        if match:
-            found.append(node.name)
-            hit |= match
-    missing = [n for n in names if n not in hit]
-    if missing:
-        raise QuantizationError(f"no ONNX node carries the module scope of {', '.join(missing)} "
-                                "(not a module of this core, or exported without torch.onnx's metadata)")
-    return found

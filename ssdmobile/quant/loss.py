@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 from torchvision.ops import box_iou, sigmoid_focal_loss
 
 from ..spec import BoxCoder
@@ -123,3 +123,34 @@ def distillation_loss(student: tuple[Tensor, Tensor], teacher: tuple[Tensor, Ten
     box = F.smooth_l1_loss(s_box, t_box, reduction="none", beta=1.0).sum(-1)
     weight = fg / fg.sum(-1, keepdim=True).clamp(min=1e-6)
     return cls.mean(-1).mean() + (box * weight).sum(-1).mean()
+
+
+class DetectionLoss(nn.Module):
+    """What a QAT recipe optimizes, as one component (`loss._component_` in a recipe):
+    `ssd_weight` x the SSD loss on the labels + `distill_weight` x distillation from the float
+    teacher's raw outputs. ssd_weight 0 needs no labels (the person recipe: recover the float model
+    under quantization, do not re-train it); focal swaps hard-negative mining for focal loss.
+    Called as loss(student_outputs, teacher_outputs, targets) -> (loss, {part: value})."""
+
+    def __init__(self, anchors: Tensor, box_coder: BoxCoder, score: str, ssd_weight: float = 1.0,
+                 distill_weight: float = 1.0, iou_thresh: float = 0.5, neg_pos_ratio: float = 3.0,
+                 focal: bool = False):
+        super().__init__()
+        if ssd_weight < 0 or distill_weight < 0 or ssd_weight + distill_weight <= 0:
+            raise ValueError("loss: ssd_weight and distill_weight must be >= 0, and one of them > 0")
+        self.register_buffer("anchors", anchors, persistent=False)
+        self.box_coder, self.score = box_coder, score
+        self.ssd_weight, self.distill_weight = float(ssd_weight), float(distill_weight)
+        self.cfg = SSDLossConfig(iou_thresh=iou_thresh, neg_pos_ratio=neg_pos_ratio, focal=focal)
+
+    def forward(self, student: tuple[Tensor, Tensor], teacher: tuple[Tensor, Tensor] | None,
+                targets: list[dict]) -> tuple[Tensor, dict]:
+        loss, parts = student[0].sum() * 0, {}
+        if self.ssd_weight > 0:
+            sup, parts = ssd_loss(*student, targets, self.anchors, self.box_coder, self.score, self.cfg)
+            loss = loss + self.ssd_weight * sup
+        if self.distill_weight > 0:
+            kd = distillation_loss(student, teacher, self.score)
+            loss = loss + self.distill_weight * kd
+            parts["distill"] = float(kd)
+        return loss, parts

@@ -16,33 +16,40 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
+from ..data import open_dataset
 from ..errors import SSDMobileError
 
 OBSERVERS = ("histogram", "minmax")
 
 
+@dataclass(frozen=True)
+class Calibration:
+    """Where int8 activation ranges are calibrated: `num_images` images of `split` of the
+    COCO-format (or VOC) dataset at `data`, with the `observer`'s range choice."""
+
+    data: str
+    split: str = "train2017"
+    num_images: int = 128
+    observer: str = "histogram"
+
+
 class QuantizationError(SSDMobileError):
-    """Quantization cannot be done as asked (bad observer, calibration on val, empty data...)."""
+    """Quantization cannot be done as asked (bad observer, no calibration images...)."""
 
 
 # -- calibration data ---------------------------------------------------------------------------
 
-def calibration_inputs(detector, data: str, split: str = "train2017", num_images: int = 64,
-                       allow_eval_split: bool = False) -> list[Tensor]:
+def calibration_inputs(detector, data: str, split: str = "train2017", num_images: int = 64) -> list[Tensor]:
     """The first `num_images` images of a COCO-format (or VOC) split, preprocessed exactly as the
-    detector does, as [1, 3, H, W] tensors."""
-    from ..data import open_dataset
-
-    if split.startswith("val") and not allow_eval_split:
-        raise QuantizationError(
-            f"refusing to calibrate on {split!r}: accuracy is measured there; calibrate on a training split "
-            "(e.g. --split train2017)")
+    detector does, as [1, 3, H, W] tensors. (Whoever also scores images refuses a calibration set
+    that shares any with them: data.refuse_shared_images.)"""
     if num_images < 1:
         raise QuantizationError(f"--num-images must be at least 1, got {num_images}")
     ds = open_dataset(data, split, num_images)
@@ -51,6 +58,12 @@ def calibration_inputs(detector, data: str, split: str = "train2017", num_images
 
 def calibration_record(data: str, split: str, inputs: Sequence[Tensor], observer: str) -> dict:
     return {"calibration": {"data": str(data), "split": split, "num_images": len(inputs)}, "observer": observer}
+
+
+def calibration_set(detector, calib: Calibration) -> tuple[list[Tensor], dict]:
+    """(preprocessed calibration inputs, the record a sidecar keeps of them)."""
+    inputs = calibration_inputs(detector, calib.data, calib.split, calib.num_images)
+    return inputs, calibration_record(calib.data, calib.split, inputs, calib.observer)
 
 
 # -- PT2E with ExecuTorch's XNNPACK quantizer -----------------------------------------------------
@@ -62,6 +75,7 @@ def xnnpack_quantization_config(observer: str = "histogram", qat: bool = False):
     outliers) or "minmax" (the full observed range). For QAT (fake quantization) "minmax" is
     torchao's moving-average min/max and "histogram" a FakeQuantize around HistogramObserver, meant
     to be calibrated once and then frozen (quant.qat.calibrate_ranges)."""
+    # lazy: heavy optional runtime (executorch / torchao)
     from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import get_symmetric_quantization_config
     from torchao.quantization.pt2e.observer import HistogramObserver, MinMaxObserver
 
@@ -70,6 +84,7 @@ def xnnpack_quantization_config(observer: str = "histogram", qat: bool = False):
     config = get_symmetric_quantization_config(is_per_channel=True, is_qat=qat)
     ctr = None
     if qat and observer == "histogram":
+        # lazy: heavy optional runtime (executorch / torchao)
         from torchao.quantization.pt2e.fake_quantize import FakeQuantize
 
         ctr = FakeQuantize.with_args(observer=HistogramObserver, eps=2 ** -12)
@@ -83,6 +98,7 @@ def xnnpack_quantization_config(observer: str = "histogram", qat: bool = False):
 
 def xnnpack_quantizer(observer: str = "histogram", qat: bool = False, float_modules: Iterable[str] = ()):
     """float_modules: module names (e.g. "backbone.14.conv.0") whose ops stay in float (mixed precision)."""
+    # lazy: heavy optional runtime (executorch / torchao)
     from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import XNNPACKQuantizer
 
     quantizer = XNNPACKQuantizer().set_global(xnnpack_quantization_config(observer, qat))
@@ -90,6 +106,7 @@ def xnnpack_quantizer(observer: str = "histogram", qat: bool = False, float_modu
     if float_modules:
         # set_module_name(name, None) asserts "not supported yet" (executorch 1.5.1); the filter
         # function is the quantizer's public way to leave nodes unannotated, i.e. in float
+        # lazy: heavy optional runtime (executorch / torchao)
         from torchao.quantization.pt2e.quantizer import get_module_name_filter
 
         in_float = [get_module_name_filter(name) for name in float_modules]
@@ -113,6 +130,7 @@ def quantize_core_pt2e(core: nn.Module, inputs: Sequence[Tensor], observer: str 
                        float_modules: Iterable[str] = (), progress: bool = True):
     """Float core -> converted PT2E graph module (quantize/dequantize around int8 ops) that
     torch.export + the XNNPACK partitioner lower to int8 kernels."""
+    # lazy: heavy optional runtime (executorch / torchao)
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
     if not inputs:
@@ -125,6 +143,7 @@ def quantize_core_pt2e(core: nn.Module, inputs: Sequence[Tensor], observer: str 
 
 def _evaluable(graph_module):
     # exporters call .eval() on what they export; an exported graph module refuses that unless allowed
+    # lazy: heavy optional runtime (executorch / torchao)
     from torchao.quantization.pt2e import allow_exported_model_train_eval
 
     allow_exported_model_train_eval(graph_module)
@@ -140,64 +159,14 @@ def with_core(detector, core: nn.Module):
     return q
 
 
-def set_sidecar_quantization(artifact, quantization: dict) -> None:
-    """Record the scheme and calibration in an exported artifact's sidecar ("quantization" field)."""
-    import json
-
-    from ..sidecar import sidecar_path
-    from ..fileio import write_json_atomic
-
-    path = sidecar_path(artifact)
-    d = json.loads(path.read_text())
-    d["quantization"] = quantization
-    write_json_atomic(path, d)
-
-
 SCHEME = {"dtype": "int8", "weights": "per-channel symmetric (-127..127)",
           "activations": "per-tensor asymmetric (-128..127)"}
 
 
-def export_executorch_int8(detector, inputs: Sequence[Tensor], out_dir, *, observer: str = "histogram",
-                           float_modules: Sequence[str] = (), nms: bool = False, record: dict | None = None,
-                           tag: str = "", progress: bool = True):
-    """PT2E PTQ of the core, lowered to XNNPACK, written as `<model>_executorch_int8<tag>.pte` + sidecar."""
-    from ..export import executorch as et_export
-    from ..export._common import prepare_out_dir
-
-    out = prepare_out_dir(out_dir)
+def quantize_detector_pt2e(detector, inputs: Sequence[Tensor], observer: str = "histogram",
+                           float_modules: Sequence[str] = (), progress: bool = True):
+    """PT2E PTQ of the core -> (the detector around the converted core, the quantization record
+    its sidecar carries). ExecuTorch's exporter lowers the Q/DQ graph to XNNPACK int8 kernels."""
     qcore = quantize_core_pt2e(detector.core, inputs, observer, float_modules, progress)
-    qdet = with_core(detector, qcore)
-    return _write(et_export, qdet, out, nms, tag, {
-        **SCHEME, "method": "PT2E post-training (XNNPACKQuantizer)", "observer": observer,
-        "float_modules": list(float_modules), **(record or {})})
-
-
-def _write(target_module, qdet, out, nms: bool, tag: str, quantization: dict):
-    """Run a target's exporter on an already-quantized detector, then rename for the tag and record
-    the quantization in the sidecar. A tagged export is staged in a private directory, so it never
-    replaces an untagged artifact of the same model that is already in `out`."""
-    import json
-    import os
-    import shutil
-    import tempfile
-    from pathlib import Path
-
-    from ..fileio import write_json_atomic
-    from ..sidecar import sidecar_path
-
-    if not tag:
-        path = target_module.export(qdet, "int8", out, nms=nms)
-        set_sidecar_quantization(path, quantization)
-        return path
-    stage = Path(tempfile.mkdtemp(prefix=".stage-", dir=out))
-    try:
-        staged = target_module.export(qdet, "int8", stage, nms=nms)
-        d = json.loads(sidecar_path(staged).read_text())
-        tagged = Path(out) / (staged.stem + tag + staged.suffix)
-        d["artifact"] = tagged.name
-        d["quantization"] = quantization
-        os.replace(staged, tagged)
-        write_json_atomic(sidecar_path(tagged), d)
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
-    return tagged
+    return with_core(detector, qcore), {**SCHEME, "method": "PT2E post-training (XNNPACKQuantizer)",
+                                        "observer": observer, "float_modules": list(float_modules)}

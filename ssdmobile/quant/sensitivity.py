@@ -26,6 +26,7 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from ..fuse import fuse_detector
+from .ptq import QuantizationError
 
 
 @dataclass
@@ -99,8 +100,6 @@ def rank_layers(detector, inputs: Sequence[Tensor], progress: bool = True,
     if only is not None:
         unknown = [n for n in only if n not in units]
         if unknown:
-            from .ptq import QuantizationError
-
             raise QuantizationError(f"not quantizable units: {', '.join(unknown)}")
         units = {n: units[n] for n in only}
     x = torch.cat(list(inputs))

@@ -1,5 +1,5 @@
 """Core ML `.mlpackage`: Core ML's `predict` exists only on macOS. Elsewhere loading gives one
-typed error; `ssdmobile.export.coreml.check_spec` validates the converted spec instead."""
+typed error; `check_spec` validates the converted spec against its sidecar instead."""
 from __future__ import annotations
 
 import platform
@@ -7,12 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 from torch import Tensor
 
-from . import ArtifactError, Runner, RuntimeUnavailable
-
-TARGET = "coreml"
-SUFFIXES = (".mlpackage",)
+from ..sidecar import read_sidecar
+from ._base import ArtifactError, Runner, RuntimeUnavailable
 
 
 def check_file(path: Path) -> None:
@@ -21,17 +20,13 @@ def check_file(path: Path) -> None:
 
 
 class CoreMLRunner(Runner):
-    target = TARGET
-
     def __init__(self, path: Path, sidecar: dict, threads: int | None):
         super().__init__(path, sidecar)
-        import coremltools as ct
+        import coremltools as ct  # lazy: heavy optional runtime (coremltools)
 
         self.model = ct.models.MLModel(str(path), compute_units=ct.ComputeUnit.CPU_ONLY)
 
     def _run_one(self, x: Tensor) -> tuple[Tensor, ...]:  # pragma: no cover - macOS only
-        from PIL import Image
-
         # the package takes an image and normalizes in the graph: undo the host normalization
         p = self.sidecar["preprocess"]
         mean, std = np.array(p["mean"]).reshape(3, 1, 1), np.array(p["std"]).reshape(3, 1, 1)
@@ -47,3 +42,75 @@ def load(path: Path, sidecar: dict, threads: int | None = None) -> Runner:
             "framework); here its spec is checked instead, and its drift is measured by "
             "`ssdmobile validate` on a Mac")
     return CoreMLRunner(path, sidecar, threads)  # pragma: no cover - macOS only
+
+
+def check_spec(path: str | Path, sidecar: dict | None = None) -> dict:
+    """Validate a saved .mlpackage against its sidecar without running it (works on Linux): what
+    validate measures instead of drift where Core ML cannot run. Returns a summary dict; raises
+    ArtifactError naming the first thing that is wrong."""
+    import coremltools as ct  # lazy: heavy optional runtime (coremltools), only for Core ML packages
+
+    path = Path(path)
+    sidecar = sidecar or read_sidecar(path)
+    spec = ct.utils.load_spec(str(path))
+    desc = spec.description
+    inputs = {i.name: i for i in desc.input}
+    outputs = [o.name for o in desc.output]
+    h, w = sidecar["preprocess"]["size"]
+
+    def fail(msg):
+        raise ArtifactError(f"{path.name}: {msg}")
+
+    name = sidecar["input"]["name"]
+    if name not in inputs or inputs[name].type.WhichOneof("Type") != "imageType":
+        fail(f"no image input named {name!r}")
+    img = inputs[name].type.imageType
+    if (img.height, img.width) != (h, w):
+        fail(f"image input is {img.width}x{img.height}, sidecar says {w}x{h}")
+    if img.colorSpace != ct.proto.FeatureTypes_pb2.ImageFeatureType.RGB:
+        fail("image input is not RGB")
+    expected_out = [o["name"] for o in sidecar["outputs"]]
+    if outputs != expected_out:
+        fail(f"outputs {outputs}, sidecar says {expected_out}")
+    md = dict(desc.metadata.userDefined)
+    if md.get("ssdmobile.model") != sidecar["model"] or md.get("ssdmobile.precision") != sidecar["precision"]:
+        fail("metadata does not name the sidecar's model and precision")
+    kind = spec.WhichOneof("Type")
+    programs = [spec] if kind == "mlProgram" else [m for m in spec.pipeline.models if m.WhichOneof("Type") == "mlProgram"]
+    if not programs:
+        fail("no ML Program inside")
+    summary = {"type": kind, "inputs": list(inputs), "outputs": outputs, "image": [w, h],
+               "precision": _program_precision(programs[0]), "nms": None}
+    if summary["precision"] != sidecar["precision"]:
+        fail(f"weights are {summary['precision']}, sidecar says {sidecar['precision']}")
+    if sidecar["nms"]["in_graph"]:
+        if kind != "pipeline":
+            fail("NMS requested but the model is not a pipeline")
+        last = spec.pipeline.models[-1]
+        if last.WhichOneof("Type") != "nonMaximumSuppression":
+            fail("the pipeline does not end in Core ML's NonMaximumSuppression model")
+        nms = last.nonMaximumSuppression
+        feeds = {o.name: list(o.type.multiArrayType.shape) for o in spec.pipeline.models[0].description.output}
+        num_anchors, num_fg = len(sidecar["decode"]["anchors"]), len(sidecar["class_names"]) - 1
+        if feeds.get(nms.confidenceInputFeatureName) != [num_anchors, num_fg] or \
+                feeds.get(nms.coordinatesInputFeatureName) != [num_anchors, 4]:
+            fail(f"the decoder feeds NMS {feeds}, expected [{num_anchors}, {num_fg}] scores and "
+                 f"[{num_anchors}, 4] boxes")
+        labels = list(nms.stringClassLabels.vector)
+        if labels != sidecar["class_names"][1:]:
+            fail(f"NMS class labels {labels[:3]}... differ from the sidecar's class_names[1:]")
+        if abs(nms.iouThreshold - sidecar["nms"]["iou_thresh"]) > 1e-9 or \
+                abs(nms.confidenceThreshold - sidecar["nms"]["score_thresh"]) > 1e-9:
+            fail("NMS thresholds differ from the sidecar's")
+        summary["nms"] = {"iou": nms.iouThreshold, "confidence": nms.confidenceThreshold,
+                          "per_class": nms.pickTop.perClass, "labels": len(labels)}
+    return summary
+
+
+def _program_precision(model_spec) -> str:
+    """int8 when conv weights are stored as int8 constexpr (de)quantize ops (coremltools.optimize),
+    else fp16 when they are stored as fp16, else fp32."""
+    text = str(model_spec.mlProgram)[:2_000_000]
+    if "constexpr_blockwise_shift_scale" in text or "constexpr_affine_dequantize" in text:
+        return "int8"
+    return "fp16" if "FLOAT16" in text else "fp32"

@@ -5,10 +5,7 @@ from pathlib import Path
 
 from torch import Tensor
 
-from . import ArtifactError, Runner
-
-TARGET = "executorch"
-SUFFIXES = (".pte",)
+from ._base import ArtifactError, Runner, quiet_native_stderr
 
 
 def check_file(path: Path) -> None:
@@ -26,27 +23,28 @@ def _set_threads(threads: int | None) -> None:
     if not threads:
         return
     try:  # XNNPACK uses ExecuTorch's own threadpool, not torch's
+        # lazy: heavy optional runtime (executorch), only when a .pte runs
         from executorch.extension.pybindings.portable_lib import (_threadpool_get_thread_count,
                                                                   _unsafe_reset_threadpool)
 
-        if _threadpool_get_thread_count() != threads:
-            _unsafe_reset_threadpool(threads)
+        with quiet_native_stderr():  # creating or resetting the pool probes the CPU, loudly
+            if _threadpool_get_thread_count() != threads:
+                _unsafe_reset_threadpool(threads)
     except ImportError:  # pragma: no cover - older executorch
         pass
 
 
 class ExecuTorchRunner(Runner):
-    target = TARGET
-
     def __init__(self, path: Path, sidecar: dict, threads: int | None):
         super().__init__(path, sidecar)
-        from executorch.runtime import Runtime
+        from executorch.runtime import Runtime  # lazy: heavy optional runtime (executorch)
 
         _set_threads(threads)
         self.threads = threads
         try:
-            program = Runtime.get().load_program(path)
-            self.method = program.load_method("forward")
+            with quiet_native_stderr():
+                program = Runtime.get().load_program(path)
+                self.method = program.load_method("forward")
         except Exception as e:  # truncated files fail here, with a C++ error code
             raise ArtifactError(f"{path}: ExecuTorch cannot load it, truncated or corrupt "
                                 f"({str(e).splitlines()[0][:200]})") from None

@@ -7,14 +7,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from . import ArtifactError, Runner
-
-TARGET = "onnx"
-SUFFIXES = (".onnx",)
+from ._base import ArtifactError, Runner
 
 
 def check_file(path: Path) -> None:
-    import onnx
+    import onnx  # lazy: heavy optional runtime (onnx), only for .onnx files
 
     if not path.is_file():
         raise ArtifactError(f"{path}: not a file")
@@ -27,11 +24,9 @@ def check_file(path: Path) -> None:
 
 
 class OnnxRunner(Runner):
-    target = TARGET
-
     def __init__(self, path: Path, sidecar: dict, threads: int | None):
         super().__init__(path, sidecar)
-        import onnxruntime as ort
+        import onnxruntime as ort  # lazy: heavy optional runtime (onnxruntime)
 
         opts = ort.SessionOptions()
         if threads:

@@ -7,11 +7,9 @@ from pathlib import Path
 
 import torch
 from torch import Tensor
+from torch.jit.mobile import _load_for_lite_interpreter
 
-from . import ArtifactError, Runner
-
-TARGET = "torchscript"
-SUFFIXES = (".pt", ".ptl")
+from ._base import ArtifactError, Runner
 
 
 def check_file(path: Path) -> None:
@@ -21,15 +19,11 @@ def check_file(path: Path) -> None:
 
 
 class TorchScriptRunner(Runner):
-    target = TARGET
-
     def __init__(self, path: Path, sidecar: dict, threads: int | None):
         super().__init__(path, sidecar)
         self.threads = threads
         try:
             if path.suffix == ".ptl":
-                from torch.jit.mobile import _load_for_lite_interpreter
-
                 self.module = _load_for_lite_interpreter(str(path))
             else:
                 self.module = torch.jit.load(str(path), map_location="cpu").eval()

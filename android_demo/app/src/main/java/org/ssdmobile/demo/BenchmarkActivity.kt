@@ -11,6 +11,7 @@ import android.widget.EditText
 import android.widget.TextView
 import android.widget.Toast
 import androidx.appcompat.app.AppCompatActivity
+import com.google.gson.Gson
 import org.ssdmobile.postprocess.LatencyStats
 import org.ssdmobile.postprocess.Postprocessor
 import java.util.concurrent.Executors
@@ -89,11 +90,12 @@ class BenchmarkActivity : AppCompatActivity() {
         val e = LatencyStats(endToEnd)
         val s = detector.sidecar
         val device = "${Build.MANUFACTURER} ${Build.MODEL} (${socModel()}, Android ${Build.VERSION.RELEASE})"
-        val json = "{\"artifact\": \"$asset\", \"model\": \"${s.model}\", \"precision\": \"${s.precision}\", " +
-            "\"nms_in_graph\": ${s.nms.inGraph}, \"device\": \"$device\", \"warmup\": $warmup, \"runs\": $runs, " +
-            "\"forward_median_ms\": ${f.medianMs}, \"forward_p90_ms\": ${f.p90Ms}, " +
-            "\"postprocess_median_ms\": ${p.medianMs}, \"end_to_end_median_ms\": ${e.medianMs}, " +
-            "\"end_to_end_p90_ms\": ${e.p90Ms}}"
+        // Gson escapes what string templates would not (a quote in a device name)
+        val json = Gson().toJson(linkedMapOf(
+            "artifact" to asset, "model" to s.model, "precision" to s.precision, "nms_in_graph" to s.nms.inGraph,
+            "device" to device, "warmup" to warmup, "runs" to runs,
+            "forward_median_ms" to f.medianMs, "forward_p90_ms" to f.p90Ms, "postprocess_median_ms" to p.medianMs,
+            "end_to_end_median_ms" to e.medianMs, "end_to_end_p90_ms" to e.p90Ms))
         Log.i(TAG, f.summary("$asset forward"))
         Log.i(TAG, e.summary("$asset end-to-end"))
         Log.i(TAG, json)

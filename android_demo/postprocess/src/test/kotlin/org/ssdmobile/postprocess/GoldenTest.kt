@@ -35,29 +35,25 @@ class GoldenTest {
         }
     }
 
-    class Case(val dir: File, val sidecar: Sidecar, val image: JsonObj) {
-        val name: String get() = "${dir.name}/${image.str("image")}"
-        fun file(key: String) = File(dir, image.obj(key).str("file"))
+    class Case(val dir: File, val sidecar: Sidecar, val image: GoldenImage) {
+        val name: String get() = "${dir.name}/${image.image}"
+        fun file(ref: GoldenFile) = File(dir, ref.file)
     }
 
     private fun cases(): List<Case> = goldenDirs().flatMap { dir ->
-        val manifest = JsonObj.parse(File(dir, "golden.json").readText(), "$dir/golden.json")
-        assertEquals("ssdmobile-golden", manifest.str("format"))
-        val sidecar = Sidecar.parse(File(dir, manifest.str("sidecar")).readText(), "$dir/sidecar.json")
-        val images = manifest.objects("images")
-        assertTrue("$dir: no images", images.isNotEmpty())
-        images.map { Case(dir, sidecar, it) }
+        val manifest = JsonMapping.read(File(dir, "golden.json").readText(), "$dir/golden.json", GoldenManifest::class.java)
+        assertEquals("ssdmobile-golden", manifest.format)
+        val sidecar = Sidecar.parse(File(dir, manifest.sidecar).readText(), "$dir/${manifest.sidecar}")
+        assertTrue("$dir: no images", manifest.images.isNotEmpty())
+        manifest.images.map { Case(dir, sidecar, it) }
     }
 
     private fun expected(c: Case): List<Detection> {
-        val d = c.image.obj("detections")
-        val boxes = d.list("boxes")
-        val scores = d.doubles("scores")
-        val labels = d.ints("labels")
-        assertEquals(d.int("count"), scores.size)
-        return scores.indices.map { i ->
-            val b = (boxes[i] as List<*>).map { (it as Double).toFloat() }
-            Detection(b[0], b[1], b[2], b[3], scores[i].toFloat(), labels[i])
+        val d = c.image.detections
+        assertEquals(d.count, d.scores.size)
+        return d.scores.indices.map { i ->
+            val b = d.boxes[i]
+            Detection(b[0], b[1], b[2], b[3], d.scores[i], d.labels[i])
         }
     }
 
@@ -70,8 +66,8 @@ class GoldenTest {
         var worstScore = 0f
         var total = 0
         for (c in cases()) {
-            val enc = readF32(c.file("box_encodings"))
-            val logits = readF32(c.file("class_logits"))
+            val enc = readF32(c.file(c.image.boxEncodings))
+            val logits = readF32(c.file(c.image.classLogits))
             val got = Postprocessor(c.sidecar).fromRaw(enc, logits)
             val want = expected(c)
             assertEquals("${c.name}: detection count", want.size, got.size)
@@ -106,15 +102,15 @@ class GoldenTest {
     fun preprocessingMatchesPythonReference() {
         var worst = 0f
         for (c in cases()) {
-            val w = c.image.int("width")
-            val h = c.image.int("height")
-            val rgb = c.file("rgb").readBytes()
+            val w = c.image.width
+            val h = c.image.height
+            val rgb = c.file(c.image.rgb).readBytes()
             assertEquals(w * h * 3, rgb.size)
             val argb = IntArray(w * h) { i ->
                 (0xFF shl 24) or ((rgb[3 * i].toInt() and 0xFF) shl 16) or
                     ((rgb[3 * i + 1].toInt() and 0xFF) shl 8) or (rgb[3 * i + 2].toInt() and 0xFF)
             }
-            val want = readF32(c.file("input"))
+            val want = readF32(c.file(c.image.input))
             val got = Preprocessor(c.sidecar).run(argb, w, h)
             assertEquals(want.size, got.size)
             var diff = 0f
@@ -138,12 +134,12 @@ class GoldenTest {
     @Test
     fun pixelBoxesMatchDetectorOutput() {
         for (c in cases()) {
-            val w = c.image.int("width")
-            val h = c.image.int("height")
-            val px = c.image.obj("detections").list("boxes_pixels")
+            val w = c.image.width
+            val h = c.image.height
+            val px = c.image.detections.boxesPixels
             for ((i, d) in expected(c).withIndex()) {
                 val r = PreviewMapping.toImagePixels(d, w, h)
-                val b = (px[i] as List<*>).map { (it as Double).toFloat() }
+                val b = px[i]
                 val diff = maxOf(maxOf(Math.abs(r.left - b[0]), Math.abs(r.top - b[1])),
                     maxOf(Math.abs(r.right - b[2]), Math.abs(r.bottom - b[3])))
                 assertTrue("${c.name}: pixel box #$i differs by $diff", diff <= TOL * maxOf(w, h))
@@ -155,3 +151,27 @@ class GoldenTest {
         }
     }
 }
+
+/** golden.json as `ssdmobile golden` writes it (ssdmobile/golden.py), mapped by Gson like the sidecar. */
+class GoldenManifest(val format: String, val sidecar: String, val images: List<GoldenImage>)
+
+class GoldenImage(
+    val image: String,
+    val width: Int,
+    val height: Int,
+    val rgb: GoldenFile,
+    val input: GoldenFile,
+    val boxEncodings: GoldenFile,
+    val classLogits: GoldenFile,
+    val detections: GoldenDetections
+)
+
+class GoldenFile(val file: String)
+
+class GoldenDetections(
+    val count: Int,
+    @Length(rows = 4) val boxes: Array<FloatArray>,
+    val scores: FloatArray,
+    val labels: IntArray,
+    @Length(rows = 4) val boxesPixels: Array<FloatArray>
+)

