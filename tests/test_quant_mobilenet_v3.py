@@ -247,7 +247,9 @@ def test_float_fallback_onnx(small, tmp_path):
         nodes_for_modules(onnx.load(str(fp32)), ["backbone.nope"])
 
 
-@pytest.mark.parametrize("target", ["torchscript", "onnx", "executorch"])
+# onnx and executorch export twice each (minutes on 2 shared cores): slow
+@pytest.mark.parametrize("target", ["torchscript", pytest.param("onnx", marks=pytest.mark.slow),
+                                    pytest.param("executorch", marks=pytest.mark.slow)])
 def test_sensitivity_float_fallback_command(target, small, tmp_path, capsys):
     """`ssdmobile sensitivity --model ssdlite320_mobilenet_v3_small --float-fallback 2 --target T`
     ranks every unit and writes the all-int8 and the fallback artifacts of T, the fallback one
