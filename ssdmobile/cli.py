@@ -13,7 +13,9 @@ import importlib
 import logging
 import os
 import pkgutil
+import signal
 import sys
+import threading
 import warnings
 
 from . import __version__, fileio
@@ -65,13 +67,35 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _Interrupts:
+    """Remembers a Ctrl-C even when the KeyboardInterrupt it raised was swallowed: some third-party
+    imports wrap optional imports in a bare `except:` and carry on, and a Ctrl-C landing there would
+    otherwise be lost (the command would go on working)."""
+    seen = False
+
+    @classmethod
+    def handler(cls, signum, frame):
+        cls.seen = True
+        raise KeyboardInterrupt
+
+    @classmethod
+    def check(cls) -> None:
+        if cls.seen:
+            raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     code = 1
+    _Interrupts.seen = False
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGINT, _Interrupts.handler)
     try:
         verbose = "--verbose" in argv
         setup_logging(verbose)
         parser = build_parser()
+        _Interrupts.check()
         setup_logging(verbose)  # again: importing the library (torch) resets some loggers' levels
         try:
             args = parser.parse_args(argv)
@@ -80,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
             return code
         try:
             code = int(args._run(args) or 0)
+            _Interrupts.check()
         except SSDMobileError as e:
             print(f"ssdmobile {args.command}: error: {e}", file=sys.stderr)
             code = 2
@@ -89,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
         code = 130
         return code
     finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
         # a failed run leaves no empty output folders behind; a successful one keeps what it made
         fileio.remove_created_dirs() if code else fileio.forget_created_dirs()
 
