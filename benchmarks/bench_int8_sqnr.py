@@ -80,10 +80,10 @@ def measure_config(label: str, args, out: Path):
     with torch.no_grad():
         ref = [det.core(x) for x in val]
         ref_dets = det(images)
-    ts = export_quantized(*quantize_detector_eager(det, calib, args.observer, progress=False), "torchscript",
-                          out / label)[-1].path  # the lite interpreter's .ptl
-    et = export_quantized(*quantize_detector_pt2e(det, calib, args.observer, progress=False), "executorch",
-                          out / label)[0].path
+    qdet, record = quantize_detector_eager(det, calib, args.observer, progress=False)
+    ts = export_quantized(qdet, "torchscript", out / label, record)[-1].path  # the lite interpreter's .ptl
+    qdet, record = quantize_detector_pt2e(det, calib, args.observer, progress=False)
+    et = export_quantized(qdet, "executorch", out / label, record)[0].path
     row, runners = [label], {}
     for path in (ts, et):
         runner = runners[path] = load_runner(path, threads=2)

@@ -161,8 +161,8 @@ def test_qnnpack_sqnr_within_3db_of_executorch(small, tmp_path):
     xs = [det.preprocess([s.image]) for s in CocoDataset(COCO128, "val2017", max_images=3)]
     lite = load_runner(_lite_artifact(*quantize_detector_eager(det, calib, "minmax", progress=False), tmp_path),
                        threads=2)
-    (pte,) = (a.path for a in export_quantized(*quantize_detector_pt2e(det, calib, "minmax", progress=False),
-                                                  "executorch", tmp_path))
+    qdet, record = quantize_detector_pt2e(det, calib, "minmax", progress=False)
+    (pte,) = (a.path for a in export_quantized(qdet, "executorch", tmp_path, record))
     pte = load_runner(pte, threads=2)
     with torch.no_grad():
         ref = [t for x in xs for t in det.core(x)]
