@@ -50,15 +50,16 @@ class Int8Method:
     """How a target gets int8. `stage`: "model" quantizes the detector's core, then the target's
     exporter writes it (`quantize(detector, inputs, observer, float_modules, progress) -> (detector,
     record)`); "file" exports fp32, then quantizes the written file (`quantize_file(src, dst, inputs,
-    observer, nms, fmt) -> record`); "exporter": the exporter does it itself, with no calibration.
-    `formats`: named variants of the method a user picks with int8_format (name -> one line), for
-    methods that have more than one; `default_format` is the one used when none is named."""
+    observer, nms, float_modules, fmt) -> record`); "exporter": the exporter does it itself, with no
+    calibration. float_fallback: it can keep named core modules (`ssdmobile sensitivity`'s names) in
+    float. `formats`: named variants of the method a user picks with int8_format (name -> one line),
+    for methods that have more than one; `default_format` is the one used when none is named."""
 
     description: str
     stage: str
     quantize: Callable | None = None
     quantize_file: Callable | None = None
-    float_fallback: bool = False  # supports keeping named modules in float
+    float_fallback: bool = False
     formats: dict[str, str] = dataclasses.field(default_factory=dict)
     default_format: str | None = None
 
@@ -90,15 +91,10 @@ def _on_macos() -> bool:
     return platform.system() == "Darwin"
 
 
-def _torchscript_int8(detector, inputs, observer, float_modules, progress):
-    if float_modules:
-        raise QuantizationError("float fallback for TorchScript int8 is not supported yet; use --target executorch")
-    return quantize_detector_eager(detector, inputs, observer, progress)
-
-
-def _onnx_int8_file(src: Path, dst: Path, inputs, observer: str, nms: bool, fmt: str) -> dict:
+def _onnx_int8_file(src: Path, dst: Path, inputs, observer: str, nms: bool, float_modules: Sequence[str],
+                    fmt: str) -> dict:
     # with NMS in the graph only the network core is quantized: decoded boxes and output scores stay float
-    return quantize_onnx_file(src, dst, inputs, observer, core_only=nms, fmt=fmt)
+    return quantize_onnx_file(src, dst, inputs, observer, float_modules, core_only=nms, fmt=fmt)
 
 
 TARGETS: dict[str, Target] = {t.name: t for t in (
@@ -118,7 +114,7 @@ TARGETS: dict[str, Target] = {t.name: t for t in (
            exporter=onnx_export.export, check_file=onnx_runtime.check_file, load=onnx_runtime.load,
            runs_here=_always,
            int8=Int8Method("onnxruntime quantize_static on the exported file",
-                           "file", quantize_file=_onnx_int8_file,
+                           "file", quantize_file=_onnx_int8_file, float_fallback=True,
                            formats={k: f.summary for k, f in ONNX_INT8_FORMATS.items()},
                            default_format=ONNX_INT8_DEFAULT)),
     Target("torchscript", (".pt", ".ptl"), ("fp32", "int8"), "fp32",
@@ -126,7 +122,7 @@ TARGETS: dict[str, Target] = {t.name: t for t in (
            exporter=torchscript_export.export, check_file=torchscript_runtime.check_file,
            load=torchscript_runtime.load, runs_here=_always,
            int8=Int8Method("eager torch.ao.quantization post-training (qnnpack)", "model",
-                           quantize=_torchscript_int8)),
+                           quantize=quantize_detector_eager, float_fallback=True)),
 )}
 
 
@@ -208,7 +204,7 @@ def export(detector, target: str, precision: str | None = None, out_dir: str | o
     if t.int8.stage == "model":
         qdet, method = t.int8.quantize(detector, inputs, calibration.observer, float_modules, progress)
         return t.exporter(qdet, dataclasses.replace(req, quantization={**method, **record}))
-    return _quantize_files(t, detector, req, inputs, calibration.observer, record,
+    return _quantize_files(t, detector, req, inputs, calibration.observer, record, float_modules,
                            int8_format or t.int8.default_format)
 
 
@@ -223,7 +219,7 @@ def export_quantized(qdetector, target: str, out_dir, record: dict, *, nms: bool
 
 
 def _quantize_files(t: Target, detector, req: ExportRequest, inputs, observer: str, record: dict,
-                    int8_format: str | None) -> list[Artifact]:
+                    float_modules: Sequence[str], int8_format: str | None) -> list[Artifact]:
     """Export fp32 into a private directory, then quantize each written file into its int8 name."""
     written = []
     with tempfile.TemporaryDirectory(dir=req.out_dir, prefix=".int8-") as tmp:
@@ -231,7 +227,8 @@ def _quantize_files(t: Target, detector, req: ExportRequest, inputs, observer: s
             final = req.out_dir / (artifact_stem(detector.spec.name, t.name, req) + fp32.path.suffix)
             sidecar = read_sidecar(fp32.path)
             with atomic_output(final) as pending:
-                method = t.int8.quantize_file(fp32.path, pending.path, inputs, observer, req.nms, int8_format)
+                method = t.int8.quantize_file(fp32.path, pending.path, inputs, observer, req.nms, float_modules,
+                                              int8_format)
                 pending.sidecar = {**sidecar, "precision": "int8", "artifact": final.name,
                                    "artifact_sha256": sha256_file(pending.path),
                                    "quantization": {**method, **record}}

@@ -13,12 +13,13 @@ from ..models import create_model
 from ..quant.ptq import Calibration, calibration_inputs
 from ..quant.sensitivity import rank_layers
 from ..table import print_table
-from ..targets import evaluate_artifact, export, load_runner
+from ..targets import TARGETS, evaluate_artifact, export, load_runner
 from ._args import count, existing_dir, output_dir
 
 NAME = "sensitivity"
+FALLBACK_TARGETS = [t.name for t in TARGETS.values() if t.int8 and t.int8.float_fallback]
 HELP = ("rank layers by output SQNR when each alone is quantized to int8; --float-fallback K exports an "
-        "ExecuTorch int8 model with the K most sensitive layers kept in float")
+        f"int8 model ({', '.join(FALLBACK_TARGETS)}) with the K most sensitive layers kept in float")
 
 
 def add_arguments(p):
@@ -29,7 +30,9 @@ def add_arguments(p):
     p.add_argument("--num-images", type=count(1), default=8, help="images to rank on (default 8)")
     p.add_argument("--top", type=count(1), default=15, help="rows of the ranked table to print")
     p.add_argument("--float-fallback", type=count(0), default=0, metavar="K",
-                   help="export ExecuTorch int8 with the K most sensitive layers in float (and all-int8 to compare)")
+                   help="export --target int8 with the K most sensitive layers in float (and all-int8 to compare)")
+    p.add_argument("--target", default="executorch", choices=FALLBACK_TARGETS,
+                   help="the int8 target of the --float-fallback export (default executorch)")
     p.add_argument("--calib-images", type=count(1), default=128, help="calibration images for the --float-fallback export")
     p.add_argument("--observer", default="histogram", choices=("histogram", "minmax"))
     p.add_argument("--out", default="artifacts", type=output_dir)
@@ -65,10 +68,11 @@ def run(args):
     k = args.float_fallback
     keep = [u.name for u in ranked[:k]]
     print(f"float fallback: {', '.join(keep)}")
-    paths = {"int8 (all layers)": export(det, "executorch", "int8", out, calibration=calibration,
-                                         progress=progress)[0].path,
-             f"int8, {k} layers float": export(det, "executorch", "int8", out, calibration=calibration,
-                                               float_modules=keep, tag=f"_fallback{k}", progress=progress)[0].path}
+    # [-1]: the artifact a phone runs (TorchScript writes .pt, then the lite interpreter's .ptl)
+    paths = {"int8 (all layers)": export(det, args.target, "int8", out, calibration=calibration,
+                                         progress=progress)[-1].path,
+             f"int8, {k} layers float": export(det, args.target, "int8", out, calibration=calibration,
+                                               float_modules=keep, tag=f"_fallback{k}", progress=progress)[-1].path}
     for label, path in paths.items():
         print(f"{label}: {path}")
     if args.eval_data:
@@ -87,6 +91,6 @@ def _compare(det, paths: dict[str, Path], args):
         t = measure(lambda: runner.run(x), runs=50, warmup=5)
         rows.append([label, f"{r.ap:.4f}", f"{r.ap - ref.ap:+.4f}", f"{t.median_ms:.1f}", f"{t.p90_ms:.1f}",
                      f"{path.stat().st_size / 1e6:.2f}"])
-    print(f"ExecuTorch int8 on {len(ds)} images of {args.eval_data} {args.eval_split}; float eager AP {ref.ap:.4f}; "
+    print(f"{args.target} int8 on {len(ds)} images of {args.eval_data} {args.eval_split}; float eager AP {ref.ap:.4f}; "
           "latency of the core, 1 image, 2 threads:")
     print_table(["artifact", "AP", "dAP", "median ms", "p90 ms", "MB"], rows)

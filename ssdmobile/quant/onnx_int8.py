@@ -89,24 +89,42 @@ class _Reader:
         pass
 
 
+def _scopes(node) -> set[str]:
+    """Module names in a torch.onnx node's "namespace" metadata (the module scope of each node),
+    relative to the network core (the exporters' wrappers hold it as `.core`): e.g. {"", "backbone",
+    "backbone.features.0", ...}; empty for nodes outside the core (decode, NMS)."""
+    namespace = next((p.value for p in node.metadata_props if p.key == "namespace"), "")
+    scopes = {seg.split(": ")[0] for seg in namespace.split("/")}
+    return {s[len("core."):] if s != "core" else "" for s in scopes if s == "core" or s.startswith("core.")}
+
+
 def core_node_names(model) -> list[str]:
-    """Names of the nodes the network core produced (torch.onnx records each node's module scope in
-    its "namespace" metadata; the exporters' wrappers hold the network as `.core`). Decode and NMS
-    nodes are not among them."""
-    names = []
+    """Names of the nodes the network core produced. Decode and NMS nodes are not among them."""
+    return [node.name for node in model.graph.node if _scopes(node)]
+
+
+def nodes_for_modules(model, names: Sequence[str]) -> list[str]:
+    """Names of the ONNX nodes that the named core modules (as `ssdmobile sensitivity` ranks them)
+    produced: what quantize_static's nodes_to_exclude keeps in float."""
+    wanted, found, hit = set(names), [], set()
     for node in model.graph.node:
-        scope = next((p.value for p in node.metadata_props if p.key == "namespace"), "")
-        if "/core:" in scope:
-            names.append(node.name)
-    return names
+        match = _scopes(node) & wanted
+        if match:
+            found.append(node.name)
+            hit |= match
+    missing = [n for n in names if n not in hit]
+    if missing:
+        raise QuantizationError(f"cannot keep in float, no ONNX node carries the module scope of {', '.join(missing)} "
+                                "(not a module of this core, or exported without torch.onnx's metadata)")
+    return found
 
 
 def quantize_onnx_file(fp32_path: Path, int8_path: Path, inputs: Sequence[Tensor], observer: str = "histogram",
-                       exclude_nodes: Sequence[str] = (), core_only: bool = False,
+                       float_modules: Sequence[str] = (), core_only: bool = False,
                        fmt: str = DEFAULT_FORMAT) -> dict:
     """core_only: quantize the network core's nodes only, keeping box decoding, scores and NMS in
     float (quantize_static would otherwise put the decoded boxes and the output scores on 256 levels).
-    fmt: a name in FORMATS."""
+    float_modules: core modules whose nodes stay float (mixed precision). fmt: a name in FORMATS."""
     # lazy: heavy optional runtime (onnxruntime), only for ONNX int8
     from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
                                           quantize_static)
@@ -117,11 +135,14 @@ def quantize_onnx_file(fp32_path: Path, int8_path: Path, inputs: Sequence[Tensor
         raise QuantizationError(f"unknown observer {observer!r} for onnx; choose one of {', '.join(ORT_CALIBRATION)}")
     method = ORT_CALIBRATION[observer]
     reader = type("Reader", (_Reader, CalibrationDataReader), {})(inputs, "input")
-    only = None
-    if core_only:
+    only, exclude = None, []
+    if core_only or float_modules:
         import onnx  # lazy: heavy optional runtime (onnx)
 
-        only = core_node_names(onnx.load(str(fp32_path)))
+        model = onnx.load(str(fp32_path))
+        exclude = nodes_for_modules(model, float_modules) if float_modules else []
+    if core_only:
+        only = core_node_names(model)
         if not only:
             raise QuantizationError(f"{fp32_path}: no node carries the core's scope metadata, so the decode "
                                     "and NMS nodes cannot be kept in float")
@@ -135,10 +156,11 @@ def quantize_onnx_file(fp32_path: Path, int8_path: Path, inputs: Sequence[Tensor
                         per_channel=True, reduce_range=form.reduce_range,
                         activation_type=getattr(QuantType, form.activations),
                         weight_type=getattr(QuantType, form.weights),
-                        calibrate_method=getattr(CalibrationMethod, method), nodes_to_exclude=list(exclude_nodes),
+                        calibrate_method=getattr(CalibrationMethod, method), nodes_to_exclude=exclude,
                         nodes_to_quantize=only,
                         extra_options=extra)
     record = form.record()
     if core_only:
         record["method"] += ", core only (decode and NMS float)"
-    return {**record, "observer": observer, "ort_calibrate_method": method, "float_nodes": list(exclude_nodes)}
+    return {**record, "observer": observer, "ort_calibrate_method": method,
+            "float_modules": list(float_modules), "float_nodes": exclude}

@@ -3,15 +3,17 @@ output SQNR (signal-to-quantization-noise ratio, dB, of box_encodings and class_
 the float model) on calibration images. Low SQNR = sensitive.
 
 A unit is what int8 kernels compute as one op: a Conv2d with its BatchNorm and activation
-(Conv2dNormActivation), or a bare prediction conv. Quantizing it alone is simulated in eager float
+(Conv2dNormActivation: ReLU, ReLU6 or, in MobileNetV3, hardswish), or a bare conv (a prediction
+conv; a squeeze-excite fc1 / fc2 in MobileNetV3). Quantizing it alone is simulated in eager float
 code on the BN-folded model with the int8 scheme's arithmetic: the unit's input fake-quantized
 per-tensor asymmetric int8, its (folded) weights per-channel symmetric int8, its output per-tensor
 asymmetric int8, activation ranges observed (min/max) on the same images. One pass observes every
 range, then one pass per unit; no export per layer, so ranking a MobileNetV2 SSDLite (~100 units)
 takes a minute on a few images.
 
-The ranked names are module names inside the detector's core, the names XNNPACKQuantizer's
-`set_module_name(name, None)` keeps in float (`ssdmobile quantize --float-modules`).
+The ranked names are module names inside the detector's core, the names every float-fallback
+mechanism takes (quant/float_fallback.py: ExecuTorch's quantizer filter, onnxruntime's
+nodes_to_exclude, eager qnnpack's qconfig None).
 """
 from __future__ import annotations
 
@@ -54,10 +56,17 @@ def _conv_of(unit: nn.Module) -> nn.Conv2d:
     return unit if isinstance(unit, nn.Conv2d) else next(k for k in unit.children() if isinstance(k, nn.Conv2d))
 
 
-def _describe(conv: nn.Conv2d) -> str:
+_ACTIVATIONS = {nn.ReLU: "relu", nn.ReLU6: "relu6", nn.Hardswish: "hardswish"}
+
+
+def _describe(name: str, unit: nn.Module) -> str:
+    """e.g. "Conv2d 3x3 dw 72->72 + relu", "SE fc1 Conv2d 1x1 72->24", "Conv2d 1x1 40->240 + hardswish"."""
+    conv = _conv_of(unit)
     k = "x".join(map(str, conv.kernel_size))
     dw = " dw" if conv.groups > 1 and conv.groups == conv.in_channels else ""
-    return f"Conv2d {k}{dw} {conv.in_channels}->{conv.out_channels}"
+    se = "SE " + name.rsplit(".", 1)[-1] + " " if name.rsplit(".", 1)[-1] in ("fc1", "fc2") else ""
+    acts = [_ACTIVATIONS[type(m)] for m in unit.children() if type(m) in _ACTIVATIONS]
+    return f"{se}Conv2d {k}{dw} {conv.in_channels}->{conv.out_channels}" + "".join(f" + {a}" for a in acts)
 
 
 def _fq_tensor(x: Tensor, lo: float, hi: float) -> Tensor:
@@ -125,5 +134,5 @@ def rank_layers(detector, inputs: Sequence[Tensor], progress: bool = True,
             pre.remove()
             post.remove()
             conv.weight.data = w
-        results.append(UnitSensitivity(name, _describe(conv), sqnr_db(ref, got)))
+        results.append(UnitSensitivity(name, _describe(name, unit), sqnr_db(ref, got)))
     return sorted(results, key=lambda u: u.sqnr_db)
