@@ -96,14 +96,16 @@ def score_statistics(models: dict, images: list) -> list[list]:
     return rows
 
 
-def artifact_path(det, target: str, precision: str, out: Path, nms: bool, reuse: bool) -> Path:
+def artifact_path(det, target: str, precision: str, out: Path, nms: bool, reuse: bool, calib_images: int = 16) -> Path:
+    """Export (or with reuse, find) the artifact; TorchScript's is the lite interpreter's file."""
     suffix = TARGETS[target].SUFFIX
     path = out / f"{artifact_stem(det.spec.name, target, precision, nms)}{suffix}"
     if not (reuse and path.exists()):
-        calibration = {"calib_data": str(COCO128), "split": "train2017", "num_images": ARGS.calib_images}
+        calibration = {"calib_data": str(COCO128), "split": "train2017", "num_images": calib_images}
         path = export(det, target, precision, out, nms=nms, calibration=calibration if precision == "int8" else None)
     if target == "torchscript":  # the lite interpreter's file, as phones run it
         path = path.with_name(path.stem + "_lite.ptl")
+    print(f"  {path}", file=sys.stderr, flush=True)
     return path
 
 
@@ -136,7 +138,6 @@ def exactness(person, out: Path, images: list, reuse: bool) -> list[list]:
 
 
 def main():
-    global ARGS
     ap = argparse.ArgumentParser()
     ap.add_argument("--precisions", nargs="+", default=["fp32", "int8"])
     ap.add_argument("--targets", nargs="+", default=list(TARGET_ORDER))
@@ -148,7 +149,7 @@ def main():
     ap.add_argument("--out", help="artifact directory (default: a temporary one)")
     ap.add_argument("--reuse", action="store_true", help="run artifacts already in --out instead of exporting")
     ap.add_argument("--exactness", action="store_true", help="also check the fp32 in-graph NMS on all val2017 images")
-    ARGS = args = ap.parse_args()
+    args = ap.parse_args()
     torch.set_num_threads(args.threads)
     out = Path(args.out or tempfile.mkdtemp(prefix="bench_nms_"))
     val = sorted((COCO128 / "images" / "val2017").glob("*.jpg"))
@@ -167,7 +168,7 @@ def main():
                     continue
                 sub = out / name
                 try:
-                    runners = [load_runner(artifact_path(det, target, precision, sub, nms, args.reuse),
+                    runners = [load_runner(artifact_path(det, target, precision, sub, nms, args.reuse, args.calib_images),
                                            threads=args.threads) for nms in (False, True)]
                 except Exception as e:  # a target without int8 for this model: say so in its row
                     rows.append((name, target, precision, f"not measured: {str(e).splitlines()[0][:110]}"))

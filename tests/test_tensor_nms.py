@@ -1,8 +1,9 @@
-"""The in-graph NMS (TensorNMS for TorchScript and ExecuTorch, the NonMaxSuppression graph ONNX
-gets) against the eager nms_per_class on the same boxes and scores: the same detections bit for
-bit, on real person-detector outputs and on a synthetic COCO-scale case (90 classes, 3234
-anchors, 300 detections, overlapping boxes, a class with more than topk_candidates candidates);
-and the ExecuTorch program keeping its matrix work in the XNNPACK delegate."""
+"""NMS against its reference on the same boxes and scores, bit for bit: the eager nms_per_class
+against torchvision's batched_nms used the plain way, and the in-graph NMS (TensorNMS for
+TorchScript and ExecuTorch, the NonMaxSuppression graph ONNX gets) against nms_per_class; on real
+person-detector outputs and on a synthetic COCO-scale case (90 classes, 3234 anchors, 300
+detections, overlapping boxes, a class with more than topk_candidates candidates). And the
+ExecuTorch program keeping its matrix work in the XNNPACK delegate."""
 import numpy as np
 import pytest
 import torch
@@ -14,6 +15,7 @@ from ssdmobile.export.onnx import _append_nms
 from ssdmobile.models import create_model
 from ssdmobile.ops.boxes import nms_per_class
 from ssdmobile.spec import ModelSpec, Postprocess, Preprocess
+from torchvision.ops import batched_nms
 
 COCO_PP = Postprocess(score="softmax", score_thresh=0.001, iou_thresh=0.55, topk_candidates=300, max_detections=300)
 
@@ -34,6 +36,28 @@ def coco_like(seed: int, num_anchors: int = 3234, num_classes: int = 91, objects
     logits[torch.arange(num_anchors), cls[obj]] += 12 * torch.rand(num_anchors, generator=g)
     logits[:, 0] += 10
     return boxes, torch.softmax(logits, -1)
+
+
+def reference_nms(boxes, scores, pp):
+    """torchvision's SSD postprocessing written plainly: threshold, each class's best
+    topk_candidates (stable order), batched_nms, the TF cap per class, the best max_detections."""
+    boxes, fg = boxes.clamp(0, 1), scores[:, 1:]
+    anchor_idx, cls_idx = (fg > pp.score_thresh).nonzero(as_tuple=True)
+    cand_scores = fg[anchor_idx, cls_idx]
+    if pp.topk_candidates is not None:
+        keep = []
+        for c in cls_idx.unique():
+            idx = (cls_idx == c).nonzero()[:, 0]
+            keep.append(idx[torch.argsort(cand_scores[idx], descending=True, stable=True)][:pp.topk_candidates])
+        keep = torch.cat(keep).sort().values
+        anchor_idx, cls_idx, cand_scores = anchor_idx[keep], cls_idx[keep], cand_scores[keep]
+    keep = batched_nms(boxes[anchor_idx], cand_scores, cls_idx, pp.iou_thresh)
+    if pp.max_per_class is not None:
+        counts = {}
+        keep = torch.tensor([k for k in keep.tolist() if counts.setdefault(int(cls_idx[k]), []).append(k)
+                             or len(counts[int(cls_idx[k])]) <= pp.max_per_class], dtype=torch.long)
+    keep = keep[:pp.max_detections]
+    return boxes[anchor_idx[keep]], cand_scores[keep], cls_idx[keep] + 1
 
 
 @pytest.fixture(scope="module")
@@ -107,6 +131,27 @@ def test_coco_scale(seed, one_class):
     assert assert_same(tensor_nms(COCO_PP, boxes, scores), COCO_PP, boxes, scores, prefix=True) > 50
 
 
+@pytest.mark.parametrize("case", ["person", "coco", "coco_one_class", "few_candidates"])
+def test_host_nms_is_batched_nms(case, person_outputs):
+    """nms_per_class's shortcuts (one nms call per class segment, a best-first prefix, one topk per
+    class when a class has too many candidates) change nothing: the detections are torchvision's."""
+    if case == "person":
+        pp, outputs = person_outputs
+        cases = outputs
+    elif case == "few_candidates":  # under 1000 candidates: batched_nms's single call on offset boxes
+        pp = COCO_PP
+        boxes, scores = coco_like(4)
+        scores[400:, 1:] = 0  # fewer candidates
+        assert 0 < (scores[:, 1:] > pp.score_thresh).sum() < 1000
+        cases = [(boxes, scores)]
+    else:
+        pp = COCO_PP
+        cases = [coco_like(5, one_class=case == "coco_one_class")]
+    for boxes, scores in cases:
+        for got, ref in zip(nms_per_class(boxes, scores, pp), reference_nms(boxes, scores, pp)):
+            assert torch.equal(got, ref)
+
+
 def test_max_per_class_and_small_pool():
     """The TF-style cap per class after NMS, and a model with fewer candidates than the pool."""
     pp = Postprocess(score="sigmoid", score_thresh=0.05, iou_thresh=0.5, topk_candidates=None, max_per_class=3,
@@ -138,7 +183,11 @@ def test_executorch_keeps_the_matrix_work_in_xnnpack():
         assert df.loc[op, "occurrences_in_non_delegated_graphs"] == 0, op
         assert df.loc[op, "occurrences_in_delegated_graphs"] > 0, op
     outside = [n for n in graph.graph.nodes if n.op == "call_function" and isinstance(n.meta.get("val"), torch.Tensor)]
-    assert outside and all(n.meta["val"].dim() <= 1 or n.meta["val"].shape[-1] <= 4 for n in outside)
+    # vectors, [P, 4] boxes, and the one gather of the pool anchors' class scores [P, K]
+    small = [n for n in outside if n.meta["val"].dim() <= 1 or n.meta["val"].shape[-1] <= 4]
+    gathers = [n for n in outside if n not in small]
+    assert small and [tuple(n.meta["val"].shape) for n in gathers] == [(module.pool, scores.shape[1] - 1)]
+    assert all("index_select" in str(n.target) for n in gathers)
     assert info.num_delegated_subgraphs <= 4
     program = Runtime.get().load_program(edge.to_executorch().buffer)
     assert assert_same(program.load_method("forward").execute(inputs), COCO_PP, boxes, scores, prefix=True) > 50

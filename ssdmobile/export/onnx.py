@@ -69,17 +69,30 @@ def _append_nms(model, spec):
     nodes = [helper.make_node("Transpose", [scores_in], ["nms_scores_t"], perm=[0, 2, 1])]  # [1, C-1, A]
     scores_t = "nms_scores_t"
     if pp.topk_candidates is not None and (pp.topk_candidates < num_anchors or not num_anchors):
-        # eager keeps each class's best topk_candidates before NMS: mask the others below the threshold
+        # eager keeps each class's best topk_candidates before NMS: where a class has more candidates
+        # than that, mask the others below the threshold. A TopK over every class costs more than
+        # the network here (10 ms at COCO scale), so it runs only when some class needs it.
         k = int(pp.topk_candidates)
         const("nms_topk", [k], np.int64)
+        const("nms_topk_f", k, np.float32)
         const("nms_kth_start", [k - 1], np.int64)
         const("nms_masked", [-np.inf], np.float32)
-        scores_t = "nms_scores_topk"
-        nodes += [
+        mask = helper.make_graph([
             helper.make_node("TopK", ["nms_scores_t", "nms_topk"], ["nms_class_top", "nms_class_top_idx"], axis=2),
             helper.make_node("Slice", ["nms_class_top", "nms_kth_start", "nms_topk", "nms_two"], ["nms_kth"]),
             helper.make_node("GreaterOrEqual", ["nms_scores_t", "nms_kth"], ["nms_in_topk"]),
-            helper.make_node("Where", ["nms_in_topk", "nms_scores_t", "nms_masked"], [scores_t]),
+            helper.make_node("Where", ["nms_in_topk", "nms_scores_t", "nms_masked"], ["nms_scores_masked"]),
+        ], "nms_topk_mask", [], [helper.make_tensor_value_info("nms_scores_masked", TensorProto.FLOAT, None)])
+        keep_all = helper.make_graph([helper.make_node("Identity", ["nms_scores_t"], ["nms_scores_same"])],
+                                     "nms_no_mask", [], [helper.make_tensor_value_info("nms_scores_same", TensorProto.FLOAT, None)])
+        scores_t = "nms_scores_topk"
+        nodes += [
+            helper.make_node("Greater", ["nms_scores_t", "nms_score"], ["nms_above"]),
+            helper.make_node("Cast", ["nms_above"], ["nms_above_f"], to=TensorProto.FLOAT),
+            helper.make_node("ReduceSum", ["nms_above_f", "nms_two"], ["nms_per_class_count"], keepdims=0),
+            helper.make_node("ReduceMax", ["nms_per_class_count"], ["nms_max_count"], keepdims=0),
+            helper.make_node("Greater", ["nms_max_count", "nms_topk_f"], ["nms_need_topk"]),
+            helper.make_node("If", ["nms_need_topk"], [scores_t], then_branch=mask, else_branch=keep_all),
         ]
     nodes += [
         # selected: [K, 3] = (batch, class, anchor); center_point_box=0 takes any diagonal corner pair
