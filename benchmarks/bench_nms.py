@@ -2,7 +2,7 @@
 in one run, printed as one table.
 
     python benchmarks/bench_nms.py [--precisions fp32 int8] [--runs 50] [--threads 2] [--out DIR]
-                                   [--reuse] [--exactness]
+                                   [--reuse] [--exactness] [--profile RUNS]
 
 Per model x target (ExecuTorch .pte, TorchScript lite .ptl, ONNX Runtime) x precision: the artifact
 without NMS (core: raw outputs) and the same artifact with NMS in the graph, timed round-robin in
@@ -16,31 +16,36 @@ Models:
   coco-worst     the same randomized checkpoint as is: every score passes 0.001 (fp32 only)
 int8 artifacts come from ssdmobile.quant (calibrated on --calib-images train2017 images); a target
 that cannot make one is a row saying why. --exactness also compares every fp32 in-graph NMS with the
-eager NMS on all val2017 images of the person detector (see exactness()).
+eager NMS on all val2017 images of the person detector (see exactness()). The ops each ExecuTorch
++nms program leaves outside the XNNPACK delegate are listed (from its sidecar); --profile RUNS adds
+ExecuTorch's own per-op profile (ETRecord + ETDump + Inspector) of the fp32 programs, core and +nms.
 """
 from __future__ import annotations
 
 import argparse
 import os
 import platform
+import re
 import sys
 import tempfile
+from collections import defaultdict
 from pathlib import Path
 
 import torch
 
+from _shared import COCO128, PERSON_GRAPH, VAL_IMAGES
 from ssdmobile.bench import machine_info, measure_interleaved
 from ssdmobile.data import load_image
-from ssdmobile.export import TARGETS, export
-from ssdmobile.export._common import artifact_stem
+from ssdmobile.export._common import ExportRequest, artifact_stem, example_input
+from ssdmobile.export._tensor_nms import traceable
 from ssdmobile.models import create_model
 from ssdmobile.models.weights import randomize_
-from ssdmobile.runtime import load_predictor, load_runner
+from ssdmobile.quant.ptq import Calibration
+from ssdmobile.sidecar import read_sidecar
 from ssdmobile.table import print_table
+from ssdmobile.targets import TARGETS, export, load_predictor, load_runner
+from ssdmobile.validate import detections_match
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-COCO128 = SHARED / "data" / "coco128"
-PERSON_GRAPH = SHARED / "models" / "ssdlite_mobilenet_v2_person" / "frozen_inference_graph.pb"
 TARGET_ORDER = ("executorch", "torchscript", "onnx")
 # trained_like_ defaults: fitted on coco128 train2017, checked on val2017 (see score_statistics)
 LOGIT_SCALE, BACKGROUND_BIAS = 1.2, 26.0
@@ -98,15 +103,60 @@ def score_statistics(models: dict, images: list) -> list[list]:
 
 def artifact_path(det, target: str, precision: str, out: Path, nms: bool, reuse: bool, calib_images: int = 16) -> Path:
     """Export (or with reuse, find) the artifact; TorchScript's is the lite interpreter's file."""
-    suffix = TARGETS[target].SUFFIX
-    path = out / f"{artifact_stem(det.spec.name, target, precision, nms)}{suffix}"
+    lite = target == "torchscript"  # the lite interpreter's file, as phones run it
+    suffix = TARGETS[target].suffixes[-1 if lite else 0]
+    path = out / f"{artifact_stem(det.spec.name, target, ExportRequest(precision, out, nms))}{'_lite' if lite else ''}{suffix}"
     if not (reuse and path.exists()):
-        calibration = {"calib_data": str(COCO128), "split": "train2017", "num_images": calib_images}
-        path = export(det, target, precision, out, nms=nms, calibration=calibration if precision == "int8" else None)
-    if target == "torchscript":  # the lite interpreter's file, as phones run it
-        path = path.with_name(path.stem + "_lite.ptl")
+        calibration = Calibration(str(COCO128), "train2017", calib_images) if precision == "int8" else None
+        written = export(det, target, precision, out, nms=nms, calibration=calibration, progress=False)
+        path = next(a.path for a in written if a.path.suffix == suffix)
     print(f"  {path}", file=sys.stderr, flush=True)
     return path
+
+
+def outside_delegate(pte: Path) -> str:
+    """The ops an ExecuTorch program runs outside the XNNPACK delegate, as its sidecar records them."""
+    d = read_sidecar(pte)["executorch"]["delegation"]
+    ops = ", ".join(f"{re.sub(r'^aten_|_default$', '', op)} x{n}" for op, n in d["non_delegated_by_op"].items())
+    return f"{d['non_delegated_ops']} ops outside, {d['delegated_subgraphs']} delegated subgraphs: {ops}"
+
+
+def etdump_profile(det, nms: bool, runs: int, out: Path) -> list[list]:
+    """ExecuTorch's own profile of the program (ETRecord + ETDump + Inspector): the median ms of
+    every XNNPACK delegate call and of each op kind that runs outside the delegate. The Python
+    runtime writes ETDumps when it is built with the event tracer, as the pip wheel is."""
+    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner  # lazy: heavy optional runtime
+    from executorch.devtools import Inspector  # lazy: heavy optional runtime
+    from executorch.exir import to_edge_transform_and_lower  # lazy: heavy optional runtime
+    from executorch.runtime import Runtime  # lazy: heavy optional runtime
+
+    out.mkdir(parents=True, exist_ok=True)
+    x = example_input(det)
+    with torch.no_grad():
+        exported = torch.export.export(traceable(det, nms), (x,), strict=False)
+    program = to_edge_transform_and_lower(exported, partitioner=[XnnpackPartitioner()],
+                                          generate_etrecord=True).to_executorch()
+    (out / "program.pte").write_bytes(program.buffer)
+    program.get_etrecord().save(str(out / "etrecord.bin"))
+    loaded = Runtime.get().load_program(out / "program.pte", enable_etdump=True)
+    method = loaded.load_method("forward")
+    for _ in range(runs):
+        method.execute((x,))
+    loaded.write_etdump_result_to_file(str(out / "etdump.etdp"), str(out / "debug.bin"))
+    df = Inspector(etdump_path=str(out / "etdump.etdp"), etrecord=str(out / "etrecord.bin")).to_dataframe()
+    rows = [(name, sorted(raw)[len(raw) // 2] if len(raw) else 0.0, delegated)
+            for name, raw, delegated in df[["event_name", "raw", "is_delegated_op"]].itertuples(index=False)]
+    table, delegate, ops = [], 0, defaultdict(list)
+    for name, ms, delegated in rows:
+        if name == "DELEGATE_CALL":
+            table.append([f"XNNPACK delegate call {delegate}", "1", f"{ms:.3f}"])
+            delegate += 1
+        elif str(name).startswith("native_call_"):
+            ops[name[len("native_call_"):]].append(ms)
+    table += [[f"portable: {op}", str(len(v)), f"{sum(v):.3f}"]
+              for op, v in sorted(ops.items(), key=lambda kv: -sum(kv[1]))]
+    table += [["Method::execute", "1", f"{ms:.3f}"] for name, ms, _ in rows if name == "Method::execute"]
+    return table
 
 
 def exactness(person, out: Path, images: list, reuse: bool) -> list[list]:
@@ -115,8 +165,6 @@ def exactness(person, out: Path, images: list, reuse: bool) -> list[list]:
     cut may differ) against the float eager model; 'same as own core' compares with the eager NMS
     run on the same runtime's raw-output artifact (count and labels equal, scores and boxes within
     1e-5), which separates the NMS from the runtimes' float differences in the core."""
-    from ssdmobile.validate import detections_match
-
     eager = []
     with torch.no_grad():
         for img in images:
@@ -149,15 +197,17 @@ def main():
     ap.add_argument("--out", help="artifact directory (default: a temporary one)")
     ap.add_argument("--reuse", action="store_true", help="run artifacts already in --out instead of exporting")
     ap.add_argument("--exactness", action="store_true", help="also check the fp32 in-graph NMS on all val2017 images")
+    ap.add_argument("--profile", type=int, default=0, metavar="RUNS",
+                    help="also profile the fp32 ExecuTorch programs with ETDump + Inspector over RUNS runs")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     out = Path(args.out or tempfile.mkdtemp(prefix="bench_nms_"))
-    val = sorted((COCO128 / "images" / "val2017").glob("*.jpg"))
+    val = sorted(VAL_IMAGES.glob("*.jpg"))
     models = build_models()
     stats = score_statistics(models, [load_image(p) for p in val[:args.stat_images]])
 
     img = load_image(val[0])
-    fns, rows = {}, []
+    fns, rows, delegation = {}, [], []
     for name, det in models.items():
         x = det.preprocess([img])
         raw = det.forward_core(x)
@@ -173,6 +223,9 @@ def main():
                 except Exception as e:  # a target without int8 for this model: say so in its row
                     rows.append((name, target, precision, f"not measured: {str(e).splitlines()[0][:110]}"))
                     continue
+                if target == "executorch":
+                    pte = artifact_path(det, target, precision, sub, True, True, args.calib_images)
+                    delegation.append([name, precision, outside_delegate(pte)])
                 for nms, r in zip((False, True), runners):
                     fns[(name, target, precision, nms)] = lambda r=r, x=x: r.run(x)
                 rows.append((name, target, precision, None))
@@ -201,6 +254,14 @@ def main():
     print()
     print_table(["model", "target", "precision", "core ms", "+nms ms", "NMS ms", "NMS % of core", "status"],
                 table, markdown=True)
+    if delegation:
+        print("\nExecuTorch +nms programs, ops left to the portable kernels (from the export's sidecar):")
+        print_table(["model", "precision", "outside the XNNPACK delegate"], delegation, markdown=True)
+    for name in ("person", "coco") if args.profile else ():
+        for nms in (False, True):
+            print(f"\nETDump profile, {name} fp32 {'+nms' if nms else 'core'}, median of {args.profile} runs:")
+            print_table(["event", "count", "ms"], etdump_profile(models[name], nms, args.profile,
+                                                                 out / "profile" / f"{name}_{int(nms)}"), markdown=True)
     if args.exactness:
         images = [load_image(p) for p in val]
         print(f"\nfp32 in-graph NMS vs eager NMS, person detector, {len(images)} val2017 images:")

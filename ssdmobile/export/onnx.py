@@ -18,6 +18,7 @@ import torch
 
 from ._common import (Artifact, DecodedBoxes, ExportError, ExportRequest, RawCore, artifact_stem, atomic_output,
                       declared_outputs, example_input, make_sidecar)
+from ._tensor_nms import float_threshold
 
 TARGET = "onnx"
 SUFFIX = ".onnx"
@@ -42,8 +43,6 @@ def _append_nms(model, spec):
     labels [1, M] int64, num_detections [1] int64), M = max_detections."""
     import onnx  # lazy: heavy optional runtime (onnx), only when this target is exported
     from onnx import TensorProto, helper, numpy_helper
-
-    from ._tensor_nms import float_threshold
 
     pp = spec.postprocess
     m = int(pp.max_detections)
