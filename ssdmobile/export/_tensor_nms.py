@@ -41,7 +41,6 @@ from torch import Tensor, nn
 
 from ..ops.boxes import class_scores, decode_boxes
 from ._common import RawCore
-from ._common import RawCore
 
 DEFAULT_POOL = 512
 DEFAULT_BLOCK = 128
