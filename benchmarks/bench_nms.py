@@ -71,11 +71,15 @@ def trained_like_(detector, scale: float = LOGIT_SCALE, background_bias: float =
     return detector
 
 
-def build_models() -> dict:
-    person = create_model("ssdlite_mobilenet_v2_person", weights=PERSON_GRAPH)
-    worst = randomize_(create_model("ssdlite320_mobilenet_v3_large"), seed=0).eval()
-    coco = trained_like_(randomize_(create_model("ssdlite320_mobilenet_v3_large"), seed=0)).eval()
-    return {"person": person, "coco": coco, "coco-worst": worst}
+MODELS = {
+    "person": lambda: create_model("ssdlite_mobilenet_v2_person", weights=PERSON_GRAPH),
+    "coco": lambda: trained_like_(randomize_(create_model("ssdlite320_mobilenet_v3_large"), seed=0)).eval(),
+    "coco-worst": lambda: randomize_(create_model("ssdlite320_mobilenet_v3_large"), seed=0).eval(),
+}
+
+
+def build_models(names) -> dict:
+    return {name: MODELS[name]() for name in names}
 
 
 @torch.no_grad()
@@ -189,6 +193,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--precisions", nargs="+", default=["fp32", "int8"])
     ap.add_argument("--targets", nargs="+", default=list(TARGET_ORDER))
+    ap.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--runs", type=int, default=50)
     ap.add_argument("--warmup", type=int, default=5)
@@ -203,7 +208,7 @@ def main():
     torch.set_num_threads(args.threads)
     out = Path(args.out or tempfile.mkdtemp(prefix="bench_nms_"))
     val = sorted(VAL_IMAGES.glob("*.jpg"))
-    models = build_models()
+    models = build_models(args.models)
     stats = score_statistics(models, [load_image(p) for p in val[:args.stat_images]])
 
     img = load_image(val[0])
@@ -257,12 +262,12 @@ def main():
     if delegation:
         print("\nExecuTorch +nms programs, ops left to the portable kernels (from the export's sidecar):")
         print_table(["model", "precision", "outside the XNNPACK delegate"], delegation, markdown=True)
-    for name in ("person", "coco") if args.profile else ():
+    for name in [n for n in ("person", "coco") if n in models] if args.profile else ():
         for nms in (False, True):
             print(f"\nETDump profile, {name} fp32 {'+nms' if nms else 'core'}, median of {args.profile} runs:")
             print_table(["event", "count", "ms"], etdump_profile(models[name], nms, args.profile,
                                                                  out / "profile" / f"{name}_{int(nms)}"), markdown=True)
-    if args.exactness:
+    if args.exactness and "person" in models:
         images = [load_image(p) for p in val]
         print(f"\nfp32 in-graph NMS vs eager NMS, person detector, {len(images)} val2017 images:")
         print_table(["target", "matched (validate's rule)", "same as eager NMS on own core"],
