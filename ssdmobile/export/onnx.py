@@ -2,10 +2,12 @@
 
 With nms, the graph ends in ONNX's own NonMaxSuppression, appended explicitly after the exported
 decode (boxes, foreground scores), followed by a TopK over all classes and padding to a fixed
-max_detections rows. NonMaxSuppression is per class and caps each class at
-max_output_boxes_per_class = min(topk_candidates, max_per_class): greedy NMS selects in score order,
-so this equals the eager "top-k candidates per class, NMS, cap per class" except for boxes that
-eager would have dropped for ranking below topk_candidates before NMS (the tail of the list).
+max_detections rows. It reproduces the eager nms_per_class: a per-class TopK first drops the
+candidates that eager's "top-k candidates per class" drops (scores below the class's k-th score
+are masked; candidates tied with it all stay), NonMaxSuppression is greedy per class with the same
+IoU arithmetic as torchvision's kernel, capped at min(max_per_class, max_detections) per class
+(greedy selects in score order, so the cap keeps a class's best), and the final TopK keeps the best
+max_detections.
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ import torch
 
 from ._common import (Artifact, DecodedBoxes, ExportError, ExportRequest, RawCore, artifact_stem, atomic_output,
                       declared_outputs, example_input, make_sidecar)
+from ._tensor_nms import float_threshold
 
 TARGET = "onnx"
 SUFFIX = ".onnx"
@@ -43,9 +46,10 @@ def _append_nms(model, spec):
 
     pp = spec.postprocess
     m = int(pp.max_detections)
-    per_class = min(x for x in (pp.topk_candidates, pp.max_per_class, m) if x is not None)
+    per_class = min(x for x in (pp.max_per_class, m) if x is not None)
     g = model.graph
     boxes_in, scores_in = g.output[0].name, g.output[1].name
+    num_anchors = g.output[0].type.tensor_type.shape.dim[1].dim_value  # 0 if not static
     del g.output[:]
 
     def const(name, value, dtype):
@@ -53,17 +57,45 @@ def _append_nms(model, spec):
         return name
 
     const("nms_max_per_class", [per_class], np.int64)
-    const("nms_iou", [pp.iou_thresh], np.float32)
+    # onnxruntime tests IoU > threshold in float32; torchvision compares with the double threshold
+    const("nms_iou", [float_threshold(pp.iou_thresh)], np.float32)
     const("nms_score", [pp.score_thresh], np.float32)
     const("nms_m", [m], np.int64)
     const("nms_zero", [0], np.int64)
     const("nms_one", [1], np.int64)
     const("nms_two", [2], np.int64)
     const("nms_axis0", [0], np.int64)
-    nodes = [
-        helper.make_node("Transpose", [scores_in], ["nms_scores_t"], perm=[0, 2, 1]),  # [1, C-1, A]
+    nodes = [helper.make_node("Transpose", [scores_in], ["nms_scores_t"], perm=[0, 2, 1])]  # [1, C-1, A]
+    scores_t = "nms_scores_t"
+    if pp.topk_candidates is not None and (pp.topk_candidates < num_anchors or not num_anchors):
+        # eager keeps each class's best topk_candidates before NMS: where a class has more candidates
+        # than that, mask the others below the threshold. A TopK over every class costs more than
+        # the network here (10 ms at COCO scale), so it runs only when some class needs it.
+        k = int(pp.topk_candidates)
+        const("nms_topk", [k], np.int64)
+        const("nms_topk_f", k, np.float32)
+        const("nms_kth_start", [k - 1], np.int64)
+        const("nms_masked", [-np.inf], np.float32)
+        mask = helper.make_graph([
+            helper.make_node("TopK", ["nms_scores_t", "nms_topk"], ["nms_class_top", "nms_class_top_idx"], axis=2),
+            helper.make_node("Slice", ["nms_class_top", "nms_kth_start", "nms_topk", "nms_two"], ["nms_kth"]),
+            helper.make_node("GreaterOrEqual", ["nms_scores_t", "nms_kth"], ["nms_in_topk"]),
+            helper.make_node("Where", ["nms_in_topk", "nms_scores_t", "nms_masked"], ["nms_scores_masked"]),
+        ], "nms_topk_mask", [], [helper.make_tensor_value_info("nms_scores_masked", TensorProto.FLOAT, None)])
+        keep_all = helper.make_graph([helper.make_node("Identity", ["nms_scores_t"], ["nms_scores_same"])],
+                                     "nms_no_mask", [], [helper.make_tensor_value_info("nms_scores_same", TensorProto.FLOAT, None)])
+        scores_t = "nms_scores_topk"
+        nodes += [
+            helper.make_node("Greater", ["nms_scores_t", "nms_score"], ["nms_above"]),
+            helper.make_node("Cast", ["nms_above"], ["nms_above_f"], to=TensorProto.FLOAT),
+            helper.make_node("ReduceSum", ["nms_above_f", "nms_two"], ["nms_per_class_count"], keepdims=0),
+            helper.make_node("ReduceMax", ["nms_per_class_count"], ["nms_max_count"], keepdims=0),
+            helper.make_node("Greater", ["nms_max_count", "nms_topk_f"], ["nms_need_topk"]),
+            helper.make_node("If", ["nms_need_topk"], [scores_t], then_branch=mask, else_branch=keep_all),
+        ]
+    nodes += [
         # selected: [K, 3] = (batch, class, anchor); center_point_box=0 takes any diagonal corner pair
-        helper.make_node("NonMaxSuppression", [boxes_in, "nms_scores_t", "nms_max_per_class", "nms_iou",
+        helper.make_node("NonMaxSuppression", [boxes_in, scores_t, "nms_max_per_class", "nms_iou",
                                                "nms_score"], ["nms_selected"], center_point_box=0),
         helper.make_node("GatherND", ["nms_scores_t", "nms_selected"], ["nms_sel_scores"]),  # [K]
         helper.make_node("Shape", ["nms_sel_scores"], ["nms_k_all"]),

@@ -21,7 +21,7 @@ def export(detector, req: ExportRequest) -> list[Artifact]:
     x = example_input(detector)
     with torch.no_grad():
         traced = torch.jit.trace(module, x, check_trace=False)
-        traced = torch.jit.freeze(traced.eval()) if not req.nms else traced
+        traced = torch.jit.freeze(traced.eval())
     stem = artifact_stem(detector.spec.name, TARGET, req)
     common = dict(target=TARGET, input_name="input", input_shape=list(x.shape), outputs=declared_outputs(detector, req.nms))
     written = []
