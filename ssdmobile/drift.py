@@ -3,7 +3,7 @@ measure its drift from the float model on the device itself.
 
 `attach_golden(detector, artifact, images)` writes, beside the artifact, `<stem>.golden/`:
 
-  golden.json               the manifest (GOLDEN_FORMAT): every file below, the float detections,
+  golden.json               the manifest (ssdmobile.device.ArtifactGolden, typed): every file below, the float detections,
                             the tolerances, and what this machine's runtime measured (host)
   <image>.input.f32         the artifact's input, preprocessed as the app does (the sidecar's
                             preprocessing: the same code the apps' Preprocessor is tested against),
@@ -27,10 +27,8 @@ is why the apps use this folder.
 """
 from __future__ import annotations
 
-import json
 import math
 import os
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -41,7 +39,7 @@ from . import __version__
 from .bench import machine_info
 from .data import image_files, load_image
 from .detector import resize_image
-from .errors import SSDMobileError
+from .device import GOLDEN_FORMAT, GOLDEN_VERSION, Drift, GoldenError, Tolerances, golden_json, parse_golden
 from .fileio import atomic_directory, atomic_write, remove_path, sha256_file, write_json_atomic
 from .runtime import Predictor, Runner, check_sidecar
 from .runtime._base import quiet_native_stderr
@@ -49,38 +47,8 @@ from .sidecar import golden_path, read_sidecar
 from .targets import load_runner, target_for_path
 from .validate import BOX_TOL_PX, SCORE_TOL, detections_match
 
-GOLDEN_FORMAT = "ssdmobile-artifact-golden"
-GOLDEN_VERSION = 1
 MANIFEST = "golden.json"
-
-
-class GoldenError(SSDMobileError):
-    pass
-
-
-@dataclass(frozen=True)
-class Tolerances:
-    rtol: float
-    atol: float
-    score_tol: float
-    box_tol_px: float
-    min_images_matched: int
-    why: str
-
-
-@dataclass
-class DriftResult:
-    """What a drift check found; the apps' DriftResult has the same fields."""
-    images: int
-    max_abs_diff_raw: float | None
-    raw_within_tolerance: bool | None
-    non_finite: int
-    detections_matched: int
-    min_images_matched: int
-    passed: bool
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+DriftResult = Drift  # what compare returns: the very type a device result carries as its "drift"
 
 
 def bundled_program_path(artifact: str | os.PathLike) -> Path:
@@ -102,18 +70,18 @@ def tolerances(precision: str, host: DriftResult | None, images: int) -> Toleran
     another CPU's kernels (and for fp16, which does not run here, from fp16's resolution)."""
     if precision == "fp32":
         matched = host.detections_matched if host else images
-        return Tolerances(1e-3, 1e-3, SCORE_TOL, BOX_TOL_PX, matched,
-                          "fp32: another CPU's kernels differ by rounding only; validate's match tolerances")
+        return Tolerances(rtol=1e-3, atol=1e-3, score_tol=SCORE_TOL, box_tol_px=BOX_TOL_PX, min_images_matched=matched,
+                          why="fp32: another CPU's kernels differ by rounding only; validate's match tolerances")
     if precision == "int8":
         # requantization may round one step differently on ARM: 1.5x the host's raw difference
         atol = 1.5 * host.max_abs_diff_raw if host and host.max_abs_diff_raw is not None else 0.0
         matched = max(0, host.detections_matched - math.ceil(images / 4)) if host else 0
-        return Tolerances(0.0, float(atol), 0.05, 4.0, matched,
-                          "int8: 1.5x this machine's raw difference from float; detections within score 0.05 "
+        return Tolerances(rtol=0.0, atol=float(atol), score_tol=0.05, box_tol_px=4.0, min_images_matched=matched,
+                          why="int8: 1.5x this machine's raw difference from float; detections within score 0.05 "
                           "and 4 px, on all but a quarter of the images this machine matched")
     # fp16 (Core ML: does not run here); about 11 bits of mantissa through ~70 layers
-    return Tolerances(1e-2, 5e-2, 0.02, 2.0, math.ceil(images / 2),
-                      "fp16: not measured here (Core ML runs on macOS/iOS only); set from fp16's resolution")
+    return Tolerances(rtol=1e-2, atol=5e-2, score_tol=0.02, box_tol_px=2.0, min_images_matched=math.ceil(images / 2),
+                      why="fp16: not measured here (Core ML runs on macOS/iOS only); set from fp16's resolution")
 
 
 # -- writing ----------------------------------------------------------------------------------------
@@ -203,7 +171,7 @@ def attach_golden(detector, artifact: str | os.PathLike, image_paths: Sequence[s
             host = compare(manifest, sidecar, outputs, out, tol)
         else:
             tol = tolerances(sidecar["precision"], None, len(entries))
-        manifest["tolerances"] = asdict(tol)
+        manifest["tolerances"] = tol.to_dict()
         manifest["host"] = None if host is None else {
             **host.to_dict(), "runtime": sidecar.get("runtime", target.name), "machine": machine_info()["cpu"]}
         manifest["bundled_program"] = None
@@ -212,7 +180,8 @@ def attach_golden(detector, artifact: str | os.PathLike, image_paths: Sequence[s
             manifest["bundled_program"] = {"file": bpte.name, "rtol": tol.rtol, "atol": tol.atol,
                                            "test_cases": len(inputs)}
         try:
-            write_json_atomic(out / MANIFEST, manifest)
+            text = golden_json(manifest)  # validated: a manifest the apps could not read is never written
+            atomic_write(out / MANIFEST, lambda tmp: Path(tmp).write_text(text))
         except BaseException:
             remove_path(bpte)
             raise
@@ -264,10 +233,10 @@ def read_golden(artifact_or_dir: str | os.PathLike) -> tuple[dict, Path]:
     folder = p if p.suffix == ".golden" or (p / MANIFEST).is_file() else golden_path(p)
     if not (folder / MANIFEST).is_file():
         raise GoldenError(f"no golden data at {folder} (attach it with `ssdmobile export ... --golden N`)")
-    manifest = json.loads((folder / MANIFEST).read_text())
-    if manifest.get("format") != GOLDEN_FORMAT:
-        raise GoldenError(f"{folder / MANIFEST}: not ssdmobile golden data")
-    return manifest, folder
+    text = (folder / MANIFEST).read_text(errors="replace")
+    if f'"{GOLDEN_FORMAT}"' not in text:
+        raise GoldenError(f"{folder / MANIFEST}: not ssdmobile golden data (no \"format\": \"{GOLDEN_FORMAT}\")")
+    return parse_golden(text, str(folder / MANIFEST)).to_dict(), folder
 
 
 def read_inputs(manifest: dict, folder: Path) -> list[torch.Tensor]:
@@ -332,8 +301,9 @@ def compare(manifest: dict, sidecar: dict, outputs: Sequence[Sequence[np.ndarray
                                                         tol.score_tol)
     raw_ok = within if raw else None
     passed = non_finite == 0 and raw_ok is not False and matched >= tol.min_images_matched
-    return DriftResult(len(images), max_diff if raw else None, raw_ok, non_finite, matched,
-                       tol.min_images_matched, passed)
+    return DriftResult(images=len(images), max_abs_diff_raw=max_diff if raw else None, raw_within_tolerance=raw_ok,
+                       non_finite=non_finite, detections_matched=matched, min_images_matched=tol.min_images_matched,
+                       passed=passed)
 
 
 def save_outputs(outputs: Sequence[Sequence[np.ndarray]], manifest: dict, out_dir: str | os.PathLike) -> Path:
