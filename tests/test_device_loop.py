@@ -4,6 +4,7 @@ device results merged into the validate report (ssdmobile device-report)."""
 import json
 import shutil
 
+import jsonschema
 import numpy as np
 import pytest
 import torch
@@ -19,6 +20,7 @@ from ssdmobile.data import CocoDataset, load_image
 from ssdmobile.drift import (GoldenError, attach_golden, compare, read_golden, read_inputs, run_on_host,
                              verify_bundled_program, write_bundled_program)
 from ssdmobile.report import write_report
+from ssdmobile.schema import DEVICE_RESULT_SCHEMA_FILE, GOLDEN_SCHEMA_FILE, stale_files
 from ssdmobile.sidecar import golden_path, read_sidecar
 from ssdmobile.targets import export, load_runner
 from ssdmobile.validate import ValidateOptions, validate
@@ -239,6 +241,24 @@ def test_bundled_program_verified_by_executorch(tiny_pte, tmp_path):
                  for f, o in zip(e["float_outputs"], manifest["outputs"])] for e in manifest["images"]]
     bad_bpte = write_bundled_program(bad_pte, read_inputs(manifest, folder), expected, tmp_path / "bad.bpte")
     assert verify_bundled_program(bad_bpte, tol["rtol"], tol["atol"]) == [False] * 3
+
+
+def test_golden_data_and_results_match_their_published_schemas(tiny_pte, tmp_path):
+    """golden.json and the apps' result files are typed (ssdmobile.device) and published as JSON
+    Schemas beside the sidecar's; a real manifest and a result in the app's format validate, a
+    manifest that is not one is refused in one line."""
+    assert stale_files() == [], "run `python -m ssdmobile.schema` and commit the schemas"
+    _, pte, manifest_path = tiny_pte
+    jsonschema.validate(json.loads(manifest_path.read_text()), json.loads(GOLDEN_SCHEMA_FILE.read_text()))
+    jsonschema.validate(json.loads(result_json("a" * 64)), json.loads(DEVICE_RESULT_SCHEMA_FILE.read_text()))
+    broken = tmp_path / "x.golden"
+    shutil.copytree(manifest_path.parent, broken)
+    m = json.loads(manifest_path.read_text())
+    m["tolerances"]["atol"] = "0.001"
+    (broken / "golden.json").write_text(json.dumps(m))
+    with pytest.raises(GoldenError, match=r"not golden data of this ssdmobile: tolerances\.atol") as e:
+        read_golden(broken)
+    assert "\n" not in str(e.value)
 
 
 def test_golden_data_is_all_or_nothing(tmp_path):
