@@ -326,4 +326,5 @@ def test_predict_draws_and_compares_on_real_images(person_artifact, tmp_path, ca
             assert im.size[0] == 2 * w + 6
     assert len(list((tmp_path / "c").glob("*.png"))) == len(IMAGES)
     # an fp32 TorchScript artifact draws what float draws
-    assert out.count("same boxes") == len(IMAGES)
+    assert out.count("same boxes") + out.count("no box >= 0.3 in either") == len(IMAGES)
+    assert out.count("same boxes") > 0 and "float only" not in out

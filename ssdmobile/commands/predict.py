@@ -75,8 +75,11 @@ def run(args):
         if args.compare:
             picture, d = compare_picture(image, ref, got, detector.spec.class_names, ref_title="float",
                                          got_title=artifact_title, score_thresh=args.score_thresh, iou=args.iou)
-            what = ("same boxes" if d.same else f"{d.float_only} float only, {d.artifact_only} artifact only") + \
-                f" ({d.matched} matched, >= {args.score_thresh:g})"
+            if d.same and d.matched == 0:
+                what = f"no box >= {args.score_thresh:g} in either"
+            else:
+                what = ("same boxes" if d.same else f"{d.float_only} float only, {d.artifact_only} artifact only") + \
+                    f" ({d.matched} matched, >= {args.score_thresh:g})"
         else:
             det, spec = (got, predictor.spec) if predictor is not None else (ref, detector.spec)
             title = f"{artifact_title} ({Path(args.artifact).name})" if args.artifact else f"{detector.spec.name} (float)"
