@@ -6,7 +6,8 @@
 Both locations are git-ignored. The artifact is checked against its sidecar (target, file name,
 sha256 when the sidecar records one) before anything is copied; the copy goes to a temporary name
 in the destination and is renamed into place, the artifact first and the sidecar last, so an
-app never finds a sidecar whose artifact is missing or half written.
+app never finds a sidecar whose artifact is missing or half written. Golden data for the apps'
+drift check (`<stem>.golden/`, from `ssdmobile export --golden N`) goes with it when it exists.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from pathlib import Path
 from .errors import SSDMobileError
 from .fileio import prepare_out_dir
 from .runtime import check_sidecar
-from .sidecar import read_sidecar, sidecar_path, write_sidecar
+from .sidecar import golden_path, read_sidecar, sidecar_path, write_sidecar
 from .targets import get_target
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -36,11 +37,14 @@ class App:
     target: str
     assets: str  # relative to the repository root
     needs_nms: bool  # the iOS app uses Vision's object-detection pipeline: NMS must be in the model
+    golden_suffix: str  # what <stem>.golden/ is called in the app: Xcode copies a .bundle folder whole
 
 
 APPS = {
-    "android": App("android", ".pte", "executorch", "android_demo/app/src/main/assets", needs_nms=False),
-    "ios": App("ios", ".mlpackage", "coreml", "ios_demo/SSDMobileDemo/Models", needs_nms=True),
+    "android": App("android", ".pte", "executorch", "android_demo/app/src/main/assets", needs_nms=False,
+                   golden_suffix=".golden"),
+    "ios": App("ios", ".mlpackage", "coreml", "ios_demo/SSDMobileDemo/Models", needs_nms=True,
+               golden_suffix=".golden.bundle"),
 }
 
 
@@ -94,7 +98,8 @@ def _copy_atomic(src: Path, dst: Path) -> None:
 
 
 def bundle(app: str, artifact: str | os.PathLike, dest: str | os.PathLike | None = None) -> list[Path]:
-    """Copy artifact + sidecar into the app's asset directory; returns the two destination paths."""
+    """Copy artifact + sidecar (+ its golden data) into the app's asset directory; returns the
+    destination paths."""
     sidecar = check_artifact(app, artifact)
     src = Path(artifact)
     out = Path(dest) if dest is not None else default_destination(app)
@@ -102,9 +107,14 @@ def bundle(app: str, artifact: str | os.PathLike, dest: str | os.PathLike | None
         raise BundleError(f"{out.parent} not found: run from a source checkout of ssdmobile, or pass --dest")
     prepare_out_dir(out)
     target, target_json = out / src.name, sidecar_path(out / src.name)
+    golden, target_golden = golden_path(src), out / (src.name.split(".")[0] + _app(app).golden_suffix)
     try:
+        if golden.is_dir():
+            _copy_atomic(golden, target_golden)
+        elif target_golden.exists():  # an earlier bundle's golden data would check the wrong program
+            shutil.rmtree(target_golden)
         _copy_atomic(src, target)
         write_sidecar(target_json, sidecar)
     except OSError as e:
         raise BundleError(f"copying into {out} failed: {e}") from None
-    return [target, target_json]
+    return [target, target_json] + ([target_golden] if golden.is_dir() else [])

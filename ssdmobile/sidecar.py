@@ -341,6 +341,12 @@ def sidecar_path(artifact: str | os.PathLike) -> Path:
     return Path(artifact).with_suffix(".json")
 
 
+def golden_path(artifact: str | os.PathLike) -> Path:
+    """The golden data of an artifact for the apps' drift check (ssdmobile.drift), beside it."""
+    path = Path(artifact)
+    return path.with_name(path.name.split(".")[0] + ".golden")
+
+
 def build_sidecar(spec: ModelSpec, anchors, *, target: str, precision: str, artifact: str,
                   input_name: str, input_shape, input_layout: str = "NCHW", input_dtype: str = "float32",
                   outputs: list[dict], nms_in_graph: bool, quantization: dict | None = None,

@@ -25,7 +25,7 @@ from .errors import SSDMobileError
 from .data import open_dataset, refuse_shared_images
 from .evaluate import coco_eval
 from .export import Artifact, PrecisionNotAvailable
-from .fileio import size_bytes
+from .fileio import sha256_file, size_bytes
 from .quant.ptq import Calibration
 from .runtime import Predictor, check_sidecar
 from .sidecar import read_sidecar, sidecar_path, write_sidecar
@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 BOX_TOL_PX = 0.5
 SCORE_TOL = 1e-3
+GALLERY_SCORE = 0.5  # the gallery shows boxes scoring at least this, on images where float shows one
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,7 @@ class ValidateOptions:
     artifacts: Sequence[str | os.PathLike] = ()
     progress: bool = True
     int8_formats: Sequence[str] = ()
+    gallery: int = 4  # images whose detections the report draws, float against each artifact (see _Run)
 
 
 @dataclass
@@ -80,6 +82,7 @@ class Row:
     seconds: float = 0.0
     notes: dict = field(default_factory=dict)
     variant: str = ""  # "lite" for TorchScript's lite-interpreter file; for --artifacts what the name adds
+    sha256: str | None = None  # of the artifact file: what device results are matched by
 
     @property
     def label(self) -> str:
@@ -106,10 +109,23 @@ class EagerSummary:
 
 
 @dataclass
+class Gallery:
+    """What the report draws (not serialized): a few images (the first on which float shows a box),
+    the float detections on them, and each measured row's on the same images (key: the row's index
+    in `rows`)."""
+    names: list[str]
+    images: list[torch.Tensor]  # uint8 [3, H, W]
+    reference: list[dict]
+    rows: dict[int, list[dict]]
+    class_names: list[str]
+
+
+@dataclass
 class ValidateResult:
     rows: list[Row]
     eager: EagerSummary
     meta: dict  # model, images, classes, threads, runs, warmup, max_drift, machine, seconds, load_average...
+    gallery: Gallery | None = None
 
     @property
     def failures(self) -> list[Row]:
@@ -168,18 +184,28 @@ class _Run:
                 self.dets.extend(detector.nms(*detector.decode(*raw), [size]))
         # coco_eval scores exactly the images it is given predictions for
         self.reference = coco_eval(dataset, dict(zip(self.ids, self.dets)), detector.spec.class_names, opts.classes)
+        # the gallery: the first images on which float shows a box (pictures of nothing show nothing),
+        # then the first others if too few do
+        boxed = [i for i, d in enumerate(self.dets) if bool((d["scores"] >= GALLERY_SCORE).any())]
+        others = sorted(set(range(len(samples))) - set(boxed))
+        shown = sorted((boxed + others)[:opts.gallery])
+        self.gallery_ids = [self.ids[i] for i in shown]
+        self.gallery = Gallery([samples[i].path.name for i in shown], [samples[i].image for i in shown],
+                               [self.dets[i] for i in shown], {}, list(detector.spec.class_names))
 
     def measure(self, row: Row, path: Path):
-        """Run an artifact on every image in its runtime and compare with eager. -> the loaded runner,
-        or None where the runtime cannot run here (its file is verified instead)."""
+        """Run an artifact on every image in its runtime and compare with eager. -> (the loaded runner,
+        its detections on the gallery's images), or (None, None) where the runtime cannot run here
+        (its file is verified instead)."""
         row.artifact, row.size_mb = str(path), size_bytes(path) / 1e6
         sidecar = read_sidecar(path)
+        row.sha256 = sidecar.get("artifact_sha256") or sha256_file(path)
         row.delegation = (sidecar.get("executorch") or {}).get("delegation")
         target = target_for_path(path)
         if not target.runs_here():
             row.notes["verified"] = target.verify(path)
             row.status = f"verified, not run: {target.name} does not run on this machine (drift measured where it runs)"
-            return None
+            return None, None
         runner = load_runner(path, threads=self.opts.threads)
         row.runtime = sidecar.get("runtime", "")
         predictor = Predictor(runner)
@@ -197,7 +223,7 @@ class _Run:
         row.max_abs_diff = None if row.nms else max_diff
         row.det_match = f"{matched}/{len(self.ids)}"
         row.notes.update(images=len(self.ids), classes=result.classes)
-        return runner
+        return runner, [dets[i] for i in self.gallery_ids]
 
 
 @contextlib.contextmanager
@@ -258,9 +284,10 @@ def validate(detector, dataset, out_dir: str | os.PathLike, opts: ValidateOption
         rows.append(row)
         log.info(f"[{len(rows)}] {row.label}: {path.name}")
         with _guarded(row, opts.max_drift):
-            runner = run.measure(row, path)
+            runner, shown = run.measure(row, path)
             if runner is not None:
                 timed.append((row, runner))
+                run.gallery.rows[len(rows) - 1] = shown
 
     for target in targets:
         t = get_target(target)
@@ -293,7 +320,7 @@ def validate(detector, dataset, out_dir: str | os.PathLike, opts: ValidateOption
         "machine": machine_info(), "seconds": time.perf_counter() - t_start,
         # latency on a shared machine means little without it
         "load_average": [round(v, 2) for v in os.getloadavg()],
-        "box_tol_px": BOX_TOL_PX, "score_tol": SCORE_TOL})
+        "box_tol_px": BOX_TOL_PX, "score_tol": SCORE_TOL}, run.gallery)
 
 
 def _time_everything(detector, run: _Run, timed, opts: ValidateOptions) -> EagerSummary:

@@ -12,13 +12,82 @@ from conftest import REPO
 SCRIPT = REPO / "android_demo" / "postprocess" / "test.sh"
 
 
+NO_KOTLIN = pytest.mark.skipif(
+    shutil.which("kotlinc") is None or not os.path.isfile("/usr/share/java/gson.jar"),
+    reason="kotlinc or gson.jar not installed (install.sh installs Debian's kotlin, junit4 and libgoogle-gson-java "
+           "where apt-get works)")
+
+
+@pytest.fixture(scope="module")
+def kotlin_run(tmp_path_factory):
+    """test.sh once: golden files, drift-check fixtures, kotlinc, JUnit."""
+    build = tmp_path_factory.mktemp("kotlin")
+    env = {**os.environ, "PYTHON": sys.executable, "BUILD_DIR": str(build)}
+    proc = subprocess.run(["bash", str(SCRIPT)], capture_output=True, text=True, env=env, timeout=1800)
+    return build, proc
+
+
 @pytest.mark.slow
-@pytest.mark.skipif(shutil.which("kotlinc") is None or not os.path.isfile("/usr/share/java/gson.jar"),
-                    reason="kotlinc or gson.jar not installed (install.sh installs Debian's kotlin, junit4 and "
-                           "libgoogle-gson-java where apt-get works)")
-def test_kotlin_postprocess_matches_python(tmp_path):
-    env = {**os.environ, "PYTHON": sys.executable, "BUILD_DIR": str(tmp_path)}
-    proc = subprocess.run(["bash", str(SCRIPT)], capture_output=True, text=True, env=env, timeout=900)
+@NO_KOTLIN
+def test_kotlin_postprocess_matches_python(kotlin_run):
+    _, proc = kotlin_run
     print(proc.stdout[-4000:], proc.stderr[-4000:])
     assert proc.returncode == 0, proc.stderr[-2000:] or proc.stdout[-2000:]
     assert "OK (" in proc.stdout  # JUnit's summary: every test passed
+
+
+@pytest.mark.slow
+@NO_KOTLIN
+def test_drift_check_and_device_results_across_kotlin_and_python(kotlin_run, tmp_path, capsys):
+    """test.sh exports real ExecuTorch programs with golden data, runs them with ExecuTorch's Python
+    runtime and has the Kotlin comparator check the outputs (DriftCheckTest: the true program
+    passes, a perturbed one fails, with the Python check's numbers); BenchResultTest writes device
+    results with the app's writer. Here those files are read by ssdmobile/device.py, compared with
+    the Python mirror the fast tests use, and merged by `ssdmobile device-report`."""
+    import json
+
+    from device_results import result
+    from ssdmobile.bench import Timing
+    from ssdmobile.cli import main
+    from ssdmobile.device import read_results
+    from ssdmobile.report import Report, render
+    from ssdmobile.validate import EagerSummary, Row, ValidateResult
+
+    build, proc = kotlin_run
+    assert proc.returncode == 0, proc.stderr[-2000:] or proc.stdout[-2000:]
+    assert "drift person_fp32: PASS" in proc.stdout and "drift person_fp32_perturb: FAIL" in proc.stdout
+    assert "drift tiny_nms: PASS" in proc.stdout and "drift tiny_nms_perturb: FAIL" in proc.stdout
+
+    golden = json.loads((build / "drift/person/ssdlite_mobilenet_v2_person_executorch_fp32.golden/golden.json")
+                        .read_text())
+    sha = golden["artifact_sha256"]
+    (written,) = (build / "results").glob("result_*.json")
+    (from_file,) = read_results(written)
+    (from_log,) = read_results(build / "results" / "logcat.txt")
+    kotlin = json.loads(written.read_text())
+    mirror = result(sha)
+    assert kotlin == mirror and list(kotlin) == list(mirror)  # same values, same key order
+    assert json.loads((build / "results" / "logcat.txt").read_text().splitlines()[-1].split(": ", 1)[1]) == \
+        result(sha, drift=None)
+    assert from_file.artifact_sha256 == sha and from_log.drift is None
+
+    # merged into a report whose row is that very artifact; another artifact's result is refused
+    t = Timing(40.0, 50.0, 50, 2)
+    row = Row("executorch", "fp32", False, artifact=golden["artifact"], sha256=sha, ap=0.2, delta_ap=0.0,
+              max_abs_diff=1.5e-4, det_match="4/4", latency_median_ms=13.8, latency_p90_ms=20.6, speedup=2.9)
+    meta = {"model": "ssdlite_mobilenet_v2_person", "images": 4, "classes": ["person"], "threads": 2, "runs": 50,
+            "warmup": 5, "max_drift": None, "machine": {"cpu": "x", "cores": 2, "system": "Linux", "torch": "2"},
+            "seconds": 1.0, "box_tol_px": 0.5, "score_tol": 1e-3}
+    paths = render(Report(ValidateResult([row], EagerSummary(0.2, 0.4, t, t), meta)), tmp_path / "report")
+    capsys.readouterr()
+    assert main(["device-report", str(written), "--report", str(paths["json"])]) == 0
+    md = paths["md"].read_text()
+    assert "Google Pixel 8" in md and "PASS" in md and "7.6e-05" in md
+    # the logcat line of the same run (same device, time and runs) replaces it, not a second column
+    assert main(["device-report", str(build / "results" / "logcat.txt"), "--report", str(paths["json"])]) == 0
+    assert len(json.loads(paths["json"].read_text())["devices"]) == 1
+    assert "no golden data" in paths["md"].read_text()
+    other = tmp_path / "other.json"
+    other.write_text(written.read_text().replace(sha, "f" * 64))
+    assert main(["device-report", str(other), "--report", str(paths["json"])]) == 2
+    assert "matches no row" in capsys.readouterr().err

@@ -7,7 +7,8 @@ import shutil
 
 import pytest
 
-from conftest import COCO128, VAL_IMAGES
+from conftest import COCO128, PERSON_GRAPH, VAL_IMAGES
+from device_results import result_json
 from ssdmobile.cli import main
 
 IMAGES = sorted(VAL_IMAGES.glob("*.jpg"))[:2]
@@ -63,6 +64,10 @@ def _setup(tmp):
     coco_dir(tmp, "dup_image", images=[{"id": 1, "file_name": IMAGES[0].name}, {"id": 1, "file_name": IMAGES[1].name}])
     coco_dir(tmp, "nan_box", annotations=[{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 2, 1e999, 4]}])
     coco_dir(tmp, "width_zero", images=[{"id": 1, "file_name": IMAGES[0].name, "width": 0, "height": 10}])
+    timing = {"median_ms": 1.0, "p90_ms": 1.0, "runs": 50, "threads": 2}
+    (tmp / "report.json").write_text(json.dumps({"rows": [], "eager": {"ap": 0.0, "ap50": 0.0, "latency": timing,
+                                                                        "latency_nms": timing}, "meta": {}}))
+    (tmp / "result.json").write_text(result_json("0" * 64))  # an app's result for no row of report.json
     voc_dir(tmp, "voc_size", size="<width>six hundred</width><height>480</height>")
     voc_dir(tmp, "voc_box", box="<xmin>1</xmin><ymin>two</ymin><xmax>30</xmax><ymax>40</ymax>")
 
@@ -160,6 +165,28 @@ CASES = {
     "golden out under a file": ["golden", *SMALL, "--random-seed", "0", *DATA, "--out", "{tmp}/a_file/g"],
     "bundle dest under a file": ["bundle", "--app", "android", "--artifact", "{tmp}/garbage.pte",
                                  "--dest", "{tmp}/a_file/d"],
+    # predict
+    "predict image missing": ["predict", "{tmp}/nope.jpg"],
+    "predict folder without images": ["predict", "{tmp}/adir"],
+    "predict image garbage": ["predict", "{tmp}/garbage.jpg", "--weights", str(PERSON_GRAPH)],
+    "predict compare without artifact": ["predict", str(IMAGES[0]), "--compare"],
+    "predict weights with artifact": ["predict", str(IMAGES[0]), "--artifact", "{tmp}/garbage.pte", "--weights", "w"],
+    "predict artifact garbage": ["predict", str(IMAGES[0]), "--artifact", "{tmp}/garbage.pte"],
+    "predict score-thresh above 1": ["predict", str(IMAGES[0]), "--score-thresh", "2"],
+    "predict score-thresh negative": ["predict", str(IMAGES[0]), "--score-thresh", "-0.5"],
+    "predict unknown model": ["predict", str(IMAGES[0]), "--model", "ssd9000"],
+    "predict out under a file": ["predict", str(IMAGES[0]), "--out", "{tmp}/a_file/p"],
+    # export --golden
+    "export golden 0": ["export", "--target", "onnx", "--golden", "0"],
+    "export golden-data without golden": ["export", "--target", "onnx", "--golden-data", str(COCO128)],
+    "export golden-data missing": ["export", "--target", "onnx", "--golden", "2", "--golden-data", "{tmp}/nope"],
+    "export golden-data without images": ["export", "--target", "onnx", "--golden", "2", "--golden-data", "{tmp}/adir"],
+    # device-report
+    "device-report result missing": ["device-report", "{tmp}/nope.json", "--report", "{tmp}/report.json"],
+    "device-report report missing": ["device-report", "{tmp}/result.json", "--report", "{tmp}/nope.json"],
+    "device-report report garbage": ["device-report", "{tmp}/result.json", "--report", "{tmp}/a_file"],
+    "device-report not a result": ["device-report", "{tmp}/a_file", "--report", "{tmp}/report.json"],
+    "device-report result of no row": ["device-report", "{tmp}/result.json", "--report", "{tmp}/report.json"],
     # calibrating on the very images that are scored, by content, whatever the split is called
     "validate calibrates on the scored images": ["validate", *SMALL, *DATA, "--precisions", "int8",
                                                  "--calib-split", "val2017", "--max-images", "4"],

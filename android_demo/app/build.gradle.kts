@@ -13,6 +13,8 @@ android {
         targetSdk = 35
         versionCode = 1
         versionName = "0.1.0"
+        // the runtime version a device result reports (BenchmarkActivity)
+        buildConfigField("String", "EXECUTORCH_VERSION", "\"${libs.versions.executorch.get()}\"")
         ndk {
             // the ExecuTorch AAR ships arm64-v8a (phones) and x86_64 (emulators)
             abiFilters += listOf("arm64-v8a", "x86_64")
@@ -34,6 +36,7 @@ android {
     }
     buildFeatures {
         viewBinding = false
+        buildConfig = true
     }
     androidResources {
         // models are copied out of the APK once; storing them uncompressed makes that a plain copy
@@ -43,7 +46,7 @@ android {
 
 dependencies {
     implementation(project(":postprocess"))
-    implementation(libs.gson)  // the benchmark's JSON line (the sidecar reader gets it through :postprocess)
+    implementation(libs.gson)  // the sidecar reader and the benchmark's result get it through :postprocess too
     implementation(libs.executorch.android)
     implementation(libs.camera.core)
     implementation(libs.camera.camera2)

@@ -24,6 +24,9 @@ tasks.test {
     // GoldenTest reads the golden files `ssdmobile golden` writes; test.sh generates them
     System.getProperty("golden.dirs")?.let { systemProperty("golden.dirs", it) }
     System.getenv("SSDMOBILE_GOLDEN_DIRS")?.let { environment("SSDMOBILE_GOLDEN_DIRS", it) }
+    // DriftCheckTest reads what tests/drift_fixtures.py writes (test.sh runs it)
+    System.getProperty("drift.dir")?.let { systemProperty("drift.dir", it) }
+    System.getProperty("results.out")?.let { systemProperty("results.out", it) }
     // SchemaTest checks the Kotlin reader against the committed sidecar JSON Schema
     systemProperty("sidecar.schema", rootDir.resolve("../ssdmobile/schema/sidecar.schema.json").canonicalPath)
 }

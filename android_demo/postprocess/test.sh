@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Compile the plain-Kotlin post-processing module and its JUnit4 tests with kotlinc (no Gradle,
-# no Android SDK), write golden files from the Python reference, and run the tests.
+# no Android SDK), write golden files from the Python reference and the drift-check fixtures
+# (real ExecuTorch programs with golden data, run by ExecuTorch's Python runtime:
+# tests/drift_fixtures.py), and run the tests.
 #
 #   android_demo/postprocess/test.sh            from anywhere; exit status 0 = all tests pass
 #
@@ -61,6 +63,14 @@ if ! "$PYTHON" -m ssdmobile golden --model ssdlite_mobilenet_v2_person --weights
     rm -rf "$BUILD/golden/person"
 fi
 fi
+# 2b. drift-check fixtures: `ssdmobile export --golden` on the real person detector and a small
+#     NMS-in-graph detector, each program and a perturbed one run by ExecuTorch's Python runtime
+if [ "$REUSE_GOLDEN" = 0 ] || [ ! -f "$BUILD/drift/cases.json" ]; then
+    echo "== drift-check fixtures (ExecuTorch programs with golden data, run by the Python runtime)"
+    rm -rf "$BUILD/drift"
+    "$PYTHON" "$REPO/tests/drift_fixtures.py" "$BUILD/drift" --images "$N" --data "$DATA" --person-graph "$PERSON_GRAPH"
+fi
+rm -rf "$BUILD/results"
 GOLDEN_DIRS="$BUILD/golden/torchvision,$BUILD/golden/tf"
 [ -f "$BUILD/golden/person/golden.json" ] && GOLDEN_DIRS="$GOLDEN_DIRS,$BUILD/golden/person"
 
@@ -81,4 +91,5 @@ TESTS=$(cd "$BUILD/test-classes" && find . -name '*Test.class' | sed 's|^\./||; 
 echo "== JUnit: $(echo $TESTS | wc -w) test classes"
 java -cp "$BUILD/classes:$BUILD/test-classes:$CP_MAIN:$CP_TEST" \
     -Dgolden.dirs="$GOLDEN_DIRS" -Dsidecar.schema="$SCHEMA" \
+    -Ddrift.dir="$BUILD/drift" -Dresults.out="$BUILD/results" \
     org.junit.runner.JUnitCore $TESTS

@@ -7,6 +7,8 @@ struct BundledModel: Identifiable, Hashable {
     let name: String      // artifact stem, e.g. ssdlite_mobilenet_v2_person_coreml_fp16_nms
     let modelURL: URL     // .mlmodelc (compiled by Xcode) or .mlpackage (compiled at first use)
     let sidecarURL: URL
+    /// `<stem>.golden.bundle`: golden data for the drift check (`ssdmobile export --golden N`), if bundled
+    let goldenURL: URL?
     var id: String { name }
 }
 
@@ -23,7 +25,10 @@ enum ModelStore {
                     guard found[stem] == nil,
                           let json = bundle.url(forResource: stem, withExtension: "json", subdirectory: sub)
                             ?? bundle.url(forResource: stem, withExtension: "json") else { continue }
-                    found[stem] = BundledModel(name: stem, modelURL: url, sidecarURL: json)
+                    // a .bundle folder is copied into the app whole (a plain folder's files would be flattened)
+                    let golden = bundle.url(forResource: "\(stem).golden", withExtension: "bundle", subdirectory: sub)
+                        ?? bundle.url(forResource: "\(stem).golden", withExtension: "bundle")
+                    found[stem] = BundledModel(name: stem, modelURL: url, sidecarURL: json, goldenURL: golden)
                 }
             }
         }

@@ -49,10 +49,13 @@ struct Sidecar: Decodable {
     let classNames: [String]
     let outputs: [Output]
     let nms: Nms
+    /// sha256 of the exported artifact: what a device result is matched to its report row by (the
+    /// app runs Xcode's compiled form, so it cannot hash the .mlpackage itself)
+    let artifactSha256: String?
 
     enum CodingKeys: String, CodingKey {
         case format, model, target, precision, artifact, input, preprocess, outputs, nms
-        case schemaVersion = "schema_version", classNames = "class_names"
+        case schemaVersion = "schema_version", classNames = "class_names", artifactSha256 = "artifact_sha256"
     }
 
     enum LoadError: LocalizedError {

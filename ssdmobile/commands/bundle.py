@@ -14,6 +14,7 @@ def add_arguments(p):
 
 
 def run(args):
-    artifact, sidecar = bundle(args.app, args.artifact, args.dest)
-    print(f"bundled {artifact.name} and {sidecar.name} into {artifact.parent}")
+    artifact, sidecar, *golden = bundle(args.app, args.artifact, args.dest)
+    print(f"bundled {artifact.name} and {sidecar.name}" + (f" with its golden data {golden[0].name}" if golden else "")
+          + f" into {artifact.parent}")
     print(f"next: build the {args.app} app (see {'android_demo' if args.app == 'android' else 'ios_demo'}/README.md)")

@@ -1,4 +1,8 @@
 """`ssdmobile export`: one target, its artifacts plus their sidecar JSON."""
+import json
+
+from ..bundle import REPO_ROOT
+from ..drift import GoldenError, attach_golden, golden_image_paths
 from ..fileio import size_bytes
 from ..models import create_model, get_entry
 from ..quant.ptq import Calibration, QuantizationError
@@ -8,6 +12,7 @@ from ._args import count, existing_dir, int8_formats_help, output_dir
 NAME = "export"
 HELP = "export a detector to torchscript, onnx, coreml or executorch (artifact + sidecar JSON)"
 DEFAULT_MODEL = "ssdlite_mobilenet_v2_person"
+DEFAULT_GOLDEN_DATA = REPO_ROOT.parent / "shared" / "data" / "coco128"  # a source checkout's shared data
 
 
 def add_arguments(p):
@@ -27,6 +32,13 @@ def add_arguments(p):
     # not argparse choices: an unknown format is the library's typed error, one line naming the valid ones
     q.add_argument("--int8-format", help=f"int8 file format, for targets that offer several ({int8_formats_help()}; "
                                          "see `ssdmobile targets`)")
+    g = p.add_argument_group("golden data for the apps' on-device drift check")
+    g.add_argument("--golden", type=count(1), metavar="N",
+                   help="attach N real images, preprocessed as the app does, with the float model's raw outputs and "
+                        "detections, beside the artifact (<stem>.golden/; for ExecuTorch also <stem>.bpte)")
+    g.add_argument("--golden-data", type=existing_dir, help=f"a dataset root (images/<split>/) or a folder of images "
+                                                           f"(default {DEFAULT_GOLDEN_DATA} when it exists)")
+    g.add_argument("--golden-split", default="val2017", help="split of --golden-data (default val2017)")
 
 
 def run(args):
@@ -36,6 +48,7 @@ def run(args):
     target, precision = check_export(args.target, args.precision, calibration, int8_format=args.int8_format)
     if calibration is not None and not (precision == "int8" and target.int8.calibrated):
         raise QuantizationError(f"--calib-data is for int8 exports that calibrate, not {args.target} {precision}")
+    golden = _golden_images(args)  # before any model loads
     get_entry(args.model)
     detector = create_model(args.model, weights=args.weights or "default")
     print(f"exporting {args.model} to {args.target} {precision}{' with NMS in the graph' if args.nms else ''} ...")
@@ -50,4 +63,28 @@ def run(args):
                      f"({s['nms']['labels']} labels)" if s["nms"] else ""))
             print(f"not run: {args.target} does not run on this machine; measure its drift with "
                   "`ssdmobile validate` where it runs")
+        if golden:
+            manifest = attach_golden(detector, artifact.path, golden)
+            print(f"wrote golden data for {len(golden)} images: {manifest.parent}" + _host_check(manifest))
     return 0
+
+
+def _golden_images(args):
+    if args.golden is None:
+        if args.golden_data:
+            raise GoldenError("--golden-data is for --golden N")
+        return []
+    data = args.golden_data or (DEFAULT_GOLDEN_DATA if DEFAULT_GOLDEN_DATA.is_dir() else None)
+    if data is None:
+        raise GoldenError("--golden needs images: pass --golden-data DIR (a dataset root or a folder of images)")
+    return golden_image_paths(data, args.golden_split, args.golden)
+
+
+def _host_check(manifest_path) -> str:
+    manifest = json.loads(manifest_path.read_text())
+    host, bpte = manifest["host"], manifest["bundled_program"]
+    text = "" if host is None else (
+        f"; on this machine: {'PASS' if host['passed'] else 'FAIL'}, detections match on {host['detections_matched']}/"
+        f"{host['images']} images" + ("" if host["max_abs_diff_raw"] is None else
+                                      f", max raw difference {host['max_abs_diff_raw']:.2e}"))
+    return text + (f"; BundledProgram {bpte['file']}" if bpte else "")

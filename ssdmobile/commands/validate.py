@@ -33,6 +33,8 @@ def add_arguments(p):
     p.add_argument("--threads", type=count(1), default=2)
     p.add_argument("--runs", type=count(50), default=50, help="timed runs per artifact (at least 50)")
     p.add_argument("--out", default="runs/validate", type=output_dir, help="report directory (artifacts go to OUT/artifacts)")
+    p.add_argument("--gallery", type=count(0), default=4, metavar="N",
+                   help="draw the first N images, float against each artifact, into OUT/gallery/ (default 4; 0: none)")
     p.add_argument("--no-progress", action="store_true")
     q = p.add_argument_group("int8 calibration (images of --data, another split than --split)")
     q.add_argument("--calib-split", default="train2017")
@@ -50,14 +52,15 @@ def run(args):
         nms_modes={"off": (False,), "on": (True,), "both": (False, True)}[args.nms], classes=args.classes,
         threads=args.threads, runs=args.runs, max_drift=args.max_drift, progress=not args.no_progress,
         calibration=Calibration(args.data, args.calib_split, args.calib_images, args.observer),
-        artifacts=args.artifacts, int8_formats=args.int8_formats)
+        artifacts=args.artifacts, int8_formats=args.int8_formats, gallery=args.gallery)
     dataset = open_dataset(args.data, args.split, args.max_images)
     check_options(args.model, dataset, opts)  # targets, precisions, artifacts, calibration set: before work
     detector = create_model(args.model, weights=args.weights or "default")
     result = validate(detector, dataset, args.out, opts)
     paths = write_report(result, args.out)
     print(markdown(result))
-    print(f"wrote {paths['md']}, {paths['json']}, {paths['png']}")
+    print(f"wrote {paths['md']}, {paths['json']}, {paths['png']}"
+          + (f" and the gallery {paths['gallery']}/ (linked from report.md)" if "gallery" in paths else ""))
     if result.failures:
         print(f"validate: {len(result.failures)} artifact(s) failed or drifted: "
               + "; ".join(f"{r.label}: {r.status}" for r in result.failures), file=sys.stderr)

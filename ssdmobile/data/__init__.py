@@ -1,6 +1,6 @@
 from .coco import CocoDataset, Sample, image_digests, refuse_shared_images
-from .images import load_image
+from .images import image_files, load_image
 from .voc import VocDataset, open_dataset, voc_to_coco
 
-__all__ = ["CocoDataset", "Sample", "VocDataset", "image_digests", "load_image", "open_dataset",
+__all__ = ["CocoDataset", "Sample", "VocDataset", "image_digests", "image_files", "load_image", "open_dataset",
            "refuse_shared_images", "voc_to_coco"]

@@ -27,6 +27,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from ..errors import ImageError
 
 _SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
 
 def _gray_to_rgb(values: np.ndarray, full_scale: float) -> np.ndarray:
@@ -77,3 +78,20 @@ def load_image(path: str | os.PathLike, expected_size: tuple[int, int] | None = 
     if rgb.ndim != 3 or rgb.shape[-1] != 3 or 0 in rgb.shape:
         raise ImageError(f"cannot decode image {path}: decoded to shape {list(rgb.shape)}, not H x W x 3")
     return torch.from_numpy(np.array(rgb, dtype=np.uint8)).permute(2, 0, 1).contiguous()  # a writable copy
+
+
+def image_files(paths) -> list[Path]:
+    """Image files named on a command line: each file as given, each folder's images (by suffix,
+    sorted by name, not recursive). A folder without images is an ImageError."""
+    out = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                raise ImageError(f"no images in {p} (looked for {', '.join(IMAGE_SUFFIXES)})")
+            out.extend(found)
+        elif not p.is_file():
+            raise ImageError(f"image not found: {p}")
+        else:
+            out.append(p)
+    return out

@@ -18,8 +18,9 @@ import java.io.Closeable
  * model-specific comes from the sidecar; the post-processing is the unit-tested plain-Kotlin
  * module (android_demo/postprocess).
  */
-class EtDetector(val sidecar: Sidecar, modelPath: String) : Closeable {
-    private val module: Module = Module.load(modelPath)
+class EtDetector(val sidecar: Sidecar, modelPath: String, val threads: Int = 0) : Closeable {
+    // threads 0: ExecuTorch's default for the hardware
+    private val module: Module = Module.load(modelPath, Module.LOAD_MODE_FILE, threads)
     private val preprocessor = Preprocessor(sidecar)
     private val postprocessor = Postprocessor(sidecar)
     private val inputShape = LongArray(sidecar.input.shape.size) { sidecar.input.shape[it].toLong() }

@@ -1,13 +1,16 @@
 package org.ssdmobile.demo
 
 import android.content.Context
+import org.ssdmobile.postprocess.DriftCheck
 import org.ssdmobile.postprocess.Sidecar
 import java.io.File
+import java.security.MessageDigest
 
 /**
  * The models `ssdmobile bundle --app android` put in assets/: every `<stem>.pte` with its
  * `<stem>.json` sidecar. ExecuTorch loads from a file path, so a model is copied out of the APK
  * into the app's files once (again when the APK's copy changes size or the app is updated).
+ * `ssdmobile export --golden N` data travels beside it as `<stem>.golden/` (bundle copies it).
  */
 object ModelStore {
     fun list(context: Context): List<String> {
@@ -38,6 +41,29 @@ object ModelStore {
         return out
     }
 
-    fun open(context: Context, assetName: String): EtDetector =
-        EtDetector(sidecar(context, assetName), file(context, assetName).absolutePath)
+    fun open(context: Context, assetName: String, threads: Int = 0): EtDetector =
+        EtDetector(sidecar(context, assetName), file(context, assetName).absolutePath, threads)
+
+    /** The artifact's golden data (assets/<stem>.golden/), or null when it was bundled without. */
+    fun drift(context: Context, assetName: String, sidecar: Sidecar): DriftCheck? {
+        val folder = "${assetName.removeSuffix(".pte")}.golden"
+        if (context.assets.list(folder)?.contains(DriftCheck.MANIFEST) != true) return null
+        val text = context.assets.open("$folder/${DriftCheck.MANIFEST}").bufferedReader().use { it.readText() }
+        val golden = DriftCheck.parse(text, "$folder/${DriftCheck.MANIFEST}")
+        return DriftCheck(golden, sidecar) { name -> context.assets.open("$folder/$name").use { it.readBytes() } }
+    }
+
+    /** sha256 of the file ExecuTorch loads: what `ssdmobile device-report` matches a result by. */
+    fun sha256(file: File): String {
+        val digest = MessageDigest.getInstance("SHA-256")
+        file.inputStream().use { input ->
+            val buffer = ByteArray(1 shl 20)
+            while (true) {
+                val n = input.read(buffer)
+                if (n < 0) break
+                digest.update(buffer, 0, n)
+            }
+        }
+        return digest.digest().joinToString("") { "%02x".format(it) }
+    }
 }
