@@ -29,6 +29,7 @@ from .export import onnx as onnx_export
 from .export import torchscript as torchscript_export
 from .export._common import (Artifact, ExportError, ExportRequest, PrecisionNotAvailable, artifact_stem, atomic_output)
 from .fileio import prepare_out_dir, sha256_file
+from .quant import eager_family
 from .quant.eager import quantize_detector_eager
 from .quant.onnx_int8 import quantize_onnx_file
 from .quant.ptq import Calibration, QuantizationError, calibration_set, quantize_detector_pt2e
@@ -87,6 +88,8 @@ def _on_macos() -> bool:
 def _torchscript_int8(detector, inputs, observer, float_modules, progress):
     if float_modules:
         raise QuantizationError("float fallback for TorchScript int8 is not supported yet; use --target executorch")
+    if eager_family.supports(detector.core):  # SSD300 VGG16, NVIDIA's SSD300 ResNet-50, DSSD
+        return eager_family.quantize_detector(detector, inputs, observer, progress)
     return quantize_detector_eager(detector, inputs, observer, progress)
 
 
