@@ -27,7 +27,7 @@ from .evaluate import coco_eval
 from .export import Artifact, PrecisionNotAvailable
 from .fileio import size_bytes
 from .quant.ptq import Calibration
-from .runtime import Predictor
+from .runtime import Predictor, check_sidecar
 from .sidecar import read_sidecar, sidecar_path, write_sidecar
 from .targets import PRECISIONS, TARGETS, check_precision, export, get_target, load_runner, target_for_path
 
@@ -308,7 +308,10 @@ def _given_artifact(path, model: str) -> tuple[Path, Row]:
     path = Path(path)
     if not path.exists():
         raise SSDMobileError(f"artifact not found: {path}")
+    target = target_for_path(path)
+    target.check_file(path)  # not what its suffix says, or truncated: before any work
     sc = read_sidecar(path)
+    check_sidecar(path, sc, target.name)
     if sc["model"] != model:
         raise SSDMobileError(f"{path} was exported from {sc['model']!r}, not from {model!r} (pass --model "
                              f"{sc['model']} and its --weights)")

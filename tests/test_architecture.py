@@ -58,3 +58,46 @@ def test_no_function_level_import_of_the_package_itself():
 def test_every_lazy_import_says_why():
     silent = [f"{f}:{n} imports {m}" for f, n, m, why in function_level_imports() if not why.startswith("lazy:")]
     assert silent == [], "add a `# lazy: <why>` comment (a heavy optional runtime, not a cycle):\n" + "\n".join(silent)
+
+
+def test_a_new_target_is_an_exporter_a_runner_and_one_table_entry(tmp_path, monkeypatch):
+    """What the README's "Adding a target" promises: with an exporter and a runner (here a lite-
+    interpreter-only TorchScript target written in a few lines) and one entry in the table, export,
+    load_runner and validate all take the new target; nothing else changes."""
+    import dataclasses
+
+    import torch
+
+    from conftest import COCO128
+    from export_fixtures import tiny_detector
+    from ssdmobile import targets
+    from ssdmobile.data import CocoDataset
+    from ssdmobile.export._common import (Artifact, artifact_stem, atomic_output, declared_outputs, example_input,
+                                          make_sidecar)
+    from ssdmobile.export._tensor_nms import traceable
+    from ssdmobile.runtime import torchscript as ts_runtime
+    from ssdmobile.validate import ValidateOptions, validate
+
+    def export_lite(detector, req):
+        x = example_input(detector)
+        traced = torch.jit.trace(traceable(detector, req.nms), x, check_trace=False)
+        final = req.out_dir / f"{artifact_stem(detector.spec.name, 'ptlite', req)}.ptl"
+        with atomic_output(final) as pending:
+            traced._save_for_lite_interpreter(str(pending.path))
+            make_sidecar(detector, pending, final, req, target="ptlite", input_name="input",
+                         input_shape=list(x.shape), outputs=declared_outputs(detector, req.nms))
+        return [Artifact(final, "ptlite", req.precision, req.nms, "lite interpreter")]
+
+    entry = dataclasses.replace(targets.TARGETS["torchscript"], name="ptlite", suffixes=(".ptl",), precisions=("fp32",),
+                                exporter=export_lite, check_file=ts_runtime.check_file, load=ts_runtime.load, int8=None)
+    table = {k: v for k, v in targets.TARGETS.items() if k != "torchscript"}  # .ptl now belongs to the new one
+    monkeypatch.setattr(targets, "TARGETS", {**table, "ptlite": entry})
+    det = tiny_detector()
+    (art,) = targets.export(det, "ptlite", None, tmp_path / "a")
+    assert art.path.suffix == ".ptl" and targets.load_runner(art.path).run(example_input(det))[0].shape[-1] == 4
+    import ssdmobile.validate as v
+    monkeypatch.setattr(v, "TARGETS", targets.TARGETS)
+    result = validate(det, CocoDataset(COCO128, "val2017", max_images=2), tmp_path / "v",
+                      ValidateOptions(targets=["ptlite"], nms_modes=(False,), runs=3, warmup=1, progress=False))
+    (row,) = result.rows
+    assert row.target == "ptlite" and row.status == "ok" and row.det_match == "2/2"

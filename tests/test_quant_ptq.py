@@ -8,7 +8,8 @@ import torch
 from torchvision.ops import box_iou
 
 from conftest import COCO128, PERSON_GRAPH
-from ssdmobile.data import CocoDataset
+from ssdmobile.data import CocoDataset, open_dataset, refuse_shared_images
+from ssdmobile.errors import DatasetError
 from ssdmobile.models import create_model
 from ssdmobile.quant.ptq import Calibration, QuantizationError, calibration_inputs, xnnpack_quantization_config
 from ssdmobile.targets import export, load_predictor
@@ -16,10 +17,16 @@ from ssdmobile.targets import export, load_predictor
 CALIB_IMAGES = 2
 
 
-def test_refuses_to_calibrate_on_val():
+def test_refuses_to_calibrate_on_the_scored_images():
+    """Calibration is refused by image content (sha256), not by split name: the scored val2017 images
+    cannot calibrate, train2017 ones can."""
+    val = open_dataset(COCO128, "val2017", 4)
+    with pytest.raises(DatasetError, match="include 4 of the 4 evaluation images"):
+        refuse_shared_images(open_dataset(COCO128, "val2017", 8), val)
+    refuse_shared_images(open_dataset(COCO128, "train2017", 8), val)  # disjoint: no error
     det = create_model("ssdlite_mobilenet_v2_person", None)
-    with pytest.raises(QuantizationError, match="val2017"):
-        calibration_inputs(det, COCO128, "val2017", 2)
+    with pytest.raises(QuantizationError, match="at least 1"):
+        calibration_inputs(det, COCO128, "train2017", 0)
 
 
 def test_xnnpack_scheme_and_observers():

@@ -157,3 +157,15 @@ def test_published_hash_prefix_is_checked(hub, small_checkpoint):
         W.resolve_weights(W.Weights("official.pth", sha256=other + digest[1:8]))
     with pytest.raises(ValueError, match="at least 8"):
         W.Weights("x.pth", sha256="abc")
+
+
+def test_declared_parameter_counts_are_the_models():
+    """`ssdmobile models` prints the registry's declared counts without building anything; they must
+    be what the builders make."""
+    from ssdmobile.models import list_models
+
+    for entry in list_models():
+        built = sum(p.numel() for p in entry.builder().core.parameters())
+        assert built == entry.num_params, (entry.name, built, entry.num_params)
+        if entry.weights is not None and entry.weights.categories:
+            assert len(entry.weights.categories) == len(entry.builder().spec.class_names), entry.name

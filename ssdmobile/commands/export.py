@@ -1,7 +1,7 @@
 """`ssdmobile export`: one target, its artifacts plus their sidecar JSON."""
 from ..fileio import size_bytes
 from ..models import create_model, get_entry
-from ..quant.ptq import Calibration
+from ..quant.ptq import Calibration, QuantizationError
 from ..targets import check_export, export
 from ._args import count, existing_dir, output_dir
 
@@ -31,6 +31,8 @@ def run(args):
         if args.calib_data else None
     # a bad target, precision or missing calibration fails before the model loads
     target, precision = check_export(args.target, args.precision, calibration)
+    if calibration is not None and not (precision == "int8" and target.int8.calibrated):
+        raise QuantizationError(f"--calib-data is for int8 exports that calibrate, not {args.target} {precision}")
     get_entry(args.model)
     detector = create_model(args.model, weights=args.weights or "default")
     print(f"exporting {args.model} to {args.target} {precision}{' with NMS in the graph' if args.nms else ''} ...")
