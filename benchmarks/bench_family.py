@@ -6,10 +6,12 @@ on one real val2017 image, batch 1. Then the SSD300-VGG16 / SSDlite320 ratio the
 torchvision's docs (9.1x slower on CPU), measured here.
 
 Weights: the real person detector for ssdlite_mobilenet_v2_person; every other model randomized
-with BatchNorm statistics re-estimated on coco128 train2017 images (no trained checkpoint is
-reachable offline). Latency and MACs do not depend on the weights.
+with BatchNorm statistics re-estimated on coco128 train2017 images (random_checkpoints.py; no
+trained checkpoint is reachable offline). Latency and MACs do not depend on the weights (int8
+calibration on 8 train2017 images, minmax).
 
-    python benchmarks/bench_family.py [--runs 20] [--models ...] [--out runs/bench_family]
+    python benchmarks/bench_family.py [--runs 20] [--models ...] [--out runs/bench_family] [--markdown]
+    python benchmarks/bench_family.py --runs 2 --warmup 1 --models ssdlite320_mobilenet_v3_small   # a try
 """
 from __future__ import annotations
 
@@ -23,9 +25,10 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from _shared import COCO128, PERSON_GRAPH, first_val_image
 from ssdmobile.bench import machine_info, measure_interleaved
-from ssdmobile.data import load_image, open_dataset
+from random_checkpoints import random_bn_detector
+from ssdmobile.data import load_image
+from ssdmobile.fuse import count_batchnorms
 from ssdmobile.models import create_model, get_entry, list_models
-from ssdmobile.models.weights import randomize_, reestimate_batchnorm_
 from ssdmobile.quant.ptq import Calibration
 from ssdmobile.table import print_table
 from ssdmobile.targets import export, load_runner
@@ -37,10 +40,9 @@ VGG, LITE = "ssd300_vgg16", "ssdlite320_mobilenet_v3_large"
 def build(name: str, bn_images: int):
     if name == "ssdlite_mobilenet_v2_person":
         return create_model(name, weights=PERSON_GRAPH), "real (TF person detector)"
-    det = randomize_(create_model(name), seed=0)
-    ds = open_dataset(COCO128, "train2017", bn_images)
-    reestimate_batchnorm_(det.core, [det.preprocess([s.image]) for s in ds])
-    return det.eval(), f"randomized, BatchNorm statistics from {bn_images} train2017 images"
+    det = random_bn_detector(name, bn_images)
+    bn = f"BatchNorm statistics from {bn_images} train2017 images" if count_batchnorms(det.core) else "no BatchNorm"
+    return det, f"randomized ({bn})"
 
 
 def macs(det, x) -> int:
@@ -58,9 +60,10 @@ def main() -> None:
     p.add_argument("--runs", type=int, default=20)
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--bn-images", type=int, default=8)
+    p.add_argument("--bn-images", type=int, default=16)
     p.add_argument("--calib-images", type=int, default=8)
     p.add_argument("--out", default="runs/bench_family")
+    p.add_argument("--markdown", action="store_true", help="print the table as Markdown (for the README)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     out = Path(args.out)
@@ -100,7 +103,7 @@ def main() -> None:
                       f"{t['executorch int8'].median_ms:.1f}",
                       f"{t['eager'].median_ms / t['executorch int8'].median_ms:.2f}x"])
     print_table(["model", "input", "params", "GMACs", "eager fp32 ms", "best fp32 artifact ms",
-                 "ExecuTorch int8 ms", "int8 vs eager"], table)
+                 "ExecuTorch int8 ms", "int8 vs eager"], table, markdown=args.markdown)
     summary = {"models": rows, "runs": args.runs, "warmup": args.warmup, "threads": args.threads,
                "machine": machine_info(), "load_average": [round(v, 2) for v in os.getloadavg()]}
     if VGG in rows and LITE in rows:

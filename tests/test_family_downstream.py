@@ -118,6 +118,7 @@ def test_other_cores_are_not_taken_over():
 
 @pytest.mark.parametrize("name,model", [("qat_ssd300_vgg16_coco.yaml", "ssd300_vgg16"),
                                         ("qat_ssd300_vgg16_voc.yaml", "ssd300_vgg16_voc"),
+                                        ("qat_ssd300_vgg16_voc37.yaml", "ssd300_vgg16_voc37"),
                                         ("qat_ssd300_resnet50_v1_1_coco.yaml", "ssd300_resnet50_v1_1"),
                                         ("qat_dssd320_resnet50_coco.yaml", "dssd320_resnet50")])
 def test_qat_recipes_load(name, model):
