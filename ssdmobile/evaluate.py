@@ -47,6 +47,22 @@ class EvalResult:
                 "num_images": self.num_images, "classes": self.classes, **self.extra}
 
 
+@dataclass
+class VocResult:
+    map50: float  # "mAP@0.5": mean over classes of AP at IoU 0.5
+    per_class: dict[str, float]
+    num_images: int
+    classes: list[str]
+
+    @property
+    def summary(self) -> str:
+        return f"mAP@0.5 (COCOeval at IoU 0.5, 101-point interpolation) = {self.map50:.4f} on {self.num_images} images"
+
+    def to_dict(self) -> dict:
+        return {"mAP@0.5": self.map50, "per_class_AP@0.5": self.per_class, "num_images": self.num_images,
+                "classes": self.classes, "interpolation": "101-point (COCOeval)"}
+
+
 def label_to_category(class_names: Sequence[str], dataset: CocoDataset) -> dict[int, int]:
     """model label id -> dataset category id, by class name (background and unknown names dropped)."""
     return {label: dataset.category_ids_by_name[name] for label, name in enumerate(class_names)
@@ -77,9 +93,9 @@ def to_coco_results(predictions: dict[int, dict], label_map: dict[int, int]) -> 
     return results
 
 
-def coco_eval(dataset: CocoDataset, predictions: dict[int, dict], class_names: Sequence[str],
-              classes: Sequence[str] | None = None) -> EvalResult:
-    """AP over `classes` (names), default: every class both the model and the dataset know."""
+def _scored_classes(dataset: CocoDataset, class_names: Sequence[str],
+                    classes: Sequence[str] | None) -> tuple[dict[int, int], list[str], list[int]]:
+    """(label -> category id, the class names scored, their category ids)."""
     label_map = label_to_category(class_names, dataset)
     shared = [class_names[label] for label in sorted(label_map)]
     if classes:
@@ -93,7 +109,13 @@ def coco_eval(dataset: CocoDataset, predictions: dict[int, dict], class_names: S
         shared = list(classes)
     if not shared:
         raise DatasetError("the model's classes and the dataset's categories share no name")
-    cat_ids = [dataset.category_ids_by_name[c] for c in shared]
+    return label_map, shared, [dataset.category_ids_by_name[c] for c in shared]
+
+
+def coco_eval(dataset: CocoDataset, predictions: dict[int, dict], class_names: Sequence[str],
+              classes: Sequence[str] | None = None) -> EvalResult:
+    """AP over `classes` (names), default: every class both the model and the dataset know."""
+    label_map, shared, cat_ids = _scored_classes(dataset, class_names, classes)
     results = to_coco_results(predictions, label_map)
     results = [r for r in results if r["category_id"] in cat_ids]
     buf = io.StringIO()
@@ -114,6 +136,33 @@ def coco_eval(dataset: CocoDataset, predictions: dict[int, dict], class_names: S
         per_class[name] = float(np.mean(p[p > -1])) if (p > -1).any() else float("nan")
     return EvalResult(stats={n: float(v) for n, v in zip(STAT_NAMES, ev.stats)}, per_class=per_class,
                       num_images=len(predictions), classes=shared, summary=summary.getvalue().rstrip())
+
+
+def voc_map50(dataset: CocoDataset, predictions: dict[int, dict], class_names: Sequence[str],
+              classes: Sequence[str] | None = None) -> VocResult:
+    """mAP at IoU 0.5, the metric Pascal VOC users quote, overall and per class:
+    pycocotools' COCOeval restricted to IoU 0.5, all areas, no cap on detections per image.
+    Precision is interpolated at COCO's 101 recall points: pycocotools offers neither VOC2007's
+    11-point interpolation nor the VOC2010+ devkit's all-point area, so numbers can differ from the
+    devkit's in the third decimal. Objects marked difficult are dropped when VOC XML is read
+    (data/voc.py), where the devkit ignores detections on them."""
+    label_map, shared, cat_ids = _scored_classes(dataset, class_names, classes)
+    results = [r for r in to_coco_results(predictions, label_map) if r["category_id"] in cat_ids]
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco_dt = dataset.coco.loadRes(results) if results else _empty_results(dataset)
+        ev = COCOeval(dataset.coco, coco_dt, "bbox")
+        ev.params.imgIds = sorted(predictions)
+        ev.params.catIds = cat_ids
+        ev.params.iouThrs = np.array([0.5])
+        ev.params.maxDets = [max([len(d["scores"]) for d in predictions.values()] + [1])]
+        ev.evaluate()
+        ev.accumulate()
+    precision = ev.eval["precision"][0, :, :, 0, -1]  # [R, K] at IoU 0.5, area all
+    per_class = {name: float(np.mean(p[p > -1])) if (p > -1).any() else float("nan")
+                 for name, p in zip(shared, precision.T)}
+    scored = [v for v in per_class.values() if not np.isnan(v)]
+    m = float(np.mean(scored)) if scored else float("nan")
+    return VocResult(m, per_class, len(predictions), shared)
 
 
 def _empty_results(dataset: CocoDataset):

