@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import platform
+import random
 import statistics
 import time
 from dataclasses import asdict, dataclass
@@ -54,17 +55,22 @@ def measure_interleaved(fns: dict[str, Callable[[], object]], runs: int = 50, wa
                         threads: int | None = None) -> dict[str, Timing]:
     """Like `measure` for several candidates, timed round-robin (run i of every candidate, then run
     i + 1...), so that on a shared machine a burst of load hits all of them alike and their
-    ratios stay meaningful even when absolute times do not."""
+    ratios stay meaningful even when absolute times do not. Each round runs the candidates in a new
+    order (shuffled, seeded): in a fixed order, whatever runs right after a torch eager call pays for
+    OpenMP's threads spin-waiting on the cores (measured: an ExecuTorch program timed after the
+    host's NMS took 16.3 ms instead of 10.3 ms, every run), and one candidate alone would carry it."""
     if threads is not None:
         torch.set_num_threads(threads)
     for fn in fns.values():
         for _ in range(warmup):
             fn()
     times: dict[str, list[float]] = {name: [] for name in fns}
+    order, rng = list(fns), random.Random(0)
     for _ in range(runs):
-        for name, fn in fns.items():
+        rng.shuffle(order)
+        for name in order:
             t0 = time.perf_counter()
-            fn()
+            fns[name]()
             times[name].append((time.perf_counter() - t0) * 1e3)
     out = {}
     for name, ts in times.items():
