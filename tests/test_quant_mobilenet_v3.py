@@ -247,6 +247,28 @@ def test_float_fallback_onnx(small, tmp_path):
         nodes_for_modules(onnx.load(str(fp32)), ["backbone.nope"])
 
 
+@pytest.mark.slow
+def test_onnx_int8_with_nms_histogram_calibration(large, val_images, tmp_path):
+    """The default observer (histogram) on the ONNX graph with NMS at COCO scale: onnxruntime's
+    calibrator observed the NMS section too, whose shapes change per image, and failed
+    ("inhomogeneous shape"); only the core's tensors are observed now, decode and NMS stay float."""
+    import onnx
+
+    det, calib = large
+    (art,) = export(det, "onnx", "int8", tmp_path, nms=True,
+                    calibration=Calibration(str(COCO128), "train2017", CALIB_IMAGES, "histogram"), progress=False)
+    graph = onnx.load(str(art.path)).graph
+    assert sum(n.op_type == "QuantizeLinear" for n in graph.node) > 50
+    assert "NonMaxSuppression" in {n.op_type for n in graph.node}
+    assert read_sidecar(art.path)["quantization"]["observer"] == "histogram"
+    with torch.no_grad():
+        float_dets, int8_dets = det(val_images), load_predictor(art.path)(val_images)
+    for f, q in zip(float_dets, int8_dets):  # float's 10 best: at least 8 found again (same label, IoU > 0.5)
+        assert len(q["scores"]) > 0
+        iou = box_iou(f["boxes"][:10], q["boxes"][:100]) * (f["labels"][:10, None] == q["labels"][None, :100])
+        assert int((iou.max(1).values > 0.5).sum()) >= 8
+
+
 # onnx and executorch export twice each (minutes on 2 shared cores): slow
 @pytest.mark.parametrize("target", ["torchscript", pytest.param("onnx", marks=pytest.mark.slow),
                                     pytest.param("executorch", marks=pytest.mark.slow)])

@@ -20,6 +20,8 @@ without reduce_range: the saturating layout, measured 5-10 dB below qdq-u8s8.
 """
 from __future__ import annotations
 
+import contextlib
+
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,6 +121,41 @@ def nodes_for_modules(model, names: Sequence[str]) -> list[str]:
     return found
 
 
+def _tensors_of(path: Path, node_names: Sequence[str]) -> set[str]:
+    """Every input and output tensor of the named nodes (the core's: what gets quantized)."""
+    import onnx  # lazy: heavy optional runtime (onnx)
+
+    names = set(node_names)
+    return {t for node in onnx.load(str(path)).graph.node if node.name in names
+            for t in (*node.input, *node.output) if t}
+
+
+@contextlib.contextmanager
+def _calibrating_only(tensors: set[str] | None):
+    """Calibrate only `tensors`. onnxruntime's calibrators pick the tensors to observe by op type over
+    the whole graph, never by node, even when nodes_to_quantize names only the core's: with NMS in
+    the graph they also observe the NMS section's tensors, whose shapes change from image to image
+    (the number of kept boxes), and the histogram calibrators then fail ("inhomogeneous shape",
+    SSDlite320 MobileNetV3 with 90 classes). No option of quantize_static narrows it, so for the
+    length of one call the selection is intersected with the core's tensors (onnxruntime 1.31's
+    CalibraterBase.select_tensors_to_calibrate; tests/test_quant_ptq.py catches a change of it)."""
+    if tensors is None:
+        yield
+        return
+    from onnxruntime.quantization.calibrate import CalibraterBase  # lazy: heavy optional runtime
+
+    original = CalibraterBase.select_tensors_to_calibrate
+
+    def select(self, model):
+        chosen, value_infos = original(self, model)
+        return chosen & tensors, value_infos
+    CalibraterBase.select_tensors_to_calibrate = select
+    try:
+        yield
+    finally:
+        CalibraterBase.select_tensors_to_calibrate = original
+
+
 def quantize_onnx_file(fp32_path: Path, int8_path: Path, inputs: Sequence[Tensor], observer: str = "histogram",
                        float_modules: Sequence[str] = (), core_only: bool = False,
                        fmt: str = DEFAULT_FORMAT) -> dict:
@@ -152,13 +189,14 @@ def quantize_onnx_file(fp32_path: Path, int8_path: Path, inputs: Sequence[Tensor
         extra = {"ActivationSymmetric": False, "WeightSymmetric": True}
         if method == "Percentile":
             extra["CalibPercentile"] = 99.999
-        quantize_static(str(pre), str(int8_path), reader, quant_format=getattr(QuantFormat, form.quant_format),
-                        per_channel=True, reduce_range=form.reduce_range,
-                        activation_type=getattr(QuantType, form.activations),
-                        weight_type=getattr(QuantType, form.weights),
-                        calibrate_method=getattr(CalibrationMethod, method), nodes_to_exclude=exclude,
-                        nodes_to_quantize=only,
-                        extra_options=extra)
+        with _calibrating_only(_tensors_of(pre, only) if only else None):
+                quantize_static(str(pre), str(int8_path), reader, quant_format=getattr(QuantFormat, form.quant_format),
+                            per_channel=True, reduce_range=form.reduce_range,
+                            activation_type=getattr(QuantType, form.activations),
+                            weight_type=getattr(QuantType, form.weights),
+                            calibrate_method=getattr(CalibrationMethod, method), nodes_to_exclude=exclude,
+                            nodes_to_quantize=only,
+                            extra_options=extra)
     record = form.record()
     if core_only:
         record["method"] += ", core only (decode and NMS float)"
