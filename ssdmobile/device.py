@@ -23,6 +23,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import SSDMobileError
+from .fileio import read_tagged_json
 
 FORMAT = "ssdmobile-device-result"
 VERSION = 1
@@ -247,12 +248,7 @@ def parse_text(text: str, source: str) -> list[DeviceResult]:
     other lines ignored)."""
     stripped = text.strip()
     if stripped.startswith("{"):
-        try:
-            d = json.loads(stripped)
-        except json.JSONDecodeError as e:
-            raise DeviceResultError(f"{source}: not valid JSON ({e})") from None
-        if not isinstance(d, dict) or d.get("format") != FORMAT:
-            raise DeviceResultError(f"{source}: not an ssdmobile device result (no \"format\": \"{FORMAT}\")")
+        read_tagged_json(stripped, source, FORMAT, "device result", DeviceResultError)
         return [_parse_object(stripped, source)]
     found = []
     for n, line in enumerate(text.splitlines(), start=1):

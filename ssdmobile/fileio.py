@@ -91,6 +91,18 @@ def write_json_atomic(path: str | os.PathLike, data: dict) -> Path:
 _created: list[Path] = []
 
 
+def read_tagged_json(text: str, source: str, fmt: str, kind: str, error: type[SSDMobileError]) -> dict:
+    """The JSON object in `text` whose "format" is `fmt` (the tag every file the apps and ssdmobile
+    exchange carries), or `error` in one line naming `source` and saying it is not a `kind`."""
+    try:
+        d = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise error(f"{source}: not valid JSON ({e})") from None
+    if not isinstance(d, dict) or d.get("format") != fmt:
+        raise error(f"{source}: not an ssdmobile {kind} (no \"format\": \"{fmt}\")")
+    return d
+
+
 def prepare_out_dir(out_dir: str | os.PathLike) -> Path:
     """Create `out_dir` (and parents) and prove it writable by creating a file in it: os.access
     says yes to root on read-only mounts, and a failure after minutes of work loses the work."""

@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from . import __version__
 from .errors import SSDMobileError
-from .fileio import write_json_atomic
+from .fileio import read_tagged_json, write_json_atomic
 from .spec import ModelSpec
 
 FORMAT = "ssdmobile-sidecar"
@@ -305,12 +305,7 @@ def _explain(e: ValidationError, source: str) -> str:
 
 
 def _parse(text: str, source: str) -> Sidecar:
-    try:
-        d = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise SidecarError(f"{source}: not valid JSON ({e})") from None
-    if not isinstance(d, dict) or d.get("format") != FORMAT:
-        raise SidecarError(f"{source}: not an ssdmobile sidecar (no \"format\": \"{FORMAT}\")")
+    d = read_tagged_json(text, source, FORMAT, "sidecar", SidecarError)
     version = d.get("schema_version")
     if isinstance(version, int) and version > SCHEMA_VERSION:
         raise SidecarError(f"{source}: schema_version {version} is newer than this ssdmobile understands "
