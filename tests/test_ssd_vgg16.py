@@ -3,30 +3,24 @@ layout, and the two Pascal VOC configurations."""
 import pytest
 import torch
 import torchvision
-from torchvision.io import ImageReadMode, decode_image, read_file
 from torchvision.models.detection.image_list import ImageList
 
-from conftest import randomize_
 from ssdmobile.errors import WeightsError
 from ssdmobile.models import create_model, get_entry
 from ssdmobile.models.ssd_vgg16 import VOC_CLASS_NAMES
+from torchvision_twins import assert_detections_one_to_one, assert_raw_outputs_match, rgb_images, twins
 
 NUM_IMAGES = 2  # VGG16 at 300x300 is ~35 GMACs an image: a few real images, not 16
 
 
 @pytest.fixture(scope="module")
 def models():
-    tv = torchvision.models.detection.ssd300_vgg16(weights=None, weights_backbone=None)
-    randomize_(tv).eval()
-    ours = create_model("ssd300_vgg16")
-    ours.core.load_state_dict(tv.state_dict())
-    return tv, ours.eval()
+    return twins(torchvision.models.detection.ssd300_vgg16, "ssd300_vgg16")
 
 
 @pytest.fixture(scope="module")
 def images(val_image_paths):
-    return [decode_image(read_file(str(p)), mode=ImageReadMode.RGB).float() / 255
-            for p in val_image_paths[:NUM_IMAGES]]
+    return rgb_images(val_image_paths[:NUM_IMAGES])
 
 
 def test_same_state_dict_keys_and_shapes(models):
@@ -59,33 +53,12 @@ def test_anchors_are_torchvisions(models):
     assert (got - expected).abs().max() < 1e-4
 
 
-@torch.no_grad()
 def test_raw_head_outputs_match(models, images):
-    tv, ours = models
-    batch, _ = tv.transform(images)  # torchvision's own transform
-    head = tv.head(list(tv.backbone(batch.tensors).values()))
-    box_encodings, class_logits = ours.forward_core(batch.tensors)
-    assert (box_encodings - head["bbox_regression"]).abs().max() < 1e-5
-    assert (class_logits - head["cls_logits"]).abs().max() < 1e-5
-    assert (ours.preprocess(images) - batch.tensors).abs().max() < 1e-5  # our preprocessing: same input
-    assert torch.softmax(class_logits, -1).max() > 0.5  # randomized: far from uniform
+    assert_raw_outputs_match(*models, images)
 
 
-@torch.no_grad()
 def test_detections_match_one_to_one(models, images):
-    tv, ours = models
-    expected, got = tv(images), ours(images)
-    total = 0
-    for e, g in zip(expected, got):
-        assert len(e["scores"]) == len(g["scores"]) > 0
-        total += len(e["scores"])
-        unused = torch.ones(len(g["scores"]), dtype=torch.bool)
-        for box, score, label in zip(e["boxes"], e["scores"], e["labels"]):
-            ok = (unused & (g["labels"] == label) & ((g["scores"] - score).abs() < 1e-5)
-                  & ((g["boxes"] - box).abs().amax(-1) < 1e-3))
-            assert ok.any(), f"no match for label {label} score {score} box {box.tolist()}"
-            unused[ok.nonzero()[0, 0]] = False
-    assert total > NUM_IMAGES * 10
+    assert_detections_one_to_one(*models, images)
 
 
 def test_official_checkpoint_layout_loads(models, tmp_path, monkeypatch):
