@@ -131,7 +131,12 @@ def test_qat_recipes_load(name, model):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", NEW)
 def test_every_target_exports_and_runs(name, image, tmp_path):
-    """fp32 and int8, raw outputs and NMS in the graph, every target; the runnable ones run here."""
+    """Every target: fp32 with raw outputs (checked against eager) and with NMS in the graph; int8 with NMS
+    in the graph (its quantized core is the raw-output program's; int8 raw outputs of these models are
+    checked against float in test_eager_qnnpack_int8 and by the validate reports); Core ML fp16 with NMS
+    (its pipeline holds the core). The full target x precision x NMS matrix per model is
+    `ssdmobile validate --precisions fp32 fp16 int8 --nms both` (README, family section): this test keeps
+    CI's run short (it was 14 of the suite's 31 minutes with every combination)."""
     det = realistic(name)
     x = det.preprocess([image])
     with torch.no_grad():
@@ -139,7 +144,7 @@ def test_every_target_exports_and_runs(name, image, tmp_path):
     calib = Calibration(str(COCO128), "train2017", 2, "minmax")
     for target in ("torchscript", "onnx", "executorch", "coreml"):
         for precision in ("fp32", "int8") if target != "coreml" else ("fp16",):
-            for nms in (False, True):
+            for nms in (False, True) if precision == "fp32" else (True,):
                 arts = export(det, target, precision, tmp_path / target, nms=nms, calibration=calib, progress=False)
                 if target == "coreml":
                     continue  # converts here; Core ML predicts on macOS only
