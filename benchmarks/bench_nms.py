@@ -52,23 +52,60 @@ LOGIT_SCALE, BACKGROUND_BIAS = 1.2, 26.0
 THRESHOLDS = (1e-3, 1e-2, 0.05, 0.1, 0.3, 0.5)
 
 
-def trained_like_(detector, scale: float = LOGIT_SCALE, background_bias: float = BACKGROUND_BIAS):
+# the real person detector's share of anchors whose score passes each of THRESHOLDS, on the first 32
+# val2017 images (this script's score table): what trained_like_(images=...) fits a model to
+PERSON_SHARES = (0.1387, 0.0294, 0.0099, 0.0059, 0.0025, 0.0016)
+
+
+def trained_like_(detector, scale: float = LOGIT_SCALE, background_bias: float = BACKGROUND_BIAS, images=None):
     """A randomized SSDlite320 whose scores are distributed like a trained detector's: the last
     classification convs' weights x `scale`, their bias `background_bias` for the background and 0
-    for the 90 classes, so background dominates. The two numbers were fitted so that, per image of
-    coco128, the share of anchors whose best class passes each of THRESHOLDS matches the real person
-    detector's share of anchors whose person score does: 10% pass 0.001 for both, and at the higher
-    thresholds the COCO model has 1.3 to 3x more (more high-scoring boxes for NMS to sort out, not
-    fewer). The class mass of an anchor goes mostly to one random class, as in a trained model."""
+    for the 90 classes, so background dominates. The class mass of an anchor goes mostly to one
+    random class, as in a trained model.
+
+    The defaults were fitted for randomize_'s weights: per image of coco128, the share of anchors
+    whose best class passes each of THRESHOLDS then matches the real person detector's (10% pass
+    0.001 for both; at the higher thresholds the COCO model has 1.3 to 3x more: more high-scoring
+    boxes for NMS to sort out, not fewer). Other randomizations (realistic_random_) give logits of
+    another scale, for which they leave no anchor above the threshold: given `images` (preprocessed
+    [1, 3, H, W] inputs), scale and bias are instead fitted on them, by a grid over the scale and a
+    bisection of the bias that puts the share at 0.001 on the person detector's, keeping the scale
+    whose shares at the other thresholds are closest to PERSON_SHARES (in log)."""
     num_classes = detector.spec.num_classes
+    convs = [block[-1] for block in detector.core.head.classification_head.module_list]
     with torch.no_grad():
-        for block in detector.core.head.classification_head.module_list:
-            conv = block[-1]
+        if images is not None:
+            for conv in convs:
+                conv.bias.zero_()
+            logits = torch.cat([detector.forward_core(x)[1][0] for x in images])  # [anchors, classes]
+            scale, background_bias = _fit_scores(logits)
+        for conv in convs:
             conv.weight.mul_(scale)
             bias = torch.zeros(conv.out_channels // num_classes, num_classes)
             bias[:, 0] = background_bias
             conv.bias.copy_(bias.reshape(-1))
     return detector
+
+
+def _fit_scores(logits: torch.Tensor) -> tuple[float, float]:
+    target = torch.tensor(PERSON_SHARES).clamp_min(1e-4).log()
+
+    def shares(s: float, b: float) -> torch.Tensor:
+        z = logits * s
+        z[:, 0] += b
+        best = z.softmax(-1)[:, 1:].amax(1)
+        return torch.stack([(best > t).float().mean() for t in THRESHOLDS])
+
+    best = None
+    for s in torch.logspace(-1, 2, 31).tolist():
+        lo, hi = -100.0, 500.0  # the share above 0.001 falls as the background bias grows
+        for _ in range(40):
+            mid = (lo + hi) / 2
+            lo, hi = (mid, hi) if shares(s, mid)[0] > PERSON_SHARES[0] else (lo, mid)
+        err = float(((shares(s, hi).clamp_min(1e-4).log() - target) ** 2).sum())
+        if best is None or err < best[0]:
+            best = (err, s, hi)
+    return best[1], best[2]
 
 
 MODELS = {

@@ -6,19 +6,21 @@ pass as --weights to `ssdmobile sensitivity`, `quantize`, `export` or `validate`
         --out runs/ssdlite320_mobilenet_v3_large_random.pth
 
 Its outputs detect nothing: measure agreement with float on it (SQNR, matching raw outputs), not AP.
+--trained-like (SSDlite320 MobileNetV3 only) then sets its last classification convs so background
+dominates as in a trained detector (bench_nms.trained_like_, fitted on the same images so 10% of
+the anchors pass the score threshold, the real person detector's share): the number of candidates NMS sees is then
+a trained model's, not the worst case of a random one (every score above the threshold).
 """
 import argparse
-import sys
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from conftest import COCO128  # noqa: E402
-
-from ssdmobile.models import create_model  # noqa: E402
-from ssdmobile.models.weights import realistic_random_  # noqa: E402
-from ssdmobile.quant.ptq import calibration_inputs  # noqa: E402
+from _shared import COCO128
+from bench_nms import trained_like_
+from ssdmobile.models import create_model
+from ssdmobile.models.weights import realistic_random_
+from ssdmobile.quant.ptq import calibration_inputs
 
 
 def main():
@@ -28,15 +30,20 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--data", default=str(COCO128), help="COCO-format dataset root (its train2017 images)")
     ap.add_argument("--images", type=int, default=8, help="train2017 images for the statistics (default 8)")
+    ap.add_argument("--trained-like", action="store_true",
+                    help="background-dominated scores like a trained detector's (SSDlite320 MobileNetV3)")
     args = ap.parse_args()
     torch.set_num_threads(2)
     det = create_model(args.model, None)
-    realistic_random_(det, calibration_inputs(det, args.data, "train2017", args.images), seed=args.seed)
+    inputs = calibration_inputs(det, args.data, "train2017", args.images)
+    realistic_random_(det, inputs, seed=args.seed)
+    if args.trained_like:
+        trained_like_(det.eval(), images=inputs)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     torch.save(det.core.state_dict(), out)  # checkpoints hold the core's state_dict (models.load_into)
     print(f"wrote {out} ({args.model}, seed {args.seed}, statistics from the first {args.images} train2017 images "
-          f"of {args.data}; random weights: agreement only, no AP)")
+          f"of {args.data}{'; trained-like scores' if args.trained_like else ''}; random weights: agreement only, no AP)")
 
 
 if __name__ == "__main__":
