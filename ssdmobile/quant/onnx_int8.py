@@ -21,7 +21,6 @@ without reduce_range: the saturating layout, measured 5-10 dB below qdq-u8s8.
 from __future__ import annotations
 
 import contextlib
-
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -138,7 +137,8 @@ def _calibrating_only(tensors: set[str] | None):
     (the number of kept boxes), and the histogram calibrators then fail ("inhomogeneous shape",
     SSDlite320 MobileNetV3 with 90 classes). No option of quantize_static narrows it, so for the
     length of one call the selection is intersected with the core's tensors (onnxruntime 1.31's
-    CalibraterBase.select_tensors_to_calibrate; tests/test_quant_ptq.py catches a change of it)."""
+    CalibraterBase.select_tensors_to_calibrate; a change of it fails
+    tests/test_quant_mobilenet_v3.py::test_onnx_int8_with_nms_histogram_calibration)."""
     if tensors is None:
         yield
         return
