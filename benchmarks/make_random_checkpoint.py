@@ -7,8 +7,8 @@ pass as --weights to `ssdmobile sensitivity`, `quantize`, `export` or `validate`
 
 Its outputs detect nothing: measure agreement with float on it (SQNR, matching raw outputs), not AP.
 --trained-like (SSDlite320 MobileNetV3 only) then sets its last classification convs so background
-dominates as in a trained detector (bench_nms.trained_like_, fitted on the same images so 10% of
-the anchors pass the score threshold, the real person detector's share): the number of candidates NMS sees is then
+dominates as in a trained detector (bench_nms.trained_like_, fitted on the same images to the real
+person detector's share of anchors above each score threshold): the number of candidates NMS sees is then
 a trained model's, not the worst case of a random one (every score above the threshold).
 """
 import argparse
