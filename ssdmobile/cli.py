@@ -70,7 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
 class _Interrupts:
     """Remembers a Ctrl-C even when the KeyboardInterrupt it raised was swallowed: some third-party
     imports wrap optional imports in a bare `except:` and carry on, and a Ctrl-C landing there would
-    otherwise be lost (the command would go on working)."""
+    otherwise be lost (the command would go on working), or would leave a module half-imported so
+    that something unrelated fails next (seen in CI: numpy.linalg interrupted mid-import, then a
+    RecursionError in numpy's lazy `__getattr__`). After a Ctrl-C, any failure is the interrupt."""
     seen = False
 
     @classmethod
@@ -106,8 +108,15 @@ def main(argv: list[str] | None = None) -> int:
             code = int(args._run(args) or 0)
             _Interrupts.check()
         except SSDMobileError as e:
+            _Interrupts.check()
             print(f"ssdmobile {args.command}: error: {e}", file=sys.stderr)
             code = 2
+        return code
+    except Exception:
+        if not _Interrupts.seen:
+            raise
+        print("ssdmobile: interrupted", file=sys.stderr)  # what broke is the Ctrl-C's doing (see _Interrupts)
+        code = 130
         return code
     except KeyboardInterrupt:
         print("ssdmobile: interrupted", file=sys.stderr)
