@@ -160,3 +160,35 @@ def test_tagged_export_keeps_the_untagged_one(tmp_path):
     sc = read_sidecar(tagged)
     assert sc["artifact"] == tagged.name and sc["quantization"]["float_modules"] == ["cls"]
     assert read_sidecar(plain)["quantization"]["float_modules"] == []
+
+
+class _Cancelling(torch.nn.Module):
+    """A conv whose two input channels are equal and whose weights are +1 and -1: its output is 0
+    whatever the (large) input, so its output scale is the observer's floor and the requantization
+    scale (input scale x weight scale / output scale) is far above the 256 XNNPACK accepts."""
+
+    def __init__(self, cancel: bool):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(2, 2, 1)
+        with torch.no_grad():
+            self.conv.weight.copy_(torch.tensor([[1.0, -1.0], [0.5, -0.5]]).reshape(2, 2, 1, 1) if cancel
+                                   else torch.tensor([[1.0, 0.2], [0.5, 0.3]]).reshape(2, 2, 1, 1))
+            self.conv.bias.zero_()
+
+    def forward(self, x):
+        return self.conv(x.repeat(1, 2, 1, 1))
+
+
+def test_a_requantization_scale_xnnpack_refuses_fails_at_export_in_one_line():
+    """ExecuTorch 1.5.1 aborts the whole process (XNNPACK's unsupported_parameter, then a double free)
+    when it loads such a program: quantize_core_pt2e must refuse it first, naming the layer and the
+    float fallback that avoids it; the fallback then quantizes, and an ordinary conv passes."""
+    from ssdmobile.quant.ptq import quantize_core_pt2e
+
+    inputs = [torch.rand(1, 1, 8, 8) * 1e4 for _ in range(4)]  # activations a trained model never has
+    with pytest.raises(QuantizationError) as e:
+        quantize_core_pt2e(_Cancelling(True), inputs, progress=False)
+    msg = str(e.value)
+    assert "\n" not in msg and "requantization scale" in msg and msg.endswith("--float-modules conv"), msg
+    quantize_core_pt2e(_Cancelling(True), inputs, float_modules=["conv"], progress=False)
+    quantize_core_pt2e(_Cancelling(False), inputs, progress=False)

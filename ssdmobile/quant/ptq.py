@@ -138,7 +138,61 @@ def quantize_core_pt2e(core: nn.Module, inputs: Sequence[Tensor], observer: str 
     graph = export_for_pt2e(core, inputs[0])
     prepared = prepare_pt2e(graph, xnnpack_quantizer(observer, float_modules=float_modules))
     calibrate(prepared, inputs, progress)
-    return _evaluable(convert_pt2e(prepared))
+    converted = convert_pt2e(prepared)
+    check_xnnpack_requantization(converted)
+    return _evaluable(converted)
+
+
+# XNNPACK's range for a quantized conv's or linear's requantization scale, input scale x weight
+# scale / output scale, per output channel. Outside it XNNPACK refuses the operator only when the
+# program is loaded (xnn_status_unsupported_parameter), and ExecuTorch 1.5.1 then aborts the whole
+# process (a double free on that error path: seen with a randomized SSDlite320 whose activations
+# reach 1e4, a requantization scale of 332). Checked on the converted graph so that export fails
+# in one line and writes nothing instead.
+XNNPACK_REQUANT_RANGE = (2.0 ** -32, 256.0)
+_PASS_THROUGH = ("aten.relu.default", "aten.relu_.default", "aten.hardtanh.default", "aten.hardtanh_.default",
+                 "aten.clamp.default")
+
+
+def _scale(graph_module, arg) -> Tensor:
+    if isinstance(arg, torch.fx.Node):  # a get_attr: per-channel scales
+        value = graph_module
+        for part in arg.target.split("."):
+            value = getattr(value, part)
+        return value.detach().double()
+    return torch.tensor(float(arg), dtype=torch.float64)
+
+
+def _module_name(node) -> str:
+    stack = node.meta.get("nn_module_stack") or {}
+    return list(stack.values())[-1][0] if stack else node.name
+
+
+def check_xnnpack_requantization(graph_module) -> None:
+    """QuantizationError naming the first conv or linear whose requantization scale XNNPACK would
+    refuse (XNNPACK_REQUANT_RANGE); its fix is to keep that layer in float (--float-modules)."""
+    low, high = XNNPACK_REQUANT_RANGE
+    for node in graph_module.graph.nodes:
+        if node.op != "call_function" or str(node.target) not in ("aten.conv2d.default", "aten.linear.default"):
+            continue
+        x, w = node.args[0], node.args[1]
+        if not all(isinstance(a, torch.fx.Node) and "dequantize_per" in str(a.target) for a in (x, w)):
+            continue  # left in float
+        out = node
+        while len(out.users) == 1 and str(next(iter(out.users)).target) in _PASS_THROUGH:
+            out = next(iter(out.users))  # conv + relu are one XNNPACK operator
+        q = [u for u in out.users if "quantize_per_tensor" in str(u.target) and "dequantize" not in str(u.target)]
+        if not q:
+            continue
+        ratio = _scale(graph_module, x.args[1]) * _scale(graph_module, w.args[1]) / _scale(graph_module, q[0].args[1])
+        if float(ratio.max()) >= high or float(ratio.min()) < low:
+            bad = float(ratio.max()) if float(ratio.max()) >= high else float(ratio.min())
+            name = _module_name(node)
+            raise QuantizationError(
+                f"int8 for XNNPACK: {name}'s requantization scale (input scale x weight scale / output scale) is "
+                f"{bad:.3g}, outside the [2^-32, 256) XNNPACK accepts (its input range spans "
+                f"{float(_scale(graph_module, x.args[1])) * 255:.3g}, far beyond a trained model's activations); "
+                f"keep it in float: ssdmobile quantize ... --float-modules {name}")
 
 
 def _evaluable(graph_module):

@@ -24,7 +24,7 @@ from torch import nn
 from ..data import open_dataset
 from ..errors import SSDMobileError
 from ..evaluate import label_to_category
-from .ptq import _evaluable, calibrate, with_core, xnnpack_quantizer
+from .ptq import _evaluable, calibrate, check_xnnpack_requantization, with_core, xnnpack_quantizer
 
 
 class TrainingError(SSDMobileError):
@@ -143,7 +143,9 @@ def convert_qat(prepared, detector):
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e  # lazy: heavy optional (torchao)
 
     set_bn_frozen(prepared, True)
-    return with_core(detector, _evaluable(convert_pt2e(prepared)))
+    converted = convert_pt2e(prepared)
+    check_xnnpack_requantization(converted)
+    return with_core(detector, _evaluable(converted))
 
 
 def float_state_dict(prepared, core: nn.Module) -> dict:
