@@ -11,7 +11,8 @@ from conftest import COCO128, PERSON_GRAPH
 from ssdmobile.data import CocoDataset, open_dataset, refuse_shared_images
 from ssdmobile.errors import DatasetError
 from ssdmobile.models import create_model
-from ssdmobile.quant.ptq import Calibration, QuantizationError, calibration_inputs, xnnpack_quantization_config
+from ssdmobile.quant.ptq import (Calibration, QuantizationError, calibration_inputs, quantize_core_pt2e,
+                                 xnnpack_quantization_config)
 from ssdmobile.targets import export, load_predictor
 
 CALIB_IMAGES = 2
@@ -183,8 +184,6 @@ def test_a_requantization_scale_xnnpack_refuses_fails_at_export_in_one_line():
     """ExecuTorch 1.5.1 aborts the whole process (XNNPACK's unsupported_parameter, then a double free)
     when it loads such a program: quantize_core_pt2e must refuse it first, naming the layer and the
     float fallback that avoids it; the fallback then quantizes, and an ordinary conv passes."""
-    from ssdmobile.quant.ptq import quantize_core_pt2e
-
     inputs = [torch.rand(1, 1, 8, 8) * 1e4 for _ in range(4)]  # activations a trained model never has
     with pytest.raises(QuantizationError) as e:
         quantize_core_pt2e(_Cancelling(True), inputs, progress=False)

@@ -147,7 +147,7 @@ def quantize_core_pt2e(core: nn.Module, inputs: Sequence[Tensor], observer: str 
 # scale / output scale, per output channel. Outside it XNNPACK refuses the operator only when the
 # program is loaded (xnn_status_unsupported_parameter), and ExecuTorch 1.5.1 then aborts the whole
 # process (a double free on that error path: seen with a randomized SSDlite320 whose activations
-# reach 1e4, a requantization scale of 332). Checked on the converted graph so that export fails
+# reach 1e6, a requantization scale of 332). Checked on the converted graph so that export fails
 # in one line and writes nothing instead.
 XNNPACK_REQUANT_RANGE = (2.0 ** -32, 256.0)
 _PASS_THROUGH = ("aten.relu.default", "aten.relu_.default", "aten.hardtanh.default", "aten.hardtanh_.default",
@@ -188,10 +188,11 @@ def check_xnnpack_requantization(graph_module) -> None:
         if float(ratio.max()) >= high or float(ratio.min()) < low:
             bad = float(ratio.max()) if float(ratio.max()) >= high else float(ratio.min())
             name = _module_name(node)
+            span = float(_scale(graph_module, x.args[1])) * 255
+            why = f"its input range spans {span:.3g}" + (", far beyond a trained model's activations" if bad >= high else "")
             raise QuantizationError(
                 f"int8 for XNNPACK: {name}'s requantization scale (input scale x weight scale / output scale) is "
-                f"{bad:.3g}, outside the [2^-32, 256) XNNPACK accepts (its input range spans "
-                f"{float(_scale(graph_module, x.args[1])) * 255:.3g}, far beyond a trained model's activations); "
+                f"{bad:.3g}, outside the [2^-32, 256) XNNPACK accepts ({why}); "
                 f"keep it in float: ssdmobile quantize ... --float-modules {name}")
 
 
