@@ -171,6 +171,59 @@ def golden_json(manifest: dict | ArtifactGolden) -> str:
     return parse_golden(text, "golden data being written").model_dump_json(indent=1)
 
 
+# -- reference data (host -> the apps' tests) ----------------------------------------------------------
+
+REFERENCE_FORMAT = "ssdmobile-reference"
+REFERENCE_VERSION = 1
+REFERENCE_MANIFEST = "reference.json"
+
+
+class TensorFile(_Model):
+    file: str
+    """Beside reference.json, little-endian, C order."""
+    shape: list[int]
+    dtype: Literal["float32", "uint8"]
+
+
+class ReferenceDetections(_Model):
+    count: int = Field(ge=0)
+    boxes: list[Annotated[list[float], Field(min_length=4, max_length=4)]]
+    """Normalized x1, y1, x2, y2."""
+    scores: list[float]
+    labels: list[int]
+    boxes_pixels: list[Annotated[list[float], Field(min_length=4, max_length=4)]]
+    """The boxes in the source image's pixels (x * width, y * height)."""
+
+
+class ReferenceImage(_Model):
+    image: str
+    width: int = Field(ge=1)
+    height: int = Field(ge=1)
+    rgb: TensorFile
+    """The decoded image, uint8 [H, W, 3] RGB."""
+    input: TensorFile
+    """The core input the reference preprocessing makes of it, in the model's layout."""
+    box_encodings: TensorFile
+    class_logits: TensorFile
+    detections: ReferenceDetections
+    """What Detector.decode + ops.boxes.nms_per_class make of the raw outputs."""
+
+
+class ReferenceData(_Model):
+    """reference.json: the Python reference run on real images (`ssdmobile golden`), which the apps'
+    own preprocessing, decode and NMS are tested against."""
+    model_config = ConfigDict(title="ssdmobile reference data")
+
+    format: Literal["ssdmobile-reference"]
+    version: Literal[1]
+    model: str
+    weights: str
+    logit_scale: float
+    sidecar: str
+    """The sidecar file beside reference.json (target "reference", NMS not in the graph)."""
+    images: Annotated[list[ReferenceImage], Field(min_length=1)]
+
+
 # -- device results (app -> host) ---------------------------------------------------------------------
 
 

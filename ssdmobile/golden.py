@@ -8,7 +8,7 @@ the raw tensors and must land within 1e-4 of these numbers.
 
 Layout of the output directory (generated, never committed):
   sidecar.json                 build_sidecar(...) for the model, target "reference", NMS not in graph
-  golden.json                  manifest: one entry per image, expected detections inline
+  reference.json               manifest (ssdmobile.device.ReferenceData): one entry per image, detections inline
   <stem>.rgb.u8                decoded image, uint8 HWC RGB
   <stem>.input.f32             core input [1, 3, H, W] float32 little-endian (the model's layout)
   <stem>.box_encodings.f32     [A, 4] float32 little-endian
@@ -28,9 +28,8 @@ from .errors import ImageError
 from .ops.boxes import nms_per_class
 from .sidecar import build_sidecar, write_sidecar
 from .spec import ModelSpec
+from .device import REFERENCE_FORMAT, REFERENCE_MANIFEST, REFERENCE_VERSION, ReferenceData
 from .fileio import atomic_directory, write_json_atomic
-
-GOLDEN_FORMAT = "ssdmobile-golden"
 
 
 def apply_overrides(spec: ModelSpec, overrides: list[str]) -> ModelSpec:
@@ -56,7 +55,7 @@ def _floats(t: torch.Tensor) -> list:
 @torch.no_grad()
 def write_golden(detector, image_paths: list[str | os.PathLike], out_dir: str | os.PathLike, *,
                  weights: str, logit_scale: float = 1.0) -> Path:
-    """Run the reference on each image and write the golden directory; returns golden.json's path.
+    """Run the reference on each image and write the reference directory; returns reference.json's path.
     logit_scale multiplies the class logits before they are written and scored: random weights
     give logits so large that sigmoid saturates to exactly 1.0 in float32, and then the order
     among tied scores, not the post-processing, decides which boxes make the cut."""
@@ -65,7 +64,7 @@ def write_golden(detector, image_paths: list[str | os.PathLike], out_dir: str | 
     final = Path(out_dir)
     with atomic_directory(final) as out:  # an image that fails leaves no partial golden folder
         _write_golden(detector, [Path(p) for p in image_paths], out, weights, logit_scale)
-    return final / "golden.json"
+    return final / REFERENCE_MANIFEST
 
 
 def _write_golden(detector, image_paths: list[Path], out: Path, weights: str, logit_scale: float) -> None:
@@ -109,7 +108,6 @@ def _write_golden(detector, image_paths: list[Path], out: Path, weights: str, lo
             "detections": {"count": int(kb.shape[0]), "boxes": _floats(kb), "scores": _floats(ks),
                            "labels": kl.tolist(), "boxes_pixels": _floats(kb * scale)},
         })
-    manifest = {"format": GOLDEN_FORMAT, "version": 1, "model": spec.name, "weights": weights,
-                "logit_scale": logit_scale,
-                "sidecar": "sidecar.json", "images": entries}
-    write_json_atomic(out / "golden.json", manifest)
+    manifest = ReferenceData(format=REFERENCE_FORMAT, version=REFERENCE_VERSION, model=spec.name, weights=weights,
+                             logit_scale=float(logit_scale), sidecar="sidecar.json", images=entries)
+    write_json_atomic(out / REFERENCE_MANIFEST, manifest.to_dict())

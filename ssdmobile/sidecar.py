@@ -29,12 +29,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from . import __version__
 from .errors import SSDMobileError
 from .fileio import read_tagged_json, write_json_atomic
+from .spec import BoxCoder as SpecBoxCoder
 from .spec import ModelSpec
+from .spec import Postprocess as SpecPostprocess
+from .spec import Preprocess as SpecPreprocess
 
 FORMAT = "ssdmobile-sidecar"
-# Unchanged by the typed models: every sidecar written before them validates. Bump it only when a
-# field is removed or changes meaning or type (apps refuse a newer version with "update the app").
-SCHEMA_VERSION = 1
+# Bumped when a field is removed or changes meaning or type (apps refuse a newer version with
+# "update the app"). 2: the model's settings are stored once (preprocess, decode, nms), no `spec` copy.
+SCHEMA_VERSION = 2
 
 
 class SidecarError(SSDMobileError):
@@ -194,38 +197,12 @@ class ExecuTorch(_Model):
     delegation: Delegation
 
 
-class SpecPreprocess(_Model):
-    size: Ints2
-    resize: Literal["bilinear", "tf1_bilinear"]
-    mean: Floats3
-    std: Floats3
-    layout: Literal["NCHW", "NHWC"]
-
-
-class SpecPostprocess(_Model):
-    score: Literal["softmax", "sigmoid"]
-    score_thresh: float
-    iou_thresh: float
-    topk_candidates: int | None
-    max_per_class: int | None
-    max_detections: int
-
-
-class SpecRecord(_Model):
-    """ModelSpec.to_dict(): what the Python runtime rebuilds the Detector from."""
-    name: str
-    preprocess: SpecPreprocess
-    class_names: list[str]
-    box_coder: BoxCoder
-    postprocess: SpecPostprocess
-
-
 class Sidecar(_Model):
     """The sidecar JSON of one ssdmobile artifact."""
     model_config = ConfigDict(title="ssdmobile sidecar")
 
     format: Literal["ssdmobile-sidecar"]
-    schema_version: Literal[1]
+    schema_version: Literal[2]
     ssdmobile_version: str
     model: str
     target: str
@@ -244,7 +221,6 @@ class Sidecar(_Model):
     nms: Nms
     quantization: Quantization | None
     checkpoint: Checkpoint | None
-    spec: SpecRecord
     metrics: Metrics | None
     """Null until `ssdmobile validate` has measured the artifact."""
     # written by the exporters, not by every writer (golden files, hand-made test sidecars)
@@ -262,6 +238,19 @@ class Sidecar(_Model):
         """The JSON object, with exactly the fields that were set (an optional field left out
         stays out, a null stays null)."""
         return self.model_dump(mode="json", exclude_unset=True)
+
+    def model_spec(self) -> ModelSpec:
+        """The ModelSpec the artifact was exported with, from the one place the sidecar keeps it
+        (what the Python runtime rebuilds the Detector around the artifact from)."""
+        p, n, bc = self.preprocess, self.nms, self.decode.box_coder
+        return ModelSpec(
+            name=self.model,
+            preprocess=SpecPreprocess(size=tuple(p.size), resize=p.resize, mean=tuple(p.mean), std=tuple(p.std)),
+            class_names=tuple(self.class_names),
+            box_coder=SpecBoxCoder(weights=tuple(bc.weights), order=bc.order, clamp=bc.clamp),
+            postprocess=SpecPostprocess(score=self.decode.score, score_thresh=n.score_thresh, iou_thresh=n.iou_thresh,
+                                        topk_candidates=n.topk_candidates, max_per_class=n.max_per_class,
+                                        max_detections=n.max_detections))
 
 
 def _required_paths(model: type[BaseModel], prefix: str = "") -> tuple[str, ...]:
@@ -310,6 +299,9 @@ def _parse(text: str, source: str) -> Sidecar:
     if isinstance(version, int) and version > SCHEMA_VERSION:
         raise SidecarError(f"{source}: schema_version {version} is newer than this ssdmobile understands "
                            f"({SCHEMA_VERSION}); update ssdmobile")
+    if isinstance(version, int) and version < SCHEMA_VERSION:
+        raise SidecarError(f"{source}: schema_version {version} was written by an older ssdmobile "
+                           f"(this one writes {SCHEMA_VERSION}); export the artifact again")
     try:
         return Sidecar.model_validate_json(text)
     except ValidationError as e:
@@ -376,7 +368,6 @@ def build_sidecar(spec: ModelSpec, anchors, *, target: str, precision: str, arti
                 "max_detections": pp.max_detections},
         "quantization": quantization,
         "checkpoint": checkpoint,
-        "spec": spec.to_dict(),
         "metrics": None,
     }
     if extra:

@@ -145,7 +145,7 @@ def test_build_sidecar_returns_the_validated_dict(validator, detector):
     assert not schema_errors(validator, d)
     assert d["nms"]["max_per_class"] is None and "max_per_class" in d["nms"]  # null, never absent
     assert "opset" not in d and d["runtime"] == "executorch.runtime"  # optional fields only where written
-    assert d["spec"]["preprocess"]["size"] == [64, 64]  # the JSON, not ModelSpec's tuples
+    assert d["preprocess"]["size"] == [64, 64] and "spec" not in d  # the JSON, not ModelSpec's tuples; stored once
     assert "nms.max_per_class" in REQUIRED_FIELDS and "artifact_sha256" not in REQUIRED_FIELDS
 
 
@@ -180,7 +180,8 @@ BAD = [  # (field, new value or ... to delete, what the error says)
     ("colour", "red", "unknown field colour"),
     ("quantization", {"dtype": "int8"}, "lacks quantization.weights, quantization.activations, quantization.method"),
     ("checkpoint", {"sha256": "abc"}, "checkpoint.sha256: string should match pattern"),
-    ("schema_version", 2, "schema_version 2 is newer than this ssdmobile understands"),
+    ("schema_version", 3, "schema_version 3 is newer than this ssdmobile understands"),
+    ("schema_version", 1, "schema_version 1 was written by an older ssdmobile"),
     ("format", "other", "not an ssdmobile sidecar"),
 ]
 

@@ -17,6 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from ..detector import Detector
+from ..sidecar import Sidecar, to_sidecar
 from ..spec import ModelSpec
 from ._base import ArtifactError, Runner, RuntimeUnavailable, check_sidecar
 
@@ -30,8 +31,8 @@ class _ArtifactCore(nn.Module):
         return self.runner.run(x)
 
 
-def spec_from_sidecar(sidecar: dict) -> ModelSpec:
-    return ModelSpec.from_dict(sidecar["spec"])
+def spec_from_sidecar(sidecar: dict | Sidecar) -> ModelSpec:
+    return to_sidecar(sidecar).model_spec()
 
 
 class Predictor:

@@ -5,7 +5,10 @@ pydantic models:
     golden.schema.json         ssdmobile.device.ArtifactGolden: golden data for the apps' drift check
     device_result.schema.json  ssdmobile.device.DeviceResult: what the apps' benchmark screens write
 
-    python -m ssdmobile.schema            rewrite them from the models
+and, from the same models (ssdmobile.schema.codegen), the Kotlin data classes of
+android_demo/postprocess and the Swift Codable structs of ios_demo/SSDMobileKit, with their decoders:
+
+    python -m ssdmobile.schema            rewrite all of them from the models
     python -m ssdmobile.schema --check    exit 1 if a committed file is stale (tests do the same)
 
 The files are committed (and shipped in the package) so the apps, their tests and anyone else can
@@ -52,16 +55,24 @@ def schema_text(path: Path = SCHEMA_FILE) -> str:
     return json.dumps(model_schema(path), indent=2, sort_keys=False) + "\n"
 
 
+def expected_files() -> dict[Path, str]:
+    """Every generated file and its text: the JSON Schemas, the Kotlin and the Swift types."""
+    from .codegen import generated_files
+
+    return {**{p: schema_text(p) for p in SCHEMAS}, **generated_files()}
+
+
 def write_schemas() -> list[Path]:
     written = []
-    for path in SCHEMAS:
-        text = schema_text(path)
+    for path, text in expected_files().items():
+        path.parent.mkdir(parents=True, exist_ok=True)
         written.append(atomic_write(path, lambda tmp, text=text: Path(tmp).write_text(text)))
     return written
 
 
 def stale_files() -> list[Path]:
-    return [p for p in SCHEMAS if not p.is_file() or p.read_text() != schema_text(p)]
+    """Generated files whose text differs from what the models generate now, or that are missing."""
+    return [p for p, text in expected_files().items() if not p.is_file() or p.read_text() != text]
 
 
 def is_stale(path: str | Path = SCHEMA_FILE) -> bool:
