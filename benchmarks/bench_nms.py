@@ -38,6 +38,7 @@ from ssdmobile.bench import machine_info, measure_interleaved
 from ssdmobile.data import load_image
 from ssdmobile.export._common import ExportRequest, artifact_stem, example_input
 from ssdmobile.export._tensor_nms import traceable
+from ssdmobile.export.executorch import lower
 from ssdmobile.models import create_model
 from ssdmobile.models.weights import randomize_
 from ssdmobile.quant.ptq import Calibration
@@ -166,17 +167,12 @@ def etdump_profile(det, nms: bool, runs: int, out: Path) -> list[list]:
     """ExecuTorch's own profile of the program (ETRecord + ETDump + Inspector): the median ms of
     every XNNPACK delegate call and of each op kind that runs outside the delegate. The Python
     runtime writes ETDumps when it is built with the event tracer, as the pip wheel is."""
-    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner  # lazy: heavy optional runtime
     from executorch.devtools import Inspector  # lazy: heavy optional runtime
-    from executorch.exir import to_edge_transform_and_lower  # lazy: heavy optional runtime
     from executorch.runtime import Runtime  # lazy: heavy optional runtime
 
     out.mkdir(parents=True, exist_ok=True)
     x = example_input(det)
-    with torch.no_grad():
-        exported = torch.export.export(traceable(det, nms), (x,), strict=False)
-    program = to_edge_transform_and_lower(exported, partitioner=[XnnpackPartitioner()],
-                                          generate_etrecord=True).to_executorch()
+    program = lower(traceable(det, nms), (x,), generate_etrecord=True).to_executorch()
     (out / "program.pte").write_bytes(program.buffer)
     program.get_etrecord().save(str(out / "etrecord.bin"))
     loaded = Runtime.get().load_program(out / "program.pte", enable_etdump=True)

@@ -25,18 +25,16 @@ import torch
 
 from ssdmobile.bench import machine_info, measure_interleaved
 from ssdmobile.export._tensor_nms import TensorNMS
+from ssdmobile.export.executorch import lower
 from ssdmobile.models import create_model
 from ssdmobile.table import print_table
 
 
 def program(module: torch.nn.Module, inputs: tuple, path: Path):
     """The module as an XNNPACK-delegated ExecuTorch program, loaded: its forward method."""
-    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner  # lazy: heavy optional runtime
-    from executorch.exir import to_edge_transform_and_lower  # lazy: heavy optional runtime
     from executorch.runtime import Runtime  # lazy: heavy optional runtime
 
-    exported = torch.export.export(module, inputs, strict=False)
-    path.write_bytes(to_edge_transform_and_lower(exported, partitioner=[XnnpackPartitioner()]).to_executorch().buffer)
+    path.write_bytes(lower(module, inputs).to_executorch().buffer)
     return Runtime.get().load_program(path).load_method("forward")
 
 
@@ -63,13 +61,13 @@ def main() -> None:
             module = TensorNMS(pp, anchors, fg, pool=pool, block=block, iterations=iterations).eval()
             method = program(module, (boxes, scores), out / f"{name}_{pool}_{block}_{iterations}.pte")
             fns[(name, variant)] = lambda m=method, b=boxes, s=scores: m.execute([b, s])
-            rows.append((name, module.pool, block, iterations, pp.max_detections))
+            rows.append((name, variant, module.pool, block, iterations, pp.max_detections))
     t = measure_interleaved(fns, args.runs, args.warmup, args.threads)
     m = machine_info()
     print(f"ExecuTorch (XNNPACK) programs of TensorNMS alone, median of {args.runs} runs round-robin, "
           f"{args.threads} threads; {m['cpu']} ({m['cores']} cores visible)")
-    table = [[name, str(pool), str(block), str(it), str(maxd), f"{t[(name, v)].median_ms:.2f}"]
-             for (name, pool, block, it, maxd), v in zip(rows, [v for _ in args.models for v in args.variants])]
+    table = [[name, str(pool), str(block), str(it), str(maxd), f"{t[(name, variant)].median_ms:.2f}"]
+             for name, variant, pool, block, it, maxd in rows]
     print_table(["model", "pool", "block", "rounds", "max detections", "median ms"], table, markdown=True)
 
 

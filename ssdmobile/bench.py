@@ -23,6 +23,14 @@ class Timing:
         return asdict(self)
 
 
+def median_p90(times_ms: list[float]) -> tuple[float, float]:
+    """The median (mean of the two middle values for an even count) and the p90 =
+    sorted[min(n - 1, round_half_even(0.9 * (n - 1)))] of timed runs: the definition the apps'
+    LatencyStats share (tests/vectors/latency.json)."""
+    ts = sorted(times_ms)
+    return statistics.median(ts), ts[min(len(ts) - 1, int(round(0.9 * (len(ts) - 1))))]
+
+
 def machine_info() -> dict:
     cpu = platform.processor() or platform.machine()
     try:
@@ -46,9 +54,7 @@ def measure(fn: Callable[[], object], runs: int = 50, warmup: int = 5, threads: 
         t0 = time.perf_counter()
         fn()
         times.append((time.perf_counter() - t0) * 1e3)
-    times.sort()
-    p90 = times[min(len(times) - 1, int(round(0.9 * (len(times) - 1))))]
-    return Timing(statistics.median(times), p90, runs, threads or torch.get_num_threads())
+    return Timing(*median_p90(times), runs, threads or torch.get_num_threads())
 
 
 def measure_interleaved(fns: dict[str, Callable[[], object]], runs: int = 50, warmup: int = 5,
@@ -74,7 +80,5 @@ def measure_interleaved(fns: dict[str, Callable[[], object]], runs: int = 50, wa
             times[name].append((time.perf_counter() - t0) * 1e3)
     out = {}
     for name, ts in times.items():
-        ts.sort()
-        p90 = ts[min(len(ts) - 1, int(round(0.9 * (len(ts) - 1))))]
-        out[name] = Timing(statistics.median(ts), p90, runs, threads or torch.get_num_threads())
+        out[name] = Timing(*median_p90(ts), runs, threads or torch.get_num_threads())
     return out

@@ -20,7 +20,7 @@ from pathlib import Path
 from .errors import SSDMobileError
 from .fileio import prepare_out_dir
 from .runtime import check_sidecar
-from .sidecar import golden_path, read_sidecar, sidecar_path, write_sidecar
+from .sidecar import Sidecar, golden_path, load_sidecar, sidecar_path, write_sidecar
 from .targets import get_target
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -58,7 +58,7 @@ def _app(name: str) -> App:
     return APPS[name]
 
 
-def check_artifact(app: str, artifact: str | os.PathLike) -> dict:
+def check_artifact(app: str, artifact: str | os.PathLike) -> Sidecar:
     """Everything that can be wrong before copying, with the target table's own checks (the file is
     what its suffix says, the sidecar describes this very file); returns the sidecar."""
     spec = _app(app)
@@ -72,9 +72,9 @@ def check_artifact(app: str, artifact: str | os.PathLike) -> dict:
         raise BundleError(f"the {app} app loads {spec.suffix} artifacts from `ssdmobile export --target "
                           f"{spec.target}`, not {path.name}{hint}")
     target.check_file(path)
-    sidecar = read_sidecar(path)  # SidecarError (an SSDMobileError) when missing or incomplete
+    sidecar = load_sidecar(path)  # SidecarError (an SSDMobileError) when missing or incomplete
     check_sidecar(path, sidecar, target.name)
-    if spec.needs_nms and not sidecar["nms"]["in_graph"]:
+    if spec.needs_nms and not sidecar.nms.in_graph:
         raise BundleError(f"{path.name} has no NMS pipeline; the {app} app needs one (Vision returns "
                           f"VNRecognizedObjectObservation only then): export with --target {spec.target} --nms")
     return sidecar

@@ -265,6 +265,26 @@ def _detections(predictor: Predictor, outputs: list[np.ndarray], sidecar: dict, 
     return predictor.detections(shaped, [size])[0]
 
 
+def raw_difference(float_values, device_values, rtol: float, atol: float) -> tuple[float, bool]:
+    """The raw-output rule, on one output's values (flat; the device's as the apps hold them, float32):
+    -> (the largest |device - float|, whether every value passes). In double, as BundledProgram's
+    check and the apps' comparators: a value passes when |device - float| <= atol + rtol * |device|;
+    a non-finite difference fails and is left out of the largest (0.0 when none is finite)."""
+    got = np.asarray(device_values, dtype=np.float64).reshape(-1)
+    want = np.asarray(float_values, dtype=np.float64).reshape(-1)
+    diff = np.abs(got - want)
+    finite = np.isfinite(diff)
+    max_diff = float(diff[finite].max()) if finite.any() else 0.0
+    return max_diff, bool(finite.all() and (diff <= atol + np.abs(rtol * got)).all())
+
+
+def verdict(non_finite: int, raw_within: bool | None, matched: int, min_images_matched: int) -> bool:
+    """The drift check passes when no device output is NaN or infinite, the raw outputs are within
+    tolerance (None: NMS in the graph, no raw outputs to compare) and at least min_images_matched
+    images' detections match (an image with a non-finite output never counts as matched)."""
+    return non_finite == 0 and raw_within is not False and matched >= min_images_matched
+
+
 def compare(manifest: dict, sidecar: dict, outputs: Sequence[Sequence[np.ndarray]], folder: Path,
             tol: Tolerances | None = None) -> DriftResult:
     """The drift check on `outputs` (per image, the artifact's outputs in sidecar order, as flat
@@ -282,15 +302,11 @@ def compare(manifest: dict, sidecar: dict, outputs: Sequence[Sequence[np.ndarray
         non_finite += sum(int((~np.isfinite(o)).sum()) for o in outs)
         if raw:
             for got, name in zip(outs, entry["float_outputs"]):
-                # in double, as BundledProgram's check and the apps' comparators
-                got, want = got.astype(np.float64), np.fromfile(folder / name, dtype="<f4").astype(np.float64)
+                want = np.fromfile(folder / name, dtype="<f4")
                 if got.shape != want.shape:
                     raise GoldenError(f"{entry['image']}: an output has {got.size} values, the float one {want.size}")
-                diff = np.abs(got - want)
-                finite = np.isfinite(diff)
-                if finite.any():
-                    max_diff = max(max_diff, float(diff[finite].max()))
-                within &= bool(finite.all() and (diff <= tol.atol + np.abs(tol.rtol * got)).all())
+                diff, ok = raw_difference(want, got, tol.rtol, tol.atol)
+                max_diff, within = max(max_diff, diff), within and ok
         h, w = entry["height"], entry["width"]
         scale = torch.tensor([w, h, w, h], dtype=torch.float32)
         d = entry["detections"]
@@ -300,7 +316,7 @@ def compare(manifest: dict, sidecar: dict, outputs: Sequence[Sequence[np.ndarray
         matched += got is not None and detections_match(ref, got, manifest["max_detections"], tol.box_tol_px,
                                                         tol.score_tol)
     raw_ok = within if raw else None
-    passed = non_finite == 0 and raw_ok is not False and matched >= tol.min_images_matched
+    passed = verdict(non_finite, raw_ok, matched, tol.min_images_matched)
     return DriftResult(images=len(images), max_abs_diff_raw=max_diff if raw else None, raw_within_tolerance=raw_ok,
                        non_finite=non_finite, detections_matched=matched, min_images_matched=tol.min_images_matched,
                        passed=passed)

@@ -41,7 +41,7 @@ from .runtime import executorch as executorch_runtime
 from .runtime import onnx as onnx_runtime
 from .runtime import torchscript as torchscript_runtime
 from .runtime._base import ArtifactError
-from .sidecar import read_sidecar, sidecar_path
+from .sidecar import load_sidecar, read_sidecar, sidecar_path
 
 PRECISIONS = ("fp32", "fp16", "int8")
 
@@ -268,7 +268,7 @@ def load_runner(artifact: str | os.PathLike, threads: int | None = None) -> Runn
         raise ArtifactError(f"artifact not found: {path}")
     t = target_for_path(path)
     t.check_file(path)  # content vs extension, before trusting anything else
-    sidecar = read_sidecar(path)
+    sidecar = load_sidecar(path)
     check_sidecar(path, sidecar, t.name)
     return t.load(path, sidecar, threads)
 

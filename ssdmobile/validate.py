@@ -28,7 +28,7 @@ from .export import Artifact, PrecisionNotAvailable
 from .fileio import sha256_file, size_bytes
 from .quant.ptq import Calibration
 from .runtime import Predictor, check_sidecar
-from .sidecar import read_sidecar, sidecar_path, write_sidecar
+from .sidecar import Latency, Metrics, load_sidecar, sidecar_path, write_sidecar
 from .targets import (PRECISIONS, TARGETS, check_precision, export, get_target, int8_formats_for, load_runner,
                       target_for_path)
 
@@ -198,16 +198,16 @@ class _Run:
         its detections on the gallery's images), or (None, None) where the runtime cannot run here
         (its file is verified instead)."""
         row.artifact, row.size_mb = str(path), size_bytes(path) / 1e6
-        sidecar = read_sidecar(path)
-        row.sha256 = sidecar.get("artifact_sha256") or sha256_file(path)
-        row.delegation = (sidecar.get("executorch") or {}).get("delegation")
+        sidecar = load_sidecar(path)
+        row.sha256 = sidecar.artifact_sha256 or sha256_file(path)
+        row.delegation = sidecar.executorch.delegation.model_dump() if sidecar.executorch else None
         target = target_for_path(path)
         if not target.runs_here():
             row.notes["verified"] = target.verify(path)
             row.status = f"verified, not run: {target.name} does not run on this machine (drift measured where it runs)"
             return None, None
         runner = load_runner(path, threads=self.opts.threads)
-        row.runtime = sidecar.get("runtime", "")
+        row.runtime = sidecar.runtime or ""
         predictor = Predictor(runner)
         dets, max_diff, matched = {}, 0.0, 0
         for i, (x, size, image_id) in enumerate(tqdm(list(zip(self.inputs, self.sizes, self.ids)), desc=row.label,
@@ -347,23 +347,21 @@ def _given_artifact(path, model: str) -> tuple[Path, Row]:
         raise SSDMobileError(f"artifact not found: {path}")
     target = target_for_path(path)
     target.check_file(path)  # not what its suffix says, or truncated: before any work
-    sc = read_sidecar(path)
+    sc = load_sidecar(path)
     check_sidecar(path, sc, target.name)
-    if sc["model"] != model:
-        raise SSDMobileError(f"{path} was exported from {sc['model']!r}, not from {model!r} (pass --model "
-                             f"{sc['model']} and its --weights)")
-    stem, base = path.name.split(".")[0], f"_{sc['target']}_{sc['precision']}"
+    if sc.model != model:
+        raise SSDMobileError(f"{path} was exported from {sc.model!r}, not from {model!r} (pass --model "
+                             f"{sc.model} and its --weights)")
+    stem, base = path.name.split(".")[0], f"_{sc.target}_{sc.precision}"
     variant = stem.split(base, 1)[1].strip("_") if base in stem else stem
-    return path, Row(sc["target"], sc["precision"], bool(sc["nms"]["in_graph"]), variant=variant or "given")
+    return path, Row(sc.target, sc.precision, sc.nms.in_graph, variant=variant or "given")
 
 
 def _record_metrics(row: Row, ap_eager: float, opts: ValidateOptions) -> None:
     """The sidecar carries the measured drift, so apps and users see it beside the artifact."""
     path = Path(row.artifact)
-    sc = read_sidecar(path)
-    sc["metrics"] = {"ap": row.ap, "ap_eager": ap_eager, "delta_ap": row.delta_ap,
-                     "max_abs_diff_raw": row.max_abs_diff, "detections_match": row.det_match,
-                     "images": row.notes["images"], "classes": row.notes["classes"],
-                     "latency_ms": {"median": row.latency_median_ms, "p90": row.latency_p90_ms,
-                                    "threads": opts.threads, "runs": opts.runs}, "machine": machine_info()}
-    write_sidecar(sidecar_path(path), sc)
+    metrics = Metrics(ap=row.ap, ap_eager=ap_eager, delta_ap=row.delta_ap, max_abs_diff_raw=row.max_abs_diff,
+                      detections_match=row.det_match, images=row.notes["images"], classes=row.notes["classes"],
+                      latency_ms=Latency(median=row.latency_median_ms, p90=row.latency_p90_ms, threads=opts.threads,
+                                         runs=opts.runs), machine=machine_info())
+    write_sidecar(sidecar_path(path), load_sidecar(path).model_copy(update={"metrics": metrics}))

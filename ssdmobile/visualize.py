@@ -212,3 +212,35 @@ def save_png(image: Tensor, path: str | os.PathLike) -> Path:
     """uint8 [3, H, W] -> PNG, written atomically."""
     pil = Image.fromarray(image.permute(1, 2, 0).contiguous().numpy())
     return atomic_write(path, lambda tmp: pil.save(tmp, format="PNG", optimize=False))
+
+
+PREVIEW_MODES = ("fill", "fit", "crop")
+
+
+def preview_box(box: Sequence[float], src_w: int, src_h: int, view_w: int, view_h: int, mode: str,
+                mirror: bool = False) -> tuple[float, float, float, float]:
+    """A normalized (x1, y1, x2, y2) box of a src_w x src_h image -> (left, top, right, bottom) in the
+    pixels of a view_w x view_h view showing that image with a scale mode, as the apps draw it
+    (PreviewMapping.kt, line for line, in float32 as Kotlin and Swift compute):
+      "fill": stretched to the view on both axes;
+      "fit": scaled uniformly to fit inside, centered, letterboxed;
+      "crop": scaled uniformly to cover the view, centered, the overflow cropped.
+    `mirror` flips horizontally (a front camera's preview). Nothing is clipped to the view."""
+    if min(src_w, src_h, view_w, view_h) <= 0:
+        raise ValueError("sizes must be positive")
+    if mode not in PREVIEW_MODES:
+        raise ValueError(f"unknown scale mode {mode!r} (one of {', '.join(PREVIEW_MODES)})")
+    f = np.float32
+    sw, sh, vw, vh = f(src_w), f(src_h), f(view_w), f(view_h)
+    x1, y1, x2, y2 = (f(v) for v in box)
+    if mode == "fill":
+        sx, sy = vw / sw, vh / sh
+    else:
+        sx = min(vw / sw, vh / sh) if mode == "fit" else max(vw / sw, vh / sh)
+        sy = sx
+    off_x = (vw - sw * sx) / f(2)
+    off_y = (vh - sh * sy) / f(2)
+    left, right = x1 * sw * sx + off_x, x2 * sw * sx + off_x
+    if mirror:
+        left, right = vw - right, vw - left
+    return float(left), float(y1 * sh * sy + off_y), float(right), float(y2 * sh * sy + off_y)

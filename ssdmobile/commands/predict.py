@@ -7,7 +7,7 @@ import torch
 from ..data import image_files, load_image
 from ..errors import SSDMobileError
 from ..models import create_model, get_entry
-from ..sidecar import read_sidecar
+from ..sidecar import load_sidecar
 from ..targets import load_predictor
 from ..visualize import boxes, compare_picture, draw_detections, save_png, with_caption
 from ._args import count, existing_path, number, output_dir
@@ -56,7 +56,7 @@ def run(args):
     predictor = load_predictor(args.artifact, threads=args.threads) if args.artifact else None
     detector = None
     if not args.artifact or args.compare:
-        name = args.model or (read_sidecar(args.artifact)["model"] if args.artifact else DEFAULT_MODEL)
+        name = args.model or (load_sidecar(args.artifact).model if args.artifact else DEFAULT_MODEL)
         get_entry(name)
         detector = create_model(name, weights=args.weights or "default").eval()
         if predictor is not None and predictor.spec.name != detector.spec.name:
@@ -97,7 +97,8 @@ def _note_other_weights(detector, artifact) -> None:
     its float start), but said."""
     if not artifact or detector.weights is None:
         return
-    recorded = (read_sidecar(artifact).get("checkpoint") or {}).get("sha256")
+    checkpoint = load_sidecar(artifact).checkpoint
+    recorded = checkpoint.sha256 if checkpoint else None
     if recorded and recorded != detector.weights.sha256:
         log.warning(f"note: {artifact} was exported from other weights (sha256 {recorded[:12]}) than "
                     f"{detector.weights.path} ({detector.weights.sha256[:12]})")

@@ -28,16 +28,22 @@ def delegation_summary(edge_program) -> dict:
             "delegated_subgraphs": info.num_delegated_subgraphs, "non_delegated_by_op": dict(sorted(outside.items()))}
 
 
-def export(detector, req: ExportRequest) -> list[Artifact]:
+def lower(module: torch.nn.Module, inputs: tuple, **kwargs):
+    """torch.export (non-strict), then ExecuTorch's edge program with the XNNPACK partitioner: what
+    every .pte here is made of (`kwargs` go to to_edge_transform_and_lower, e.g. generate_etrecord)."""
     from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner  # lazy: heavy optional runtime
     from executorch.exir import to_edge_transform_and_lower  # lazy: heavy optional runtime (executorch)
 
+    with torch.no_grad():
+        exported = torch.export.export(module, inputs, strict=False)
+    return to_edge_transform_and_lower(exported, partitioner=[XnnpackPartitioner()], **kwargs)
+
+
+def export(detector, req: ExportRequest) -> list[Artifact]:
     module = traceable(detector, req.nms)
     x = example_input(detector)
     try:
-        with torch.no_grad():
-            exported = torch.export.export(module, (x,), strict=False)
-        edge = to_edge_transform_and_lower(exported, partitioner=[XnnpackPartitioner()])
+        edge = lower(module, (x,))
         delegation = delegation_summary(edge)
         program = edge.to_executorch()
     except Exception as e:  # the lowering's own errors are long; keep the first line

@@ -131,13 +131,21 @@ def quantize_core_pt2e(core: nn.Module, inputs: Sequence[Tensor], observer: str 
     """Float core -> converted PT2E graph module (quantize/dequantize around int8 ops) that
     torch.export + the XNNPACK partitioner lower to int8 kernels."""
     # lazy: heavy optional runtime (executorch / torchao)
-    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+    from torchao.quantization.pt2e.quantize_pt2e import prepare_pt2e
 
     if not inputs:
         raise QuantizationError("no calibration images")
     graph = export_for_pt2e(core, inputs[0])
     prepared = prepare_pt2e(graph, xnnpack_quantizer(observer, float_modules=float_modules))
     calibrate(prepared, inputs, progress)
+    return convert_for_xnnpack(prepared)
+
+
+def convert_for_xnnpack(prepared):
+    """A calibrated (PTQ) or trained (QAT) PT2E model -> its converted graph (quantize/dequantize
+    around int8 ops), checked against what XNNPACK accepts, ready for the exporters."""
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e  # lazy: heavy optional runtime (torchao)
+
     converted = convert_pt2e(prepared)
     check_xnnpack_requantization(converted)
     return _evaluable(converted)
@@ -184,12 +192,14 @@ def check_xnnpack_requantization(graph_module) -> None:
         q = [u for u in out.users if "quantize_per_tensor" in str(u.target) and "dequantize" not in str(u.target)]
         if not q:
             continue
-        ratio = _scale(graph_module, x.args[1]) * _scale(graph_module, w.args[1]) / _scale(graph_module, q[0].args[1])
-        if float(ratio.max()) >= high or float(ratio.min()) < low:
-            bad = float(ratio.max()) if float(ratio.max()) >= high else float(ratio.min())
+        s_in = _scale(graph_module, x.args[1])
+        ratio = s_in * _scale(graph_module, w.args[1]) / _scale(graph_module, q[0].args[1])
+        top, bottom = float(ratio.max()), float(ratio.min())
+        if top >= high or bottom < low:
+            bad = top if top >= high else bottom
             name = _module_name(node)
-            span = float(_scale(graph_module, x.args[1])) * 255
-            why = f"its input range spans {span:.3g}" + (", far beyond a trained model's activations" if bad >= high else "")
+            why = f"its input range spans {float(s_in) * 255:.3g}" + (
+                ", far beyond a trained model's activations" if bad >= high else "")
             raise QuantizationError(
                 f"int8 for XNNPACK: {name}'s requantization scale (input scale x weight scale / output scale) is "
                 f"{bad:.3g}, outside the [2^-32, 256) XNNPACK accepts ({why}); "

@@ -24,7 +24,7 @@ from torch import nn
 from ..data import open_dataset
 from ..errors import SSDMobileError
 from ..evaluate import label_to_category
-from .ptq import _evaluable, calibrate, check_xnnpack_requantization, with_core, xnnpack_quantizer
+from .ptq import calibrate, convert_for_xnnpack, with_core, xnnpack_quantizer
 
 
 class TrainingError(SSDMobileError):
@@ -140,12 +140,8 @@ def freeze_observers(prepared) -> None:
 def convert_qat(prepared, detector):
     """The trained QAT model -> the detector around its int8 core (quantize/dequantize around int8
     ops), ready for a target's exporter (ssdmobile.targets.export_quantized)."""
-    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e  # lazy: heavy optional (torchao)
-
     set_bn_frozen(prepared, True)
-    converted = convert_pt2e(prepared)
-    check_xnnpack_requantization(converted)
-    return with_core(detector, _evaluable(converted))
+    return with_core(detector, convert_for_xnnpack(prepared))
 
 
 def float_state_dict(prepared, core: nn.Module) -> dict:

@@ -43,8 +43,8 @@ class Predictor:
 
     def __init__(self, runner: Runner):
         self.runner = runner
-        anchors = torch.tensor(runner.sidecar["decode"]["anchors"], dtype=torch.float32)
-        self.detector = Detector(_ArtifactCore(runner), anchors, spec_from_sidecar(runner.sidecar)).eval()
+        anchors = torch.tensor(runner.sidecar.decode.anchors, dtype=torch.float32)
+        self.detector = Detector(_ArtifactCore(runner), anchors, runner.sidecar.model_spec()).eval()
 
     @property
     def spec(self) -> ModelSpec:

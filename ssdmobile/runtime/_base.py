@@ -15,6 +15,7 @@ from torch import Tensor
 
 from ..errors import SSDMobileError
 from ..fileio import sha256_file
+from ..sidecar import Sidecar, to_sidecar
 
 
 class ArtifactError(SSDMobileError):
@@ -30,12 +31,12 @@ class Runner:
     returns the graph outputs as torch tensors, in the sidecar's output order. Exported graphs
     have batch 1; larger batches run image by image and are concatenated."""
 
-    def __init__(self, path: Path, sidecar: dict):
+    def __init__(self, path: Path, sidecar: Sidecar | dict):
         self.path = path
-        self.sidecar = sidecar
-        self.input_shape = tuple(sidecar["input"]["shape"])
-        self.output_names = [o["name"] for o in sidecar["outputs"]]
-        self.nms_in_graph = bool(sidecar["nms"]["in_graph"])
+        self.sidecar = to_sidecar(sidecar, f"sidecar of {path.name}")
+        self.input_shape = tuple(self.sidecar.input.shape)
+        self.output_names = [o.name for o in self.sidecar.outputs]
+        self.nms_in_graph = self.sidecar.nms.in_graph
 
     def _run_one(self, x: Tensor) -> tuple[Tensor, ...]:
         raise NotImplementedError
@@ -52,14 +53,15 @@ class Runner:
         return tuple(torch.cat(p) for p in zip(*parts))
 
 
-def check_sidecar(path: Path, sidecar: dict, target: str) -> None:
+def check_sidecar(path: Path, sidecar: Sidecar | dict, target: str) -> None:
     """The sidecar describes this very file: its target, its name and (when recorded) its sha256."""
     where = f"{path.name}: its sidecar {path.with_suffix('.json').name}"
-    if sidecar["target"] != target:
-        raise ArtifactError(f"{where} describes a {sidecar['target']} artifact, but the file is {target}")
-    if sidecar["artifact"] != path.name:
-        raise ArtifactError(f"{where} was written for {sidecar['artifact']}, not this file")
-    expected = sidecar.get("artifact_sha256")
+    sidecar = to_sidecar(sidecar, where)
+    if sidecar.target != target:
+        raise ArtifactError(f"{where} describes a {sidecar.target} artifact, but the file is {target}")
+    if sidecar.artifact != path.name:
+        raise ArtifactError(f"{where} was written for {sidecar.artifact}, not this file")
+    expected = sidecar.artifact_sha256
     if expected and sha256_file(path) != expected:
         raise ArtifactError(f"{where} does not match the file (sha256 differs): the artifact was "
                             "replaced, modified or truncated after export; export it again")

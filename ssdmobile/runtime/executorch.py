@@ -5,6 +5,7 @@ from pathlib import Path
 
 from torch import Tensor
 
+from ..sidecar import Sidecar
 from ._base import ArtifactError, Runner, quiet_native_stderr
 
 
@@ -35,7 +36,7 @@ def _set_threads(threads: int | None) -> None:
 
 
 class ExecuTorchRunner(Runner):
-    def __init__(self, path: Path, sidecar: dict, threads: int | None):
+    def __init__(self, path: Path, sidecar: Sidecar, threads: int | None):
         super().__init__(path, sidecar)
         from executorch.runtime import Runtime  # lazy: heavy optional runtime (executorch)
 
@@ -54,5 +55,5 @@ class ExecuTorchRunner(Runner):
         return tuple(self.method.execute((x,)))
 
 
-def load(path: Path, sidecar: dict, threads: int | None = None) -> Runner:
+def load(path: Path, sidecar: Sidecar, threads: int | None = None) -> Runner:
     return ExecuTorchRunner(path, sidecar, threads)

@@ -7,6 +7,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..sidecar import Sidecar
 from ._base import ArtifactError, Runner
 
 
@@ -24,7 +25,7 @@ def check_file(path: Path) -> None:
 
 
 class OnnxRunner(Runner):
-    def __init__(self, path: Path, sidecar: dict, threads: int | None):
+    def __init__(self, path: Path, sidecar: Sidecar, threads: int | None):
         super().__init__(path, sidecar)
         import onnxruntime as ort  # lazy: heavy optional runtime (onnxruntime)
 
@@ -56,5 +57,5 @@ class OnnxRunner(Runner):
         return tuple(torch.from_numpy(np.ascontiguousarray(o)) for o in out)
 
 
-def load(path: Path, sidecar: dict, threads: int | None = None) -> Runner:
+def load(path: Path, sidecar: Sidecar, threads: int | None = None) -> Runner:
     return OnnxRunner(path, sidecar, threads)

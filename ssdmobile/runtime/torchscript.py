@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 from torch.jit.mobile import _load_for_lite_interpreter
 
+from ..sidecar import Sidecar
 from ._base import ArtifactError, Runner
 
 
@@ -19,13 +20,13 @@ def check_file(path: Path) -> None:
 
 
 class TorchScriptRunner(Runner):
-    def __init__(self, path: Path, sidecar: dict, threads: int | None):
+    def __init__(self, path: Path, sidecar: Sidecar, threads: int | None):
         super().__init__(path, sidecar)
         self.threads = threads
         # int8 programs carry prepacked weights for the quantized engine they were made for (qnnpack, as on
         # phones); loaded or run under another engine (x86's default fbgemm) they compute something else
         # (measured: QAT person detector AP 0.1509 instead of 0.2022 in a fresh process)
-        self.engine = (sidecar.get("quantization") or {}).get("engine")
+        self.engine = self.sidecar.quantization.engine if self.sidecar.quantization else None
         if self.engine:
             if self.engine not in torch.backends.quantized.supported_engines:
                 raise ArtifactError(f"{path.name} needs the {self.engine} quantized engine, which this PyTorch "
@@ -49,5 +50,5 @@ class TorchScriptRunner(Runner):
         return tuple(out)
 
 
-def load(path: Path, sidecar: dict, threads: int | None = None) -> Runner:
+def load(path: Path, sidecar: Sidecar, threads: int | None = None) -> Runner:
     return TorchScriptRunner(path, sidecar, threads)

@@ -24,6 +24,7 @@ from pydantic import BaseModel
 from ..device import GOLDEN_VERSION, VERSION as DEVICE_RESULT_VERSION, ArtifactGolden, DeviceResult
 from ..fileio import atomic_write
 from ..sidecar import SCHEMA_VERSION, Sidecar
+from .codegen import generated_files
 
 HERE = Path(__file__).parent
 SCHEMA_FILE = HERE / "sidecar.schema.json"
@@ -57,8 +58,6 @@ def schema_text(path: Path = SCHEMA_FILE) -> str:
 
 def expected_files() -> dict[Path, str]:
     """Every generated file and its text: the JSON Schemas, the Kotlin and the Swift types."""
-    from .codegen import generated_files
-
     return {**{p: schema_text(p) for p in SCHEMAS}, **generated_files()}
 
 
