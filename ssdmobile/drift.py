@@ -43,7 +43,7 @@ from .device import GOLDEN_FORMAT, GOLDEN_VERSION, Drift, GoldenError, Tolerance
 from .fileio import atomic_directory, atomic_write, remove_path, sha256_file, write_json_atomic
 from .runtime import Predictor, Runner, check_sidecar
 from .runtime._base import quiet_native_stderr
-from .sidecar import golden_path, read_sidecar
+from .sidecar import Sidecar, golden_path, load_sidecar, to_sidecar
 from .targets import load_runner, target_for_path
 from .validate import BOX_TOL_PX, SCORE_TOL, detections_match
 
@@ -90,16 +90,16 @@ def _write_f32(path: Path, t) -> None:
     np.ascontiguousarray(np.asarray(t, dtype="<f4")).tofile(path)
 
 
-def _input_for(detector, sidecar: dict, image: torch.Tensor) -> tuple[torch.Tensor, np.ndarray, str]:
+def _input_for(detector, sidecar: Sidecar, image: torch.Tensor) -> tuple[torch.Tensor, np.ndarray, str]:
     """-> (the float model's input, the artifact's input as stored, its file suffix). Image inputs
     get the image already resized to the model's size (uint8), so the runtime resizes nothing and
     the float model sees the very same pixels."""
     p = detector.spec.preprocess
-    if sidecar["input"]["dtype"] == "uint8":
+    if sidecar.input.dtype == "uint8":
         resized = resize_image(image[None].float(), p.size, p.resize)[0].round().clamp(0, 255).to(torch.uint8)
         return detector.preprocess([resized]), resized.permute(1, 2, 0).numpy(), "u8"
     x = detector.preprocess([image])
-    stored = x.permute(0, 2, 3, 1) if sidecar["input"]["layout"] == "NHWC" else x
+    stored = x.permute(0, 2, 3, 1) if sidecar.input.layout == "NHWC" else x
     return x, stored.numpy(), "f32"
 
 
@@ -116,13 +116,13 @@ def attach_golden(detector, artifact: str | os.PathLike, image_paths: Sequence[s
         raise GoldenError(f"two golden images are named {next(s for s in stems if stems.count(s) > 1)!r}")
     target = target_for_path(artifact)
     target.check_file(artifact)
-    sidecar = read_sidecar(artifact)
+    sidecar = load_sidecar(artifact)
     check_sidecar(artifact, sidecar, target.name)
-    if sidecar["model"] != detector.spec.name:
-        raise GoldenError(f"{artifact} was exported from {sidecar['model']!r}, not {detector.spec.name!r}")
+    if sidecar.model != detector.spec.name:
+        raise GoldenError(f"{artifact} was exported from {sidecar.model!r}, not {detector.spec.name!r}")
     detector = detector.eval()
-    raw = not sidecar["nms"]["in_graph"]
-    names = [o["name"] for o in sidecar["outputs"]]
+    raw = not sidecar.nms.in_graph
+    names = [o.name for o in sidecar.outputs]
     final = golden_path(artifact)
     bpte = bundled_program_path(artifact)
     with atomic_directory(final) as out:
@@ -153,12 +153,12 @@ def attach_golden(detector, artifact: str | os.PathLike, image_paths: Sequence[s
             entries.append(entry)
         manifest = {
             "format": GOLDEN_FORMAT, "version": GOLDEN_VERSION, "ssdmobile_version": __version__,
-            "artifact": artifact.name, "artifact_sha256": sidecar.get("artifact_sha256") or sha256_file(artifact),
-            "model": sidecar["model"], "target": sidecar["target"], "precision": sidecar["precision"],
+            "artifact": artifact.name, "artifact_sha256": sidecar.artifact_sha256 or sha256_file(artifact),
+            "model": sidecar.model, "target": sidecar.target, "precision": sidecar.precision,
             "nms_in_graph": not raw, "float_weights": (detector.weights.to_dict() if detector.weights else None),
-            "input": {k: sidecar["input"][k] for k in ("name", "shape", "layout", "dtype")},
-            "outputs": [{"name": o["name"], "shape": o["shape"], "dtype": o["dtype"]} for o in sidecar["outputs"]],
-            "max_detections": sidecar["nms"]["max_detections"], "images": entries,
+            "input": sidecar.input.model_dump(include={"name", "shape", "layout", "dtype"}),
+            "outputs": [o.model_dump(include={"name", "shape", "dtype"}) for o in sidecar.outputs],
+            "max_detections": sidecar.nms.max_detections, "images": entries,
         }
         host = None
         if target.runs_here():
@@ -166,14 +166,14 @@ def attach_golden(detector, artifact: str | os.PathLike, image_paths: Sequence[s
             outputs = [[t.numpy() for t in runner.run(x)] for x in inputs]
             # measured first with the precision's detection tolerances and no raw bound, then
             # checked again with the tolerances derived from it (the manifest records that check)
-            measured = compare(manifest, sidecar, outputs, out, tolerances(sidecar["precision"], None, len(entries)))
-            tol = tolerances(sidecar["precision"], measured, len(entries))
+            measured = compare(manifest, sidecar, outputs, out, tolerances(sidecar.precision, None, len(entries)))
+            tol = tolerances(sidecar.precision, measured, len(entries))
             host = compare(manifest, sidecar, outputs, out, tol)
         else:
-            tol = tolerances(sidecar["precision"], None, len(entries))
+            tol = tolerances(sidecar.precision, None, len(entries))
         manifest["tolerances"] = tol.to_dict()
         manifest["host"] = None if host is None else {
-            **host.to_dict(), "runtime": sidecar.get("runtime", target.name), "machine": machine_info()["cpu"]}
+            **host.to_dict(), "runtime": sidecar.runtime or target.name, "machine": machine_info()["cpu"]}
         manifest["bundled_program"] = None
         if bundled_program and target.name == "executorch" and raw:
             write_bundled_program(artifact, inputs, float_raw, bpte)
@@ -259,9 +259,9 @@ def run_on_host(artifact: str | os.PathLike, threads: int = 2) -> list[list[np.n
     return [[t.float().numpy().reshape(-1) for t in runner.run(x)] for x in read_inputs(manifest, folder)]
 
 
-def _detections(predictor: Predictor, outputs: list[np.ndarray], sidecar: dict, size: tuple[int, int]) -> dict:
-    shaped = [torch.from_numpy(np.asarray(o, dtype=np.float32).reshape(spec["shape"]))
-              for o, spec in zip(outputs, sidecar["outputs"])]
+def _detections(predictor: Predictor, outputs: list[np.ndarray], size: tuple[int, int]) -> dict:
+    shaped = [torch.from_numpy(np.asarray(o, dtype=np.float32).reshape(spec.shape))
+              for o, spec in zip(outputs, predictor.runner.sidecar.outputs)]
     return predictor.detections(shaped, [size])[0]
 
 
@@ -285,7 +285,7 @@ def verdict(non_finite: int, raw_within: bool | None, matched: int, min_images_m
     return non_finite == 0 and raw_within is not False and matched >= min_images_matched
 
 
-def compare(manifest: dict, sidecar: dict, outputs: Sequence[Sequence[np.ndarray]], folder: Path,
+def compare(manifest: dict, sidecar: Sidecar | dict, outputs: Sequence[Sequence[np.ndarray]], folder: Path,
             tol: Tolerances | None = None) -> DriftResult:
     """The drift check on `outputs` (per image, the artifact's outputs in sidecar order, as flat
     float32 arrays), against the float model's in the golden folder: the same rule as the apps'."""
@@ -294,7 +294,8 @@ def compare(manifest: dict, sidecar: dict, outputs: Sequence[Sequence[np.ndarray
     if len(outputs) != len(images):
         raise GoldenError(f"{len(outputs)} output sets for {len(images)} golden images")
     # decode / NMS exactly as the Python runtime does, from the artifact's own sidecar
-    predictor = Predictor(Runner(Path(sidecar["artifact"]), sidecar))
+    sidecar = to_sidecar(sidecar)
+    predictor = Predictor(Runner(Path(sidecar.artifact), sidecar))
     raw = not manifest["nms_in_graph"]
     max_diff, within, non_finite, matched = 0.0, True, 0, 0
     for entry, outs in zip(images, outputs):
@@ -312,7 +313,7 @@ def compare(manifest: dict, sidecar: dict, outputs: Sequence[Sequence[np.ndarray
         d = entry["detections"]
         ref = {"boxes": torch.tensor(d["boxes"], dtype=torch.float32).reshape(-1, 4) * scale,
                "scores": torch.tensor(d["scores"], dtype=torch.float32), "labels": torch.tensor(d["labels"]).long()}
-        got = _detections(predictor, outs, sidecar, (h, w)) if all(np.isfinite(o).all() for o in outs) else None
+        got = _detections(predictor, outs, (h, w)) if all(np.isfinite(o).all() for o in outs) else None
         matched += got is not None and detections_match(ref, got, manifest["max_detections"], tol.box_tol_px,
                                                         tol.score_tol)
     raw_ok = within if raw else None

@@ -5,9 +5,9 @@ preprocessing, class names, output names and layout, anchors and box coder (for 
 themselves), whether NMS is in the graph and its thresholds, precision and quantization scheme,
 checkpoint provenance, and the measured AP and drift once `validate` has run.
 
-The file is described by the pydantic models below; `ssdmobile/schema/sidecar.schema.json` is
-generated from them (`python -m ssdmobile.schema`) and is what the Android and iOS readers are
-checked against. Python validates on every write (`build_sidecar`, `write_sidecar`) and read
+The file is described by the pydantic models below, its one source: `python -m ssdmobile.schema`
+generates from them the published JSON Schema (`ssdmobile/schema/sidecar.schema.json`), the
+Android module's Kotlin data classes and the iOS SSDMobileKit's Swift structs, with their decoders. Python validates on every write (`build_sidecar`, `write_sidecar`) and read
 (`load_sidecar`, `read_sidecar`), always on the JSON text itself, in strict mode: a "1" is not an
 integer and a float is not an int, as in the schema and the apps' parsers.
 
