@@ -1,6 +1,8 @@
-"""The apps' plain-Kotlin post-processing, compiled with kotlinc and run with JUnit against golden
-files that the Python reference writes on real images (android_demo/postprocess/test.sh): two
-SSDlite320 configurations, SSD300 VGG16 and the real TF person detector."""
+"""The apps' plain-Kotlin module, compiled with kotlinc and run with JUnit
+(android_demo/postprocess/test.sh) on what the Python side writes: the reference data on real
+images (two SSDlite320 configurations, SSD300 VGG16 and the real TF person detector) and the
+drift-check fixtures of real ExecuTorch programs (tests/phone_fixtures.sh, the session fixture
+`phone_fixtures`), and on the test vectors (tests/vectors)."""
 import os
 import shutil
 import subprocess
@@ -15,23 +17,23 @@ SCRIPT = REPO / "android_demo" / "postprocess" / "test.sh"
 
 NO_KOTLIN = pytest.mark.skipif(
     shutil.which("kotlinc") is None or not os.path.isfile("/usr/share/java/gson.jar"),
-    reason="kotlinc or gson.jar not installed (install.sh installs Debian's kotlin, junit4 and libgoogle-gson-java "
-           "where apt-get works)")
+    reason="kotlinc or gson.jar not installed (install.sh: Debian's kotlin junit4 libgoogle-gson-java)")
 
 
 @pytest.fixture(scope="module")
-def kotlin_run(tmp_path_factory):
-    """test.sh once: golden files, drift-check fixtures, kotlinc, JUnit."""
+def kotlin_run(tmp_path_factory, phone_fixtures):
+    """test.sh once on the session's fixtures: kotlinc, JUnit."""
     build = tmp_path_factory.mktemp("kotlin")
-    env = {**os.environ, "PYTHON": sys.executable, "BUILD_DIR": str(build)}
+    env = {**os.environ, "PYTHON": sys.executable, "BUILD_DIR": str(build),
+           "FIXTURES": str(phone_fixtures)}
     proc = subprocess.run(["bash", str(SCRIPT)], capture_output=True, text=True, env=env, timeout=1800)
-    return build, proc
+    return build, phone_fixtures, proc
 
 
 @pytest.mark.slow
 @NO_KOTLIN
 def test_kotlin_postprocess_matches_python(kotlin_run):
-    _, proc = kotlin_run
+    _, _, proc = kotlin_run
     print(proc.stdout[-4000:], proc.stderr[-4000:])
     assert proc.returncode == 0, proc.stderr[-2000:] or proc.stdout[-2000:]
     assert "OK (" in proc.stdout  # JUnit's summary: every test passed
@@ -40,11 +42,12 @@ def test_kotlin_postprocess_matches_python(kotlin_run):
 @pytest.mark.slow
 @NO_KOTLIN
 def test_drift_check_and_device_results_across_kotlin_and_python(kotlin_run, tmp_path, capsys):
-    """test.sh exports real ExecuTorch programs with golden data, runs them with ExecuTorch's Python
-    runtime and has the Kotlin comparator check the outputs (DriftCheckTest: the true program
-    passes, a perturbed one fails, with the Python check's numbers); BenchResultTest writes device
-    results with the app's writer. Here those files are read by ssdmobile/device.py, compared with
-    the Python mirror the fast tests use, and merged by `ssdmobile device-report`."""
+    """tests/phone_fixtures.sh exports real ExecuTorch programs with golden data and runs them with
+    ExecuTorch's Python runtime (OUT/drift); test.sh has the Kotlin comparator check the outputs
+    (DriftCheckTest: the true program passes, a perturbed one fails, with the Python check's
+    numbers); BenchResultTest writes device results with the app's writer (the generated
+    DeviceResult). Here those files are read by ssdmobile/device.py, compared with the Python
+    mirror the fast tests use, and merged by `ssdmobile device-report`."""
     import json
 
     from device_results import result
@@ -54,13 +57,13 @@ def test_drift_check_and_device_results_across_kotlin_and_python(kotlin_run, tmp
     from ssdmobile.report import Report, render
     from ssdmobile.validate import EagerSummary, Row, ValidateResult
 
-    build, proc = kotlin_run
+    build, fixtures, proc = kotlin_run
     assert proc.returncode == 0, proc.stderr[-2000:] or proc.stdout[-2000:]
     assert "drift person_fp32: PASS" in proc.stdout and "drift person_fp32_perturb: FAIL" in proc.stdout
     assert "drift tiny_nms: PASS" in proc.stdout and "drift tiny_nms_perturb: FAIL" in proc.stdout
 
-    golden = json.loads((build / "drift/person/ssdlite_mobilenet_v2_person_executorch_fp32.golden/golden.json")
-                        .read_text())
+    person = fixtures / "drift/person/ssdlite_mobilenet_v2_person_executorch_fp32.golden"
+    golden = json.loads((person / "golden.json").read_text())
     sha = golden["artifact_sha256"]
     (written,) = (build / "results").glob("result_*.json")
     (from_file,) = read_results(written)

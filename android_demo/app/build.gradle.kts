@@ -23,7 +23,7 @@ android {
 
     buildTypes {
         release {
-            // with minify on, keep org.ssdmobile.postprocess.** fields: Gson maps the sidecar onto them by reflection
+            // the formats are read by generated code (no reflection): minify needs no keep rules for them
             isMinifyEnabled = false
         }
     }
@@ -45,8 +45,7 @@ android {
 }
 
 dependencies {
-    implementation(project(":postprocess"))
-    implementation(libs.gson)  // the sidecar reader and the benchmark's result get it through :postprocess too
+    implementation(project(":postprocess"))  // brings Gson (api): the generated formats read and write with it
     implementation(libs.executorch.android)
     implementation(libs.camera.core)
     implementation(libs.camera.camera2)

@@ -1,7 +1,6 @@
 package org.ssdmobile.demo
 
 import android.graphics.Bitmap
-import android.graphics.Color
 import android.os.Build
 import android.os.Bundle
 import android.os.SystemClock
@@ -9,16 +8,14 @@ import android.util.Log
 import android.widget.Button
 import android.widget.EditText
 import android.widget.TextView
-import android.widget.Toast
 import androidx.appcompat.app.AppCompatActivity
 import org.ssdmobile.postprocess.BenchResult
+import org.ssdmobile.postprocess.Benchmark
 import org.ssdmobile.postprocess.DeviceInfo
 import org.ssdmobile.postprocess.DriftResult
-import org.ssdmobile.postprocess.LatencyMs
 import org.ssdmobile.postprocess.LatencyStats
 import org.ssdmobile.postprocess.Postprocessor
-import org.ssdmobile.postprocess.RuntimeInfo
-import org.ssdmobile.postprocess.Stat
+import org.ssdmobile.postprocess.fileName
 import java.io.File
 import java.time.Instant
 import java.util.concurrent.Executors
@@ -31,9 +28,11 @@ import java.util.concurrent.Executors
  *   forward     the artifact alone on a fixed preprocessed input (compare with `ssdmobile bench`)
  *   post-processing, end-to-end   decode + NMS; preprocess + forward + post-processing on a
  *               fixed synthetic 640x480 frame
- * median and p90 as ssdmobile/bench.py computes them (LatencyStats). One result per run
- * (BenchResult, the format `ssdmobile device-report` reads) is logged as one line with tag
- * SSDMobileBench and saved under the app's external files (results/), for `adb pull`.
+ * median and p90 as ssdmobile/bench.py computes them (LatencyStats). One result per run (the
+ * generated DeviceResult, built by BenchResult.of: the format `ssdmobile device-report` reads) is
+ * logged as one line with tag SSDMobileBench and saved under the app's external files (results/),
+ * for `adb pull`. The settings, the frame, the result and every line shown are Benchmark and
+ * BenchResult (postprocess, unit-tested); this screen runs ExecuTorch, reads the clock and Build.
  */
 class BenchmarkActivity : AppCompatActivity() {
     private var detector: EtDetector? = null
@@ -47,14 +46,13 @@ class BenchmarkActivity : AppCompatActivity() {
         val result = findViewById<TextView>(R.id.result)
         val button = findViewById<Button>(R.id.run)
         button.setOnClickListener {
-            val warmup = findViewById<EditText>(R.id.warmup).text.toString().toIntOrNull()?.coerceAtLeast(0) ?: 5
-            val runs = findViewById<EditText>(R.id.runs).text.toString().toIntOrNull()?.coerceAtLeast(1) ?: 50
-            val threads = findViewById<EditText>(R.id.threads).text.toString().toIntOrNull()?.coerceAtLeast(0) ?: 0
+            val settings = Benchmark.Settings.parse(findViewById<EditText>(R.id.warmup).text.toString(),
+                findViewById<EditText>(R.id.runs).text.toString(), findViewById<EditText>(R.id.threads).text.toString())
             button.isEnabled = false
-            result.text = "running: drift check, then $warmup warm-up and $runs timed runs ..."
+            result.text = Benchmark.startText(settings)
             worker.execute {
                 val text = try {
-                    benchmark(warmup, runs, threads)
+                    benchmark(settings)
                 } catch (e: Exception) {
                     "failed: ${e.message}"
                 }
@@ -78,77 +76,32 @@ class BenchmarkActivity : AppCompatActivity() {
         return check.check(outputs)
     }
 
-    private fun benchmark(warmup: Int, runs: Int, threads: Int): String {
-        val detector = detector(threads)
+    private fun benchmark(settings: Benchmark.Settings): String {
+        val detector = detector(settings.threads)
         val drift = drift(detector)  // first: a runtime that computes something else makes the timings moot
 
-        val frame = syntheticFrame(640, 480)
+        val frame = Bitmap.createBitmap(Benchmark.syntheticFrame(), Benchmark.FRAME_WIDTH, Benchmark.FRAME_HEIGHT,
+            Bitmap.Config.ARGB_8888)
         val input = detector.preprocess(frame)
         val post = Postprocessor(detector.sidecar)
-        repeat(warmup) { detector.detect(frame) }
-        val forward = DoubleArray(runs)
-        for (i in 0 until runs) {
-            val t0 = SystemClock.elapsedRealtimeNanos()
-            detector.forward(input)
-            forward[i] = (SystemClock.elapsedRealtimeNanos() - t0) / 1e6
-        }
+        repeat(settings.warmup) { detector.detect(frame) }
+        val clock = { SystemClock.elapsedRealtimeNanos() }
+        val forward = LatencyStats(Benchmark.timeRuns(settings.runs, clock) { detector.forward(input) })
         val outputs = detector.forward(input)
-        val postMs = DoubleArray(runs)
-        for (i in 0 until runs) {
-            val t0 = SystemClock.elapsedRealtimeNanos()
-            post.run(outputs)
-            postMs[i] = (SystemClock.elapsedRealtimeNanos() - t0) / 1e6
-        }
-        val endToEnd = DoubleArray(runs)
-        for (i in 0 until runs) {
-            val t0 = SystemClock.elapsedRealtimeNanos()
-            detector.detect(frame)
-            endToEnd[i] = (SystemClock.elapsedRealtimeNanos() - t0) / 1e6
-        }
-        val f = LatencyStats(forward)
-        val p = LatencyStats(postMs)
-        val e = LatencyStats(endToEnd)
-        val s = detector.sidecar
-        val result = BenchResult(
-            app = "android", artifact = asset, artifactSha256 = ModelStore.sha256(ModelStore.file(this, asset)),
-            model = s.model, precision = s.precision, nmsInGraph = s.nms.inGraph,
-            device = DeviceInfo("${Build.MANUFACTURER} ${Build.MODEL}", socModel(),
-                "Android ${Build.VERSION.RELEASE} (API ${Build.VERSION.SDK_INT})"),
-            runtime = RuntimeInfo("ExecuTorch", BuildConfig.EXECUTORCH_VERSION, threads, "XNNPACK"),
-            warmup = warmup, runs = runs, latencyMs = LatencyMs(Stat.of(f), Stat.of(p), Stat.of(e)),
-            drift = drift, time = Instant.now().toString())
-        val json = result.toJson()
-        Log.i(TAG, f.summary("$asset forward"))
-        Log.i(TAG, e.summary("$asset end-to-end"))
-        drift?.let { Log.i(TAG, "$asset drift: ${it.summary()}") }
-        Log.i(TAG, json)
-        val saved = File(getExternalFilesDir("results"), result.fileName()).also { it.writeText(json) }
-        return buildString {
-            appendLine(asset)
-            appendLine("${result.device.name} (${result.device.soc}, ${result.device.os})")
-            appendLine("ExecuTorch ${result.runtime.version}, threads: ${if (threads == 0) "default" else threads.toString()}")
-            appendLine()
-            appendLine("drift vs float: " + (drift?.summary() ?: "no golden data (export with --golden N, bundle again)"))
-            appendLine()
-            appendLine("$warmup warm-up, $runs timed runs")
-            appendLine(f.summary("forward"))
-            appendLine(p.summary("post-processing" + if (s.nms.inGraph) " (NMS in graph)" else " (decode + NMS in app)"))
-            appendLine(e.summary("end-to-end 640x480"))
-            appendLine()
-            appendLine("saved ${saved.name}:")
-            appendLine("  adb pull ${saved.absolutePath}")
-            append("logcat -s $TAG shows the same JSON line; `ssdmobile device-report` reads either")
-        }
-    }
+        val postprocess = LatencyStats(Benchmark.timeRuns(settings.runs, clock) { post.run(outputs) })
+        val endToEnd = LatencyStats(Benchmark.timeRuns(settings.runs, clock) { detector.detect(frame) })
 
-    /** A fixed, deterministic test frame (gradients and blocks), so runs are comparable. */
-    private fun syntheticFrame(w: Int, h: Int): Bitmap {
-        val pixels = IntArray(w * h) { i ->
-            val x = i % w
-            val y = i / w
-            Color.rgb((x * 255) / w, (y * 255) / h, if ((x / 40 + y / 40) % 2 == 0) 200 else 40)
-        }
-        return Bitmap.createBitmap(pixels, w, h, Bitmap.Config.ARGB_8888)
+        val result = BenchResult.of(
+            sidecar = detector.sidecar, artifact = asset, sha256 = ModelStore.sha256(ModelStore.file(this, asset)),
+            device = DeviceInfo("${Build.MANUFACTURER} ${Build.MODEL}", BenchResult.soc(Build.VERSION.SDK_INT) { socModel() },
+                BenchResult.androidOs(Build.VERSION.RELEASE, Build.VERSION.SDK_INT)),
+            runtime = BenchResult.executorch(BuildConfig.EXECUTORCH_VERSION, settings.threads),
+            warmup = settings.warmup, runs = settings.runs, forward = forward, postprocess = postprocess,
+            endToEnd = endToEnd, drift = drift, time = Instant.now().toString())
+        for (line in Benchmark.logLines(result, forward, endToEnd)) Log.i(TAG, line)
+        val saved = File(getExternalFilesDir("results"), result.fileName())
+        saved.writeText(result.toJsonText())
+        return Benchmark.screenText(result, forward, postprocess, endToEnd, saved.absolutePath)
     }
 
     override fun onDestroy() {
@@ -159,6 +112,8 @@ class BenchmarkActivity : AppCompatActivity() {
 
     companion object {
         const val TAG = BenchResult.LOG_TAG
+
+        /** Build.SOC_MODEL: API 31+ only (BenchResult.soc asks for it only there). */
         private fun socModel(): String = if (Build.VERSION.SDK_INT >= 31) Build.SOC_MODEL else "unknown"
     }
 }

@@ -21,6 +21,7 @@ import androidx.camera.core.resolutionselector.ResolutionSelector
 import androidx.camera.lifecycle.ProcessCameraProvider
 import androidx.camera.view.PreviewView
 import androidx.core.content.ContextCompat
+import org.ssdmobile.postprocess.Overlay
 import org.ssdmobile.postprocess.ScaleMode
 import java.util.concurrent.ExecutorService
 import java.util.concurrent.Executors
@@ -84,9 +85,7 @@ class CameraActivity : AppCompatActivity() {
         image.use {
             val upright = rotate(it.toBitmap(), it.imageInfo.rotationDegrees)
             val r = detector.detect(upright)
-            val shown = r.detections.count { d -> d.score >= overlay.minScore }
-            val line = "%d shown / %d | pre %.1f  forward %.1f  post %.1f ms".format(
-                shown, r.detections.size, r.preprocessMs, r.forwardMs, r.postprocessMs)
+            val line = r.cameraStatus(overlay.minScore)
             runOnUiThread {
                 overlay.show(r.detections, detector.sidecar, r.width, r.height)
                 status.text = line
@@ -110,10 +109,10 @@ class CameraActivity : AppCompatActivity() {
 
         /** A display filter, not a model setting: NMS already applied the sidecar's score_thresh. */
         fun bindMinScore(bar: SeekBar, overlay: OverlayView, label: TextView) {
-            bar.progress = (overlay.minScore * 100).toInt()
+            bar.progress = Overlay.progress(overlay.minScore)
             bar.setOnSeekBarChangeListener(object : SeekBar.OnSeekBarChangeListener {
                 override fun onProgressChanged(s: SeekBar?, progress: Int, fromUser: Boolean) {
-                    overlay.minScore = progress / 100f
+                    overlay.minScore = Overlay.minScore(progress)
                     label.text = label.context.getString(R.string.min_score, overlay.minScore)
                 }
 

@@ -9,6 +9,7 @@ import android.widget.Button
 import android.widget.Spinner
 import android.widget.TextView
 import androidx.appcompat.app.AppCompatActivity
+import org.ssdmobile.postprocess.describe
 
 /** Pick one of the bundled models, see what its sidecar says, open a screen with it. */
 class MainActivity : AppCompatActivity() {
@@ -31,7 +32,7 @@ class MainActivity : AppCompatActivity() {
             override fun onItemSelected(parent: AdapterView<*>?, view: View?, position: Int, id: Long) {
                 selected = models[position]
                 info.text = try {
-                    describe(models[position])
+                    describeAsset(models[position])
                 } catch (e: Exception) {
                     selected = null
                     "cannot use ${models[position]}: ${e.message}"
@@ -46,19 +47,8 @@ class MainActivity : AppCompatActivity() {
         buttons[2].setOnClickListener { open(BenchmarkActivity::class.java) }
     }
 
-    private fun describe(asset: String): String {
-        val s = ModelStore.sidecar(this, asset)
-        return buildString {
-            appendLine("model      ${s.model}")
-            appendLine("precision  ${s.precision}")
-            appendLine("input      ${s.input.name} ${s.input.shape.joinToString("x")} ${s.input.layout} ${s.input.dtype}")
-            appendLine("resize     ${s.preprocess.resize} to ${s.preprocess.height}x${s.preprocess.width}")
-            appendLine("classes    ${s.numClasses - 1} (+ background)")
-            appendLine("outputs    ${s.outputs.joinToString { it.name }}")
-            append("NMS        ${if (s.nms.inGraph) "in the graph" else "in the app"}, iou ${s.nms.iouThresh}, " +
-                "max ${s.nms.maxDetections}")
-        }
-    }
+    /** The sidecar's facts (Sidecar.describe in postprocess). */
+    private fun describeAsset(asset: String): String = ModelStore.sidecar(this, asset).describe()
 
     private fun open(cls: Class<*>) {
         val asset = selected ?: return

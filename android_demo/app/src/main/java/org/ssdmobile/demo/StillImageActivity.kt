@@ -55,8 +55,7 @@ class StillImageActivity : AppCompatActivity() {
                     d.allocator = ImageDecoder.ALLOCATOR_SOFTWARE
                 }.copy(Bitmap.Config.ARGB_8888, false)
                 val r = detector.detect(bitmap)
-                val line = "%dx%d: %d detections | pre %.1f  forward %.1f  post %.1f ms".format(
-                    r.width, r.height, r.detections.size, r.preprocessMs, r.forwardMs, r.postprocessMs)
+                val line = r.stillStatus()
                 Log.i(CameraActivity.TAG, line)
                 runOnUiThread {
                     image.setImageBitmap(bitmap)

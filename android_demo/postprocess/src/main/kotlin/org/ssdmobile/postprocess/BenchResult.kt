@@ -1,83 +1,56 @@
 package org.ssdmobile.postprocess
 
-import com.google.gson.FieldNamingPolicy
-import com.google.gson.Gson
-import com.google.gson.GsonBuilder
-
 /**
- * One run of a benchmark screen, as the apps report it: this class owns the format
- * ("ssdmobile-device-result", version 1). The Android app logs [toJson] as one logcat line (tag
- * [LOG_TAG]) and saves it as a file ([fileName]); the iOS app's BenchResult.swift writes the same
- * object. `ssdmobile device-report` reads it (ssdmobile/device.py, which refuses unknown fields:
- * a field added here is added there, and [VERSION] bumped when one changes meaning).
- *
- * JSON names are the properties' in snake_case (Gson's LOWER_CASE_WITH_UNDERSCORES), in
- * declaration order (format and version first: a reader knows what it holds before anything
- * else); nulls are written (a missing drift check is "drift": null, not absent). Construct it
- * with named arguments.
+ * One run of a benchmark screen as the apps report it: the generated [DeviceResult]
+ * ("ssdmobile-device-result", ssdmobile/device.py, which `ssdmobile device-report` reads). The
+ * Android app logs its `toJsonText()` as one logcat line (tag [LOG_TAG]) and saves it as a file
+ * ([fileName]); keys in the model's order, nulls written ("drift": null when there was no golden data).
  */
-class BenchResult(
-    val format: String = FORMAT,
-    val version: Int = VERSION,
-    val app: String,
-    val artifact: String,
-    /** sha256 of the artifact file the app loaded: what device-report matches report rows by */
-    val artifactSha256: String,
-    val model: String,
-    val precision: String,
-    val nmsInGraph: Boolean,
-    val device: DeviceInfo,
-    val runtime: RuntimeInfo,
-    val warmup: Int,
-    val runs: Int,
-    val latencyMs: LatencyMs,
-    /** the golden data run through the runtime; null when the artifact came without it */
-    val drift: DriftResult?,
-    /** when the run finished, ISO 8601 UTC (java.time.Instant.toString()) */
-    val time: String
-) {
-    fun toJson(): String = gson.toJson(this)
+object BenchResult {
+    const val LOG_TAG = "SSDMobileBench"
+    /** logcat cuts a line at about 4 KB; a result must stay well under it */
+    const val MAX_LINE = 3500
+    const val APP = "android"
 
-    /** e.g. result_ssdlite_mobilenet_v2_person_executorch_fp32_20250101T120000Z.json */
-    fun fileName(): String =
-        "result_" + artifact.substringBefore('.') + "_" + time.substringBefore('.').replace("-", "").replace(":", "")
-            .removeSuffix("Z") + "Z.json"
+    /**
+     * The result of one benchmark run of `sidecar`'s artifact: `artifact` the file name the app
+     * loaded and `sha256` its sha256 (what device-report matches report rows by); `drift` null
+     * when the artifact came without golden data; `time` ISO 8601 UTC (java.time.Instant.toString()).
+     */
+    fun of(sidecar: Sidecar, artifact: String, sha256: String, device: DeviceInfo, runtime: RuntimeInfo,
+           warmup: Int, runs: Int, forward: LatencyStats, postprocess: LatencyStats, endToEnd: LatencyStats,
+           drift: DriftResult?, time: String, app: String = APP): DeviceResult =
+        DeviceResult(
+            format = DeviceResult.FORMAT,
+            version = DeviceResult.VERSION,
+            app = app,
+            artifact = artifact,
+            artifactSha256 = sha256,
+            model = sidecar.model,
+            precision = sidecar.precision,
+            nmsInGraph = sidecar.nms.inGraph,
+            device = device,
+            runtime = runtime,
+            warmup = warmup,
+            runs = runs,
+            latencyMs = LatencyMs(forward.toStat(), postprocess.toStat(), endToEnd.toStat()),
+            drift = drift,
+            time = time)
 
-    companion object {
-        const val FORMAT = "ssdmobile-device-result"
-        const val VERSION = 1
-        const val LOG_TAG = "SSDMobileBench"
-        /** logcat cuts a line at about 4 KB; a result must stay well under it */
-        const val MAX_LINE = 3500
+    /** "Android 14 (API 34)" */
+    fun androidOs(release: String, sdk: Int): String = "Android $release (API $sdk)"
 
-        private val gson: Gson = GsonBuilder()
-            .setFieldNamingPolicy(FieldNamingPolicy.LOWER_CASE_WITH_UNDERSCORES)
-            .serializeNulls()
-            .disableHtmlEscaping()
-            .create()
-    }
+    /** Build.SOC_MODEL exists from API 31 (Android 12); "unknown" before. */
+    fun soc(sdk: Int, socModel: () -> String): String = if (sdk >= 31) socModel() else "unknown"
+
+    /** ExecuTorch with the XNNPACK delegate, as the Android app runs it; threads 0 = its default. */
+    fun executorch(version: String, threads: Int): RuntimeInfo = RuntimeInfo("ExecuTorch", version, threads, "XNNPACK")
 }
 
-class DeviceInfo(
-    /** manufacturer and model */
-    val name: String,
-    /** system on chip (Build.SOC_MODEL on Android 12+), "unknown" when the OS does not say */
-    val soc: String,
-    val os: String
-)
+/** Median and p90, as the device result reports them. */
+fun LatencyStats.toStat(): LatencyStat = LatencyStat(medianMs, p90Ms)
 
-class RuntimeInfo(
-    val name: String,
-    val version: String,
-    /** threads asked of the runtime; 0 = its default */
-    val threads: Int,
-    val backend: String
-)
-
-class Stat(val median: Double, val p90: Double) {
-    companion object {
-        fun of(s: LatencyStats) = Stat(s.medianMs, s.p90Ms)
-    }
-}
-
-class LatencyMs(val forward: Stat, val postprocess: Stat, val endToEnd: Stat)
+/** e.g. result_ssdlite_mobilenet_v2_person_executorch_fp32_20250101T120000Z.json */
+fun DeviceResult.fileName(): String =
+    "result_" + artifact.substringBefore('.') + "_" + time.substringBefore('.').replace("-", "").replace(":", "")
+        .removeSuffix("Z") + "Z.json"

@@ -9,16 +9,28 @@ object BoxDecoder {
      * boxEncodings: [A * 4] in the box coder's channel order; anchors: [A * 4] (cx, cy, w, h).
      * Returns [A * 4] (x1, y1, x2, y2), normalized, not clamped (NMS clamps).
      */
-    fun decode(boxEncodings: FloatArray, anchors: FloatArray, coder: BoxCoderSpec): FloatArray {
+    fun decode(boxEncodings: FloatArray, anchors: FloatArray, coder: BoxCoderSpec): FloatArray =
+        decode(boxEncodings, anchors, coder.weights.toFloats(), coder.order, coder.clamp?.toFloat())
+
+    /**
+     * The same with the box coder's values: weights (wx, wy, ww, wh); order "xywh" = (dx, dy, dw, dh)
+     * as torchvision, "yxhw" = (ty, tx, th, tw) as TensorFlow; clamp: upper bound for dw/dh before
+     * exp, null = none. Float32 throughout, like the reference.
+     */
+    fun decode(boxEncodings: FloatArray, anchors: FloatArray, weights: FloatArray, order: String, clamp: Float?): FloatArray {
         if (boxEncodings.size != anchors.size)
             throw IllegalArgumentException("box_encodings hold ${boxEncodings.size / 4} boxes, the sidecar has " +
                 "${anchors.size / 4} anchors: the artifact and its sidecar do not belong together")
-        val yxhw = coder.order == "yxhw"
-        val wx = coder.weights[0]
-        val wy = coder.weights[1]
-        val ww = coder.weights[2]
-        val wh = coder.weights[3]
-        val clamp = coder.clamp
+        if (weights.size != 4) throw IllegalArgumentException("box coder weights: ${weights.size} values, not 4")
+        val yxhw = when (order) {
+            "yxhw" -> true
+            "xywh" -> false
+            else -> throw IllegalArgumentException("unknown box coder order $order")
+        }
+        val wx = weights[0]
+        val wy = weights[1]
+        val ww = weights[2]
+        val wh = weights[3]
         val out = FloatArray(boxEncodings.size)
         for (a in 0 until boxEncodings.size / 4) {
             val o = a * 4

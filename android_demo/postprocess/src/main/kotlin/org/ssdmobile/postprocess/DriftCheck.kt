@@ -5,24 +5,28 @@ import java.nio.ByteOrder
 
 /**
  * The on-device drift check: the golden data `ssdmobile export --golden N` attaches to an artifact
- * (ssdmobile/drift.py: `<stem>.golden/golden.json` and its files) is run through the phone's
- * runtime, and the outputs are compared with the float model's. One rule, shared with the Python
- * side (ssdmobile.drift.compare) and the iOS app (DriftCheck.swift):
- *  - raw outputs (no NMS in the graph) pass when every value is finite and
- *    |device - float| <= atol + rtol * |device| (ExecuTorch BundledProgram's rule), in double;
+ * (ssdmobile/drift.py: `<stem>.golden/golden.json`, read as the generated [ArtifactGolden], and its
+ * files) is run through the phone's runtime, and the outputs are compared with the float model's.
+ * One rule, shared with the Python side (ssdmobile.drift.compare) and the iOS app, and run on the
+ * same cases by all three (the "drift" cases of tests/vectors):
+ *  - raw outputs (no NMS in the graph): the largest |device - float| over the finite differences,
+ *    and within tolerance when every difference is finite and |device - float| <= atol + rtol * |device|
+ *    (ExecuTorch BundledProgram's rule), in double ([rawDifference]);
  *  - detections (decoded here by [Postprocessor], exactly as the app does) match the float
- *    model's image by image as ssdmobile.validate.detections_match decides, with the golden
- *    score and box tolerances; at least minImagesMatched images must match;
- *  - any NaN or infinite output fails the check.
+ *    model's image by image as ssdmobile.validate.detections_match decides ([detectionsMatch]),
+ *    with the golden score and box tolerances; an image with a non-finite output never matches;
+ *  - any NaN or infinite output fails the check ([nonFinite]);
+ *  - [passed]: no non-finite output, raw outputs within tolerance (or no raw outputs), and at
+ *    least minImagesMatched images matched.
  * The app feeds [check] what its runtime returned; tests feed it what ExecuTorch's Python
  * runtime returned for a real exported program (DriftCheckTest).
  */
 class DriftCheck(val golden: ArtifactGolden, val sidecar: Sidecar, private val read: (String) -> ByteArray) {
     init {
         if (golden.artifact != sidecar.artifact)
-            throw SidecarException("golden data is for ${golden.artifact}, not ${sidecar.artifact}")
+            throw FormatException("golden data is for ${golden.artifact}, not ${sidecar.artifact}")
         if (golden.nmsInGraph != sidecar.nms.inGraph)
-            throw SidecarException("golden data and sidecar of ${sidecar.artifact} disagree on NMS in the graph")
+            throw FormatException("golden data and sidecar of ${sidecar.artifact} disagree on NMS in the graph")
     }
 
     val images: Int get() = golden.images.size
@@ -31,7 +35,7 @@ class DriftCheck(val golden: ArtifactGolden, val sidecar: Sidecar, private val r
     fun input(i: Int): FloatArray {
         val case = golden.images[i]
         if (golden.input.dtype != "float32")
-            throw SidecarException("${case.input}: ${golden.input.dtype} golden inputs are for image-input (Core ML) artifacts")
+            throw FormatException("${case.input}: ${golden.input.dtype} golden inputs are for image-input (Core ML) artifacts")
         return readF32(read(case.input))
     }
 
@@ -41,59 +45,52 @@ class DriftCheck(val golden: ArtifactGolden, val sidecar: Sidecar, private val r
         val tol = golden.tolerances
         val post = Postprocessor(sidecar)
         val raw = !golden.nmsInGraph
-        var maxDiff = 0.0
-        var within = true
+        var diff = RawDifference.NONE
         var nonFinite = 0
         var matched = 0
         for ((i, case) in golden.images.withIndex()) {
             val outs = outputs[i]
-            var finite = true
-            for (o in outs) for (v in o) if (v.isNaN() || v.isInfinite()) { nonFinite++; finite = false }
+            val bad = nonFinite(outs)
+            nonFinite += bad
             if (raw) {
-                val files = case.floatOutputs ?: throw SidecarException("${case.image}: golden data has no float outputs")
+                val files = case.floatOutputs ?: throw FormatException("${case.image}: golden data has no float outputs")
+                if (files.size != outs.size)
+                    throw IllegalArgumentException("${case.image}: ${outs.size} outputs, the golden data has ${files.size}")
                 for ((k, name) in files.withIndex()) {
                     val want = readF32(read(name))
-                    val got = outs[k]
-                    if (got.size != want.size) throw IllegalArgumentException("${case.image}: output $k has ${got.size} values, float has ${want.size}")
-                    for (j in got.indices) {
-                        val diff = Math.abs(got[j].toDouble() - want[j].toDouble())
-                        if (diff.isNaN() || diff.isInfinite()) { within = false; continue }
-                        if (diff > maxDiff) maxDiff = diff
-                        if (diff > tol.atol + Math.abs(tol.rtol * got[j].toDouble())) within = false
-                    }
+                    if (outs[k].size != want.size)
+                        throw IllegalArgumentException("${case.image}: output $k has ${outs[k].size} values, float has ${want.size}")
+                    diff += rawDifference(outs[k], want, tol.atol, tol.rtol)
                 }
             }
-            if (!finite) continue
+            if (bad > 0) continue
             val w = case.width.toFloat()
             val h = case.height.toFloat()
-            val ref = case.detections.boxes.indices.map { j ->
-                val b = case.detections.boxes[j]
-                Detection(b[0] * w, b[1] * h, b[2] * w, b[3] * h, case.detections.scores[j], case.detections.labels[j])
+            val d = case.detections
+            val ref = d.boxes.indices.map { j ->
+                val b = d.boxes[j]
+                Detection(b[0].toFloat() * w, b[1].toFloat() * h, b[2].toFloat() * w, b[3].toFloat() * h,
+                    d.scores[j].toFloat(), d.labels[j])
             }
             val got = post.run(outs).map { Detection(it.x1 * w, it.y1 * h, it.x2 * w, it.y2 * h, it.score, it.label) }
             if (detectionsMatch(ref, got, golden.maxDetections, tol.boxTolPx.toFloat(), tol.scoreTol.toFloat())) matched++
         }
-        val rawOk: Boolean? = if (raw) within else null
-        val passed = nonFinite == 0 && rawOk != false && matched >= tol.minImagesMatched
-        return DriftResult(images, if (raw) maxDiff else null, rawOk, nonFinite, matched, tol.minImagesMatched, passed)
+        return result(images, if (raw) diff else null, nonFinite, matched, tol.minImagesMatched)
+    }
+
+    /** The largest finite |device - float| and whether every value is within tolerance, over some raw outputs. */
+    class RawDifference(val maxAbsDiff: Double, val within: Boolean) {
+        /** Both, over the outputs of both. */
+        operator fun plus(o: RawDifference) = RawDifference(Math.max(maxAbsDiff, o.maxAbsDiff), within && o.within)
+
+        companion object {
+            /** Nothing compared yet. */
+            val NONE = RawDifference(0.0, true)
+        }
     }
 
     companion object {
-        const val FORMAT = "ssdmobile-artifact-golden"
-        const val VERSION = 1
         const val MANIFEST = "golden.json"
-
-        fun parse(text: String, source: String = MANIFEST): ArtifactGolden {
-            val tree = JsonMapping.parseStrict(text, source)
-            if (!tree.isJsonObject) throw SidecarException("$source: top level must be a JSON object")
-            val format = tree.asJsonObject.get("format")
-            if (format == null || !format.isJsonPrimitive || format.asString != FORMAT)
-                throw SidecarException("$source: not ssdmobile golden data (no \"format\": \"$FORMAT\")")
-            val golden = JsonMapping.map(tree, ArtifactGolden::class.java, source)
-            if (golden.version > VERSION)
-                throw SidecarException("$source: golden data version ${golden.version} is newer than this app understands; update the app")
-            return golden
-        }
 
         fun readF32(bytes: ByteArray): FloatArray {
             val fb = ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer()
@@ -101,6 +98,47 @@ class DriftCheck(val golden: ArtifactGolden, val sidecar: Sidecar, private val r
             fb.get(out)
             return out
         }
+
+        /**
+         * One raw output against the float model's, in double: the largest finite |device - float|,
+         * and within = every difference finite and <= atol + |rtol * device|.
+         */
+        fun rawDifference(device: FloatArray, float: FloatArray, atol: Double, rtol: Double): RawDifference {
+            if (device.size != float.size)
+                throw IllegalArgumentException("an output has ${device.size} values, the float one ${float.size}")
+            var max = 0.0
+            var within = true
+            for (j in device.indices) {
+                val got = device[j].toDouble()
+                val diff = Math.abs(got - float[j].toDouble())
+                if (diff.isNaN() || diff.isInfinite()) { within = false; continue }
+                if (diff > max) max = diff
+                if (diff > atol + Math.abs(rtol * got)) within = false
+            }
+            return RawDifference(max, within)
+        }
+
+        /** NaN and infinite values in a runtime's outputs; each one fails the check. */
+        fun nonFinite(outputs: List<FloatArray>): Int {
+            var n = 0
+            for (o in outputs) for (v in o) if (v.isNaN() || v.isInfinite()) n++
+            return n
+        }
+
+        /** The verdict: nothing non-finite, raw outputs within tolerance (null: none, NMS in the graph), enough images matched. */
+        fun passed(nonFinite: Int, rawWithinTolerance: Boolean?, matched: Int, minImagesMatched: Int): Boolean =
+            nonFinite == 0 && rawWithinTolerance != false && matched >= minImagesMatched
+
+        /** The result of a check over `images` images; `raw` null with NMS in the graph. */
+        fun result(images: Int, raw: RawDifference?, nonFinite: Int, matched: Int, minImagesMatched: Int): DriftResult =
+            DriftResult(
+                images = images,
+                maxAbsDiffRaw = raw?.maxAbsDiff,
+                rawWithinTolerance = raw?.within,
+                nonFinite = nonFinite,
+                detectionsMatched = matched,
+                minImagesMatched = minImagesMatched,
+                passed = passed(nonFinite, raw?.within, matched, minImagesMatched))
 
         /**
          * ssdmobile.validate.detections_match, line for line: every reference detection (boxes in
@@ -122,7 +160,10 @@ class DriftCheck(val golden: ArtifactGolden, val sidecar: Sidecar, private val r
                 }
                 if (found >= 0) used[found] = true else unmatchedRef.add(i)
             }
-            val cut = Math.min(ref.map { it.score }.min()!!.toDouble(), got.map { it.score }.min()!!.toDouble()) + scoreTol
+            var lowest = Float.POSITIVE_INFINITY
+            for (d in ref) lowest = Math.min(lowest, d.score)
+            for (d in got) lowest = Math.min(lowest, d.score)
+            val cut = lowest.toDouble() + scoreTol
             val full = ref.size >= maxDetections || got.size >= maxDetections
             fun nearCut(s: Float) = full && s.toDouble() <= cut
             return unmatchedRef.all { nearCut(ref[it].score) } && got.indices.filter { !used[it] }.all { nearCut(got[it].score) }
@@ -133,84 +174,14 @@ class DriftCheck(val golden: ArtifactGolden, val sidecar: Sidecar, private val r
     }
 }
 
-/** What a drift check found; written into the device result (BenchResult) as its "drift". */
-class DriftResult(
-    val images: Int,
-    /** largest |device - float| over the raw outputs; null with NMS in the graph */
-    val maxAbsDiffRaw: Double?,
-    val rawWithinTolerance: Boolean?,
-    val nonFinite: Int,
-    val detectionsMatched: Int,
-    val minImagesMatched: Int,
-    val passed: Boolean
-) {
-    fun summary(): String = buildString {
-        append(if (passed) "PASS" else "FAIL")
-        if (maxAbsDiffRaw != null) append(String.format(java.util.Locale.US, ": max raw difference %.2e%s", maxAbsDiffRaw,
-            if (rawWithinTolerance == true) " (within tolerance)" else " (OUT of tolerance)"))
-        append(if (maxAbsDiffRaw != null) ", " else ": ")
-        append("detections match on $detectionsMatched/$images images (at least $minImagesMatched needed)")
-        if (nonFinite > 0) append(", $nonFinite NaN/infinite outputs")
-    }
+/** One line for the screen and the log: PASS/FAIL, the raw difference, the images matched. */
+fun DriftResult.summary(): String {
+    val sb = StringBuilder(if (passed) "PASS" else "FAIL")
+    val maxDiff = maxAbsDiffRaw
+    if (maxDiff != null) sb.append(String.format(java.util.Locale.US, ": max raw difference %.2e%s", maxDiff,
+        if (rawWithinTolerance == true) " (within tolerance)" else " (OUT of tolerance)"))
+    sb.append(if (maxDiff != null) ", " else ": ")
+    sb.append("detections match on $detectionsMatched/$images images (at least $minImagesMatched needed)")
+    if (nonFinite > 0) sb.append(", $nonFinite NaN/infinite outputs")
+    return sb.toString()
 }
-
-/** golden.json as ssdmobile/drift.py writes it; fields the app does not need are not mapped. */
-class ArtifactGolden(
-    val format: String,
-    val version: Int,
-    val artifact: String,
-    val artifactSha256: String,
-    val model: String,
-    @OneOf("fp32", "fp16", "int8") val precision: String,
-    val nmsInGraph: Boolean,
-    val input: GoldenInput,
-    val maxDetections: Int,
-    val images: List<GoldenCase>,
-    val tolerances: DriftTolerances,
-    /** what the exporting machine's runtime measured on the same inputs; null where it cannot run */
-    @MayBeNull val host: HostDrift?
-)
-
-class GoldenInput(
-    val name: String,
-    @Length(4) val shape: IntArray,
-    @OneOf("NCHW", "NHWC", "image_RGB") val layout: String,
-    /** float32: the stored input is the tensor itself; uint8: an RGB image already at the model's size */
-    @OneOf("float32", "uint8") val dtype: String
-)
-
-class GoldenCase(
-    val image: String,
-    val width: Int,
-    val height: Int,
-    /** file of the input, beside golden.json */
-    val input: String,
-    /** files of the float model's raw outputs in the sidecar's output order; null with NMS in the graph */
-    @MayBeNull val floatOutputs: List<String>?,
-    val detections: GoldenDetectionList
-)
-
-class GoldenDetectionList(
-    val count: Int,
-    /** normalized x1, y1, x2, y2 */
-    @Length(rows = 4) val boxes: Array<FloatArray>,
-    val scores: FloatArray,
-    val labels: IntArray
-)
-
-class DriftTolerances(
-    val rtol: Double,
-    val atol: Double,
-    val scoreTol: Double,
-    val boxTolPx: Double,
-    val minImagesMatched: Int,
-    val why: String
-)
-
-class HostDrift(
-    val runtime: String,
-    @MayBeNull val maxAbsDiffRaw: Double?,
-    val detectionsMatched: Int,
-    val images: Int,
-    val passed: Boolean
-)

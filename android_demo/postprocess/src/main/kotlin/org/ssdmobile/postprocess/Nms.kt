@@ -15,7 +15,16 @@ data class Detection(val x1: Float, val y1: Float, val x2: Float, val y2: Float,
  *  6. the first maxDetections.
  */
 object Nms {
-    fun nmsPerClass(boxes: FloatArray, scores: FloatArray, numClasses: Int, cfg: NmsSpec): List<Detection> {
+    fun nmsPerClass(boxes: FloatArray, scores: FloatArray, numClasses: Int, cfg: NmsSpec): List<Detection> =
+        nmsPerClass(boxes, scores, numClasses, cfg.iouThresh.toFloat(), cfg.scoreThresh.toFloat(), cfg.topkCandidates,
+            cfg.maxPerClass, cfg.maxDetections)
+
+    /**
+     * The same with the settings' values (float32 thresholds, as the reference compares);
+     * topkCandidates and maxPerClass null = no limit.
+     */
+    fun nmsPerClass(boxes: FloatArray, scores: FloatArray, numClasses: Int, iouThresh: Float, scoreThresh: Float,
+                    topkCandidates: Int?, maxPerClass: Int?, maxDetections: Int): List<Detection> {
         val numAnchors = boxes.size / 4
         if (scores.size != numAnchors * numClasses)
             throw IllegalArgumentException("scores hold ${scores.size} values, expected $numAnchors anchors x $numClasses classes")
@@ -24,27 +33,27 @@ object Nms {
         val cand = IntArray(numAnchors)
         for (c in 1 until numClasses) {
             var n = 0
-            for (a in 0 until numAnchors) if (scores[a * numClasses + c] > cfg.scoreThresh) cand[n++] = a
+            for (a in 0 until numAnchors) if (scores[a * numClasses + c] > scoreThresh) cand[n++] = a
             if (n == 0) continue
             // descending score, ties in anchor order (the reference's stable argsort)
             val order = (0 until n).map { cand[it] }
                 .sortedWith(Comparator { p, q -> java.lang.Float.compare(scores[q * numClasses + c], scores[p * numClasses + c]) })
-            val top = if (cfg.topkCandidates != null && order.size > cfg.topkCandidates) order.subList(0, cfg.topkCandidates) else order
-            for (a in greedy(clamped, top, cfg.iouThresh)) {
+            val top = if (topkCandidates != null && order.size > topkCandidates) order.subList(0, topkCandidates) else order
+            for (a in greedy(clamped, top, iouThresh)) {
                 kept.add(Detection(clamped[a * 4], clamped[a * 4 + 1], clamped[a * 4 + 2], clamped[a * 4 + 3],
                     scores[a * numClasses + c], c))
             }
         }
         var sorted = kept.sortedWith(Comparator { p, q -> java.lang.Float.compare(q.score, p.score) })
-        if (cfg.maxPerClass != null) {
+        if (maxPerClass != null) {
             val perClass = HashMap<Int, Int>()
             sorted = sorted.filter { d ->
                 val n = perClass[d.label] ?: 0
                 perClass[d.label] = n + 1
-                n < cfg.maxPerClass
+                n < maxPerClass
             }
         }
-        return if (sorted.size > cfg.maxDetections) sorted.subList(0, cfg.maxDetections) else sorted
+        return if (sorted.size > maxDetections) sorted.subList(0, maxDetections) else sorted
     }
 
     /** Greedy NMS over anchors already sorted by descending score; returns the kept anchors in that order. */

@@ -12,13 +12,16 @@ package org.ssdmobile.postprocess
 class Preprocessor(private val sidecar: Sidecar) {
     private val p = sidecar.preprocess
     private val normalize = sidecar.input.dtype == "float32"
+    // float32 once, as the reference normalizes
+    private val mean = p.mean.toFloats()
+    private val std = p.std.toFloats()
 
     init {
         if (sidecar.input.layout != "NCHW" && sidecar.input.layout != "NHWC")
-            throw SidecarException("input layout '${sidecar.input.layout}' is not a tensor layout (NCHW or NHWC): " +
+            throw FormatException("input layout '${sidecar.input.layout}' is not a tensor layout (NCHW or NHWC): " +
                 "this artifact is not for this app")
         if (sidecar.input.dtype != "float32" && sidecar.input.dtype != "uint8")
-            throw SidecarException("input dtype '${sidecar.input.dtype}' is not float32 or uint8")
+            throw FormatException("input dtype '${sidecar.input.dtype}' is not float32 or uint8")
     }
 
     /** Returns [1 * 3 * H * W] floats in the input layout (uint8 inputs: values 0..255, to copy into bytes). */
@@ -32,7 +35,7 @@ class Preprocessor(private val sidecar: Sidecar) {
             val px = argb[i]
             for (ch in 0 until 3) {
                 val v = ((px shr (16 - 8 * ch)) and 0xFF).toFloat()
-                plane[ch * width * height + i] = if (normalize) (v * scale - p.mean[ch]) / p.std[ch] else v
+                plane[ch * width * height + i] = if (normalize) (v * scale - mean[ch]) / std[ch] else v
             }
         }
         val out = FloatArray(3 * outH * outW)

@@ -16,6 +16,14 @@ data class ViewRect(val left: Float, val top: Float, val right: Float, val botto
 enum class ScaleMode { FILL, FIT, CROP }
 
 object PreviewMapping {
+    /** The scale modes by their names in tests/vectors (fill, fit, crop). */
+    fun scaleMode(name: String): ScaleMode = when (name) {
+        "fill" -> ScaleMode.FILL
+        "fit" -> ScaleMode.FIT
+        "crop" -> ScaleMode.CROP
+        else -> throw IllegalArgumentException("unknown scale mode '$name' (fill, fit, crop)")
+    }
+
     /**
      * Normalized box -> view rectangle. mirror flips horizontally (front camera preview).
      * Parts outside the view are not clipped: the caller's canvas clips.

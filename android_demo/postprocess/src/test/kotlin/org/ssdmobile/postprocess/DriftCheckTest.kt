@@ -9,11 +9,12 @@ import org.junit.Test
 import java.io.File
 
 /**
- * The drift check on real programs: test.sh runs tests/drift_fixtures.py, which exports ExecuTorch
- * programs with golden data (`ssdmobile export --golden`), runs them with ExecuTorch's Python
- * runtime on the golden inputs and saves the outputs as the app holds them (-Ddrift.dir). The
- * check must pass on the true program and fail on a perturbed one, and find exactly what the
- * Python side of the same check found.
+ * The drift check on real programs: tests/drift_fixtures.py (run by tests/phone_fixtures.sh into
+ * OUT/drift, passed as -Ddrift.dir) exports ExecuTorch programs with golden data (`ssdmobile export
+ * --golden`), runs them with ExecuTorch's Python runtime on the golden inputs and saves the outputs
+ * as the app holds them. The check must pass on the true program and fail on a perturbed one, and
+ * find exactly what the Python side of the same check found. The rule's pieces on their own:
+ * below and in VectorsTest (tests/vectors, section "drift").
  */
 class DriftCheckTest {
     class Case(val name: String, val check: DriftCheck, val outputs: List<List<FloatArray>>, val expectPass: Boolean,
@@ -21,11 +22,11 @@ class DriftCheckTest {
 
     private fun cases(): List<Case> {
         val dir = System.getProperty("drift.dir") ?: System.getenv("SSDMOBILE_DRIFT_DIR")
-            ?: throw AssertionError("no drift fixtures: run android_demo/postprocess/test.sh (-Ddrift.dir=DIR)")
+            ?: throw AssertionError("no drift fixtures: run android_demo/postprocess/test.sh (-Ddrift.dir=OUT/drift)")
         val listing = JsonParser.parseString(File(dir, "cases.json").readText()).asJsonObject.getAsJsonArray("cases")
         return listing.map { it.asJsonObject }.map { c ->
             val goldenFile = File(c.get("golden").asString)
-            val golden = DriftCheck.parse(goldenFile.readText(), goldenFile.path)
+            val golden = ArtifactGolden.parse(goldenFile.readText(), goldenFile.path)
             val sidecarFile = File(c.get("sidecar").asString)
             val sidecar = Sidecar.parse(sidecarFile.readText(), sidecarFile.path)
             val check = DriftCheck(golden, sidecar) { name -> File(goldenFile.parentFile, name).readBytes() }
@@ -88,7 +89,7 @@ class DriftCheckTest {
         try {
             DriftCheck(person.check.golden, tiny.check.sidecar) { ByteArray(0) }
             throw AssertionError("accepted golden data of another artifact")
-        } catch (e: SidecarException) {
+        } catch (e: FormatException) {
             assertTrue(e.message!!.contains("golden data is for"))
         }
     }
@@ -106,5 +107,37 @@ class DriftCheckTest {
         assertFalse(m(ref.subList(0, 1)))
         assertTrue(DriftCheck.detectionsMatch(emptyList(), emptyList(), 100, 0.5f, 1e-3f))
         assertFalse(DriftCheck.detectionsMatch(ref, emptyList(), 100, 0.5f, 1e-3f))
+    }
+
+    @Test
+    fun theRuleInPieces() {
+        val f = floatArrayOf(1f, -2f, 100f)
+        val same = DriftCheck.rawDifference(f, f, 0.0, 0.0)
+        assertEquals(0.0, same.maxAbsDiff, 0.0)
+        assertTrue(same.within)
+        // |device - float| <= atol + rtol * |device|, in double
+        val d = DriftCheck.rawDifference(floatArrayOf(1.5f, -2f, 101f), f, 0.5, 0.0)
+        assertEquals(1.0, d.maxAbsDiff, 0.0)
+        assertFalse(d.within)
+        assertTrue(DriftCheck.rawDifference(floatArrayOf(1.5f, -2f, 101f), f, 0.5, 0.01).within)
+        // a non-finite difference is out of tolerance and left out of the maximum
+        val nan = DriftCheck.rawDifference(floatArrayOf(Float.NaN, -2.25f, 100f), f, 1.0, 1.0)
+        assertEquals(0.25, nan.maxAbsDiff, 0.0)
+        assertFalse(nan.within)
+        assertFalse(DriftCheck.rawDifference(floatArrayOf(1f, Float.NEGATIVE_INFINITY, 100f), f, 1.0, 1.0).within)
+        val both = same + d
+        assertEquals(1.0, both.maxAbsDiff, 0.0)
+        assertFalse(both.within)
+        assertEquals(2, DriftCheck.nonFinite(listOf(floatArrayOf(Float.NaN, 1f), floatArrayOf(Float.POSITIVE_INFINITY))))
+        assertTrue(DriftCheck.passed(0, null, 4, 4))
+        assertTrue(DriftCheck.passed(0, true, 4, 3))
+        assertFalse(DriftCheck.passed(1, true, 4, 4))
+        assertFalse(DriftCheck.passed(0, false, 4, 4))
+        assertFalse(DriftCheck.passed(0, true, 3, 4))
+        val r = DriftCheck.result(4, null, 0, 4, 4)
+        assertEquals(DriftResult(4, null, null, 0, 4, 4, true), r)
+        assertEquals("PASS: detections match on 4/4 images (at least 4 needed)", r.summary())
+        assertEquals("FAIL: max raw difference 1.00e+00 (OUT of tolerance), detections match on 3/4 images " +
+            "(at least 4 needed), 2 NaN/infinite outputs", DriftCheck.result(4, d, 2, 3, 4).summary())
     }
 }

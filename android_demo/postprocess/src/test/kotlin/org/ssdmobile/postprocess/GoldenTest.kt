@@ -1,51 +1,48 @@
 package org.ssdmobile.postprocess
 
 import org.junit.Assert.assertEquals
+import org.junit.Assert.assertFalse
 import org.junit.Assert.assertTrue
 import org.junit.Assert.fail
 import org.junit.Test
 import java.io.File
-import java.nio.ByteBuffer
-import java.nio.ByteOrder
 
 /**
- * The Kotlin post-processing against the Python reference on real images. The golden
- * directories are written by `ssdmobile golden` (see test.sh) and passed as the system property
- * golden.dirs (comma separated). Everything is recomputed here from the raw tensors and the
- * sidecar; boxes and scores must match to 1e-4, labels and counts exactly.
+ * The Kotlin preprocessing, decode and NMS against the Python reference on real images. The
+ * reference directories are written by `ssdmobile golden` (tests/phone_fixtures.sh: OUT/reference/NAME,
+ * each a reference.json read as the generated [ReferenceData], its sidecar.json and tensors) and
+ * passed as the system property golden.dirs (comma separated). Everything is recomputed here from
+ * the raw tensors and the sidecar; boxes and scores must match to 1e-4, labels and counts exactly.
  */
 class GoldenTest {
     companion object {
         const val TOL = 1e-4f
+        const val REFERENCE = "reference.json"
 
         fun goldenDirs(): List<File> {
             val prop = System.getProperty("golden.dirs") ?: System.getenv("SSDMOBILE_GOLDEN_DIRS")
-                ?: throw AssertionError("no golden files: run android_demo/postprocess/test.sh, which writes them " +
-                    "with `ssdmobile golden` and passes -Dgolden.dirs=DIR[,DIR...]")
+                ?: throw AssertionError("no reference data: run android_demo/postprocess/test.sh, which passes " +
+                    "-Dgolden.dirs=DIR[,DIR...] (tests/phone_fixtures.sh OUT writes them under OUT/reference)")
             val dirs = prop.split(",").filter { it.isNotBlank() }.map { File(it) }
-            for (d in dirs) assertTrue("golden dir $d has no golden.json", File(d, "golden.json").isFile)
+            assertTrue("golden.dirs names no directory", dirs.isNotEmpty())
+            for (d in dirs) assertTrue("reference dir $d has no $REFERENCE", File(d, REFERENCE).isFile)
             return dirs
         }
 
-        fun readF32(f: File): FloatArray {
-            val bb = ByteBuffer.wrap(f.readBytes()).order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer()
-            val out = FloatArray(bb.remaining())
-            bb.get(out)
-            return out
-        }
+        fun readF32(f: File): FloatArray = DriftCheck.readF32(f.readBytes())
     }
 
-    class Case(val dir: File, val sidecar: Sidecar, val image: GoldenImage) {
+    class Case(val dir: File, val sidecar: Sidecar, val image: ReferenceImage) {
         val name: String get() = "${dir.name}/${image.image}"
-        fun file(ref: GoldenFile) = File(dir, ref.file)
+        fun file(ref: TensorFile) = File(dir, ref.file)
     }
 
     private fun cases(): List<Case> = goldenDirs().flatMap { dir ->
-        val manifest = JsonMapping.read(File(dir, "golden.json").readText(), "$dir/golden.json", GoldenManifest::class.java)
-        assertEquals("ssdmobile-golden", manifest.format)
-        val sidecar = Sidecar.parse(File(dir, manifest.sidecar).readText(), "$dir/${manifest.sidecar}")
-        assertTrue("$dir: no images", manifest.images.isNotEmpty())
-        manifest.images.map { Case(dir, sidecar, it) }
+        val reference = ReferenceData.parse(File(dir, REFERENCE).readText(), "$dir/$REFERENCE")
+        val sidecar = Sidecar.parse(File(dir, reference.sidecar).readText(), "$dir/${reference.sidecar}")
+        assertTrue("$dir: no images", reference.images.isNotEmpty())
+        assertFalse("$dir: the reference runs NMS in the app", sidecar.nms.inGraph)
+        reference.images.map { Case(dir, sidecar, it) }
     }
 
     private fun expected(c: Case): List<Detection> {
@@ -53,7 +50,7 @@ class GoldenTest {
         assertEquals(d.count, d.scores.size)
         return d.scores.indices.map { i ->
             val b = d.boxes[i]
-            Detection(b[0], b[1], b[2], b[3], d.scores[i], d.labels[i])
+            Detection(b[0].toFloat(), b[1].toFloat(), b[2].toFloat(), b[3].toFloat(), d.scores[i].toFloat(), d.labels[i])
         }
     }
 
@@ -95,7 +92,7 @@ class GoldenTest {
             }
             total += want.size
         }
-        println("golden detections: $total matched, max |box diff| $worstBox, max |score diff| $worstScore (tolerance $TOL)")
+        println("reference detections: $total matched, max |box diff| $worstBox, max |score diff| $worstScore (tolerance $TOL)")
     }
 
     @Test
@@ -105,6 +102,8 @@ class GoldenTest {
             val w = c.image.width
             val h = c.image.height
             val rgb = c.file(c.image.rgb).readBytes()
+            assertEquals(listOf(h, w, 3), c.image.rgb.shape)
+            assertEquals("uint8", c.image.rgb.dtype)
             assertEquals(w * h * 3, rgb.size)
             val argb = IntArray(w * h) { i ->
                 (0xFF shl 24) or ((rgb[3 * i].toInt() and 0xFF) shl 16) or
@@ -113,26 +112,26 @@ class GoldenTest {
             val want = readF32(c.file(c.image.input))
             val got = Preprocessor(c.sidecar).run(argb, w, h)
             assertEquals(want.size, got.size)
+            assertEquals(c.image.input.shape.fold(1) { a, b -> a * b }, got.size)
             // measured in pixel units of [0, 1] (times the channel's std): a caffe-style input
             // (std 1/255, SSD300 VGG16) has values near 255, where float32 rounding alone is ~3e-5
             val std = c.sidecar.preprocess.std
             val plane = got.size / 3
             var diff = 0f
-            for (i in want.indices) diff = maxOf(diff, Math.abs(want[i] - got[i]) * std[i / plane])
+            for (i in want.indices) diff = maxOf(diff, Math.abs(want[i] - got[i]) * std[i / plane].toFloat())
             assertTrue("${c.name}: preprocessed input differs by $diff", diff <= TOL)
             worst = maxOf(worst, diff)
 
             // the same pixels in NHWC, for artifacts whose sidecar says so
             val s = c.sidecar
-            val nhwcInput = InputSpec(s.input.name, intArrayOf(1, s.preprocess.height, s.preprocess.width, 3), "NHWC", "float32")
-            val nhwc = Preprocessor(Sidecar(s.model, s.target, s.precision, s.artifact, nhwcInput, s.preprocess,
-                s.classNames, s.outputs, s.decode, s.nms)).run(argb, w, h)
+            val nhwcInput = s.input.copy(shape = listOf(1, s.preprocess.height, s.preprocess.width, 3), layout = "NHWC")
+            val nhwc = Preprocessor(s.copy(input = nhwcInput)).run(argb, w, h)
             val ph = s.preprocess.height
             val pw = s.preprocess.width
             for (ch in 0 until 3) for (y in 0 until ph) for (x in 0 until pw)
                 assertEquals(got[(ch * ph + y) * pw + x], nhwc[(y * pw + x) * 3 + ch], 0f)
         }
-        println("golden preprocessing: max |input diff| x std $worst (tolerance $TOL)")
+        println("reference preprocessing: max |input diff| x std $worst (tolerance $TOL)")
     }
 
     @Test
@@ -143,7 +142,7 @@ class GoldenTest {
             val px = c.image.detections.boxesPixels
             for ((i, d) in expected(c).withIndex()) {
                 val r = PreviewMapping.toImagePixels(d, w, h)
-                val b = px[i]
+                val b = px[i].toFloats()
                 val diff = maxOf(maxOf(Math.abs(r.left - b[0]), Math.abs(r.top - b[1])),
                     maxOf(Math.abs(r.right - b[2]), Math.abs(r.bottom - b[3])))
                 assertTrue("${c.name}: pixel box #$i differs by $diff", diff <= TOL * maxOf(w, h))
@@ -155,27 +154,3 @@ class GoldenTest {
         }
     }
 }
-
-/** golden.json as `ssdmobile golden` writes it (ssdmobile/golden.py), mapped by Gson like the sidecar. */
-class GoldenManifest(val format: String, val sidecar: String, val images: List<GoldenImage>)
-
-class GoldenImage(
-    val image: String,
-    val width: Int,
-    val height: Int,
-    val rgb: GoldenFile,
-    val input: GoldenFile,
-    val boxEncodings: GoldenFile,
-    val classLogits: GoldenFile,
-    val detections: GoldenDetections
-)
-
-class GoldenFile(val file: String)
-
-class GoldenDetections(
-    val count: Int,
-    @Length(rows = 4) val boxes: Array<FloatArray>,
-    val scores: FloatArray,
-    val labels: IntArray,
-    @Length(rows = 4) val boxesPixels: Array<FloatArray>
-)

@@ -3,10 +3,10 @@ package org.ssdmobile.postprocess
 import org.junit.Assert.assertEquals
 import org.junit.Test
 
-/** Hand-made cases for each rule of nms_per_class; the golden files cover the real-image case. */
+/** Hand-made cases for each rule of nms_per_class; tests/vectors and the reference data cover the rest. */
 class NmsTest {
     private fun cfg(iou: Float = 0.5f, thresh: Float = 0.1f, topk: Int? = null, perClass: Int? = null, maxDet: Int = 100) =
-        NmsSpec(false, iou, thresh, topk, perClass, maxDet)
+        NmsSpec(false, iou.toDouble(), thresh.toDouble(), topk, perClass, maxDet)
 
     // 3 classes (0 = background); scores row per anchor
     private val boxes = floatArrayOf(
@@ -62,9 +62,9 @@ class NmsTest {
     fun decodeXywhAndYxhwAgree() {
         val anchors = floatArrayOf(0.5f, 0.5f, 0.2f, 0.4f)
         val xywh = BoxDecoder.decode(floatArrayOf(1f, -2f, 0.5f, 0f), anchors,
-            BoxCoderSpec(floatArrayOf(10f, 10f, 5f, 5f), "xywh", null))
+            BoxCoderSpec(listOf(10.0, 10.0, 5.0, 5.0), "xywh", null))
         val yxhw = BoxDecoder.decode(floatArrayOf(-2f, 1f, 0f, 0.5f), anchors,
-            BoxCoderSpec(floatArrayOf(10f, 10f, 5f, 5f), "yxhw", null))
+            BoxCoderSpec(listOf(10.0, 10.0, 5.0, 5.0), "yxhw", null))
         val w = 0.2f * Math.exp(0.1).toFloat()
         val expected = floatArrayOf(0.52f - w / 2, 0.42f - 0.2f, 0.52f + w / 2, 0.42f + 0.2f)
         for (i in 0 until 4) {
@@ -73,7 +73,7 @@ class NmsTest {
         }
         // clamp bounds dw before exp
         val clamped = BoxDecoder.decode(floatArrayOf(0f, 0f, 100f, 0f), anchors,
-            BoxCoderSpec(floatArrayOf(1f, 1f, 1f, 1f), "xywh", 1f))
+            BoxCoderSpec(listOf(1.0, 1.0, 1.0, 1.0), "xywh", 1.0))
         assertEquals(0.2f * Math.E.toFloat(), clamped[2] - clamped[0], 1e-6f)
     }
 

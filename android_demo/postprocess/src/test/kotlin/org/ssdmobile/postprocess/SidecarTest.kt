@@ -1,104 +1,130 @@
 package org.ssdmobile.postprocess
 
+import com.google.gson.JsonObject
+import com.google.gson.JsonPrimitive
 import org.junit.Assert.assertEquals
-import org.junit.Assert.assertNull
+import org.junit.Assert.assertFalse
 import org.junit.Assert.assertTrue
 import org.junit.Assert.fail
 import org.junit.Test
 
+/**
+ * The generated reader on behaviour the apps rely on (its field checks are the generator's, tested
+ * in Python: tests/test_codegen.py), and the sidecar helpers the apps use.
+ */
 class SidecarTest {
-    private val minimal = """
-    {"format": "ssdmobile-sidecar", "schema_version": 1, "model": "m", "target": "executorch",
-     "precision": "fp32", "artifact": "m.pte",
-     "input": {"name": "image", "shape": [1, 3, 4, 6], "layout": "NCHW", "dtype": "float32", "color": "RGB"},
-     "preprocess": {"size": [4, 6], "resize": "bilinear", "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5],
-                    "input_range": [0, 255], "in_graph": false},
-     "class_names": ["__background__", "person", "caf\u00e9 \"x\""],
-     "outputs": [{"name": "box_encodings", "shape": [1, 2, 4], "dtype": "float32", "meaning": "encodings"},
-                 {"name": "class_logits", "shape": [1, 2, 3], "dtype": "float32", "meaning": "logits"}],
-     "decode": {"anchor_format": "cxcywh_normalized", "anchors": [[0.5, 0.5, 0.2, 0.2], [0.25, 0.75, 1e-1, 2.5E-1]],
-                "box_coder": {"weights": [10.0, 10.0, 5.0, 5.0], "order": "xywh", "clamp": null},
-                "box_format": "xyxy_normalized", "score": "softmax"},
-     "nms": {"in_graph": false, "iou_thresh": 0.55, "score_thresh": 0.001, "topk_candidates": 300,
-             "max_per_class": null, "max_detections": 300},
-     "quantization": null, "metrics": null}
-    """
+    private val sample = Samples.sidecar()
+    private val text = sample.toJsonText()
+
+    private fun json(): JsonObject = JsonRead.parse(text, "sample").asJsonObject
 
     @Test
-    fun parsesEveryField() {
-        val s = Sidecar.parse(minimal)
-        assertEquals("m.pte", s.artifact)
+    fun readsWhatItWrites() {
+        assertEquals(sample, Sidecar.parse(text, "x.json"))
+        val s = Sidecar.parse(text, "x.json")
         assertEquals(4, s.input.height)
         assertEquals(6, s.input.width)
+        assertEquals(4, s.preprocess.height)
+        assertEquals(6, s.preprocess.width)
+        assertEquals(3, s.numClasses)
         assertEquals("caf\u00e9 \"x\"", s.label(2))
         assertEquals("class 7", s.label(7))
-        assertEquals(2, s.decode.numAnchors)
-        assertEquals(0.25f, s.decode.anchors[7], 0f)
-        assertNull(s.decode.boxCoder.clamp)
-        assertNull(s.nms.maxPerClass)
-        assertEquals(300, s.nms.topkCandidates)
-        assertEquals(1, s.outputIndex(Sidecar.Outputs.CLASS_LOGITS))
+        assertEquals("class -1", s.label(-1))
+        assertEquals(1, s.outputIndex(OutputNames.CLASS_LOGITS))
+        assertTrue(s.hasOutput(OutputNames.BOX_ENCODINGS))
+        assertFalse(s.hasOutput(OutputNames.NUM_DETECTIONS))
+        val nhwc = Samples.sidecar(layout = "NHWC")
+        assertEquals(4, nhwc.input.height)
+        assertEquals(6, nhwc.input.width)
     }
 
-    private fun assertRejected(text: String, vararg fragments: String) {
+    private fun assertRefused(bad: String, vararg fragments: String) {
         try {
-            Sidecar.parse(text, "x.json")
+            Sidecar.parse(bad, "x.json")
             fail("accepted a bad sidecar")
-        } catch (e: SidecarException) {
-            for (f in fragments) assertTrue("'${e.message}' lacks '$f'", e.message!!.contains(f))
+        } catch (e: FormatException) {
+            val m = e.message!!
+            assertFalse("not one line: $m", m.contains("\n"))
+            assertTrue("'$m' does not name the file", m.startsWith("x.json"))
+            for (f in fragments) assertTrue("'$m' lacks '$f'", m.contains(f))
         }
     }
 
     @Test
-    fun clearErrors() {
-        assertRejected("{\"format\": \"other\"}", "x.json", "not an ssdmobile sidecar")
-        assertRejected(minimal.replace("\"layout\": \"NCHW\",", ""), "x.json", "input.layout is missing")
-        assertRejected(minimal.replace("\"clamp\": null", "\"clamp\": null, \"x\": 1").replace("\"max_detections\": 300}",
-            "\"max_detections\": null}"), "nms.max_detections is missing or null")
-        assertRejected(minimal.replace("\"order\": \"xywh\"", "\"order\": \"xyxy\""), "decode.box_coder.order",
-            "xywh, yxhw")
-        assertRejected(minimal.replace("\"size\": [4, 6]", "\"size\": [4, 6, 1]"), "preprocess.size must have 2 values")
-        assertRejected(minimal.replace("[0.25, 0.75, 1e-1, 2.5E-1]", "[0.25, 0.75, 1e-1]"), "decode.anchors[1] must be an array of 4")
-        assertRejected(minimal.replace("\"person\"", "null"), "class_names[1] is null")
-        assertRejected(minimal.replace("\"shape\": [1, 3, 4, 6]", "\"shape\": [1, 3, 4, \"six\"]"), "x.json",
-            "input.shape[3] must be an integer")
-        assertRejected(minimal.replace("\"max_detections\": 300", "\"max_detections\": \"many\""), "x.json",
+    fun refusesWithOneLine() {
+        assertRefused(json().apply { addProperty("schema_version", Sidecar.VERSION + 1) }.toString(), "newer", "update the app")
+        assertRefused(json().apply { addProperty("format", "ssdmobile-device-result") }.toString(), "ssdmobile-sidecar")
+        assertRefused(json().apply { getAsJsonObject("input").remove("layout") }.toString(), "input.layout", "missing")
+        assertRefused(json().apply { getAsJsonObject("nms").add("max_detections", JsonPrimitive("many")) }.toString(),
             "nms.max_detections")
-        assertRejected(minimal.replace("\"schema_version\": 1", "\"schema_version\": 9"), "update the app")
-        assertRejected(minimal.replace("\"max_detections\": 300}", "\"max_detections\": 300"), "x.json", "invalid JSON")
-        assertRejected("[1, 2]", "top level must be a JSON object")
+        assertRefused(json().apply { getAsJsonObject("decode").getAsJsonObject("box_coder").addProperty("order", "xyxy") }
+            .toString(), "decode.box_coder.order", "xywh")
+        assertRefused(text.removeSuffix("}"), "invalid JSON")
+        assertRefused(text.replace("\"iou_thresh\":0.55", "\"iou_thresh\":NaN"), "invalid JSON")
+        assertRefused("[1, 2]", "top level")
+    }
+
+    @Test
+    fun helpersSayWhatIsWrong() {
         try {
-            Sidecar.parse(minimal).outputIndex(Sidecar.Outputs.BOXES)
+            sample.outputIndex(OutputNames.BOXES)
             fail("found a missing output")
-        } catch (e: SidecarException) {
-            assertTrue(e.message!!.contains("box_encodings, class_logits"))
+        } catch (e: FormatException) {
+            assertTrue(e.message!!, e.message!!.contains("box_encodings, class_logits"))
+        }
+        assertEquals(sample, sample.requireTarget("executorch", "m.json"))
+        try {
+            Samples.sidecar(target = "coreml").requireTarget("executorch", "m.json")
+            fail("accepted a Core ML sidecar")
+        } catch (e: FormatException) {
+            assertEquals("m.json is a coreml sidecar; this app runs executorch artifacts", e.message)
         }
     }
 
-    /** Gson's own fromJson is lenient; the sidecar reader is not (RFC 8259, as Python and the schema). */
     @Test
-    fun strictJson() {
-        for (bad in listOf(minimal + " x", minimal.replace("\"m.pte\"", "'m.pte'"),
-                minimal.replace("\"iou_thresh\": 0.55", "\"iou_thresh\": NaN"), "// c\n" + minimal, ""))
-            assertRejected(bad, "x.json", "invalid JSON")
-        // float32 values survive the text round trip exactly
-        assertEquals(0.1f, Sidecar.parse(minimal.replace("0.55", "0.10000000149011612")).nms.iouThresh, 0f)
+    fun describesTheModel() {
+        assertEquals(listOf(
+            "model      m",
+            "precision  fp32",
+            "input      image 1x3x4x6 NCHW float32",
+            "resize     bilinear to 4x6",
+            "classes    2 (+ background)",
+            "outputs    box_encodings, class_logits",
+            "NMS        in the app, iou 0.55, max 300"), sample.describe().split("\n"))
+        assertTrue(Samples.sidecar(inGraph = true).describe().endsWith("NMS        in the graph, iou 0.55, max 300"))
     }
 
     @Test
     fun graphNmsOutputs() {
-        val text = minimal.replace("\"in_graph\": false, \"iou", "\"in_graph\": true, \"iou").replace(
-            """"outputs": [{"name": "box_encodings", "shape": [1, 2, 4], "dtype": "float32", "meaning": "encodings"},
-                 {"name": "class_logits", "shape": [1, 2, 3], "dtype": "float32", "meaning": "logits"}]""",
-            """"outputs": [{"name": "boxes", "shape": [1, 3, 4], "dtype": "float32", "meaning": "xyxy"},
-                 {"name": "scores", "shape": [1, 3], "dtype": "float32", "meaning": "descending"},
-                 {"name": "labels", "shape": [1, 3], "dtype": "int64", "meaning": "ids"},
-                 {"name": "num_detections", "shape": [1], "dtype": "int64", "meaning": "valid rows"}]""")
-        val s = Sidecar.parse(text)
-        assertTrue(s.nms.inGraph)
+        val s = Samples.sidecar(inGraph = true)
         val out = Postprocessor(s).run(listOf(
             floatArrayOf(0.1f, 0.2f, 0.3f, 0.4f, 0.5f, 0.5f, 0.6f, 0.6f, 0f, 0f, 0f, 0f),
             floatArrayOf(0.9f, 0.4f, 0f), floatArrayOf(1f, 2f, 0f), floatArrayOf(2f)))
         assertEquals(listOf(Detection(0.1f, 0.2f, 0.3f, 0.4f, 0.9f, 1), Detection(0.5f, 0.5f, 0.6f, 0.6f, 0.4f, 2)), out)
+        // without num_detections: padded rows (score 0, label -1) are dropped
+        val noCount = Samples.sidecar(inGraph = true, outputs = Samples.GRAPH_OUTPUTS.subList(0, 3))
+        val rows = Postprocessor(noCount).run(listOf(
+            floatArrayOf(0.1f, 0.2f, 0.3f, 0.4f, 0f, 0f, 0f, 0f, 0f, 0f, 0f, 0f),
+            floatArrayOf(0.9f, 0f, 0f), floatArrayOf(1f, -1f, -1f)))
+        assertEquals(listOf(Detection(0.1f, 0.2f, 0.3f, 0.4f, 0.9f, 1)), rows)
+    }
+
+    @Test
+    fun rawOutputsGoThroughDecodeAndNms() {
+        val p = Postprocessor(sample)
+        assertEquals(8, p.anchors.size)
+        assertEquals(0.25f, p.anchors[7], 0f)
+        // zero encodings; anchor 0 background, anchor 1 person: anchor 1's own box
+        val d = p.run(listOf(FloatArray(8), floatArrayOf(10f, 0f, 0f, 0f, 10f, 0f)))
+        assertEquals(1, d.size)
+        assertEquals(1, d[0].label)
+        assertEquals(0.2f, d[0].x1, 1e-6f)
+        assertEquals(0.625f, d[0].y1, 1e-6f)
+        try {
+            p.run(listOf(FloatArray(8)))
+            fail("accepted one output of two")
+        } catch (e: IllegalArgumentException) {
+            assertTrue(e.message!!.contains("describes 2"))
+        }
     }
 }
