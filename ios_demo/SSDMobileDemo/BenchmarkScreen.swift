@@ -1,17 +1,18 @@
 import CoreML
 import OSLog
+import SSDMobileKit
 import SwiftUI
 import UIKit
 
 /// On-device drift, then latency:
 ///   drift     the artifact's golden data (`ssdmobile export --golden N`, bundled beside it) run
-///             through Core ML here against the float model's detections (DriftCheck)
+///             through Core ML here against the float model's detections (the Kit's DriftCheck)
 ///   forward   MLModel.prediction on a fixed input image (the pipeline: model + NMS)
-///   post-processing   the pipeline's outputs -> detections (what the app reads of them)
+///   post-processing   the pipeline's outputs -> detections (the Kit's Postprocessor)
 ///   end-to-end        the full VNCoreMLRequest on a fixed 640x480 frame (resize + model + NMS)
-/// median and p90 as ssdmobile/bench.py computes them. One device result per run (BenchResult,
-/// the format `ssdmobile device-report` reads) is saved to Documents/results/ and offered to
-/// share, and logged (subsystem org.ssdmobile.demo, category benchmark).
+/// median and p90 as ssdmobile/bench.py computes them (the Kit's LatencyStats). One device result
+/// per run (the Kit's DeviceResult, the format `ssdmobile device-report` reads) is saved to
+/// Documents/results/ and offered to share, and logged (subsystem org.ssdmobile.demo, category benchmark).
 struct BenchmarkScreen: View {
     let model: LoadedModel
     @State private var warmup = 5
@@ -59,27 +60,26 @@ struct BenchmarkScreen: View {
     private func drift(inputName: String, constraint: MLImageConstraint) throws -> DriftResult? {
         guard let folder = model.info.goldenURL else { return nil }
         let check = try DriftCheck(folder: folder, sidecar: model.sidecar)
-        var outputs: [DriftCheck.ImageOutputs] = []
+        var outputs: [[[Float]]] = []
         for i in 0..<check.images {
             var features = model.thresholds
-            features[inputName] = try MLFeatureValue(cgImage: try check.inputImage(i), constraint: constraint, options: nil)
+            features[inputName] = try MLFeatureValue(cgImage: try CGImage.rgb(try check.inputImage(i)),
+                                                     constraint: constraint, options: nil)
             let out = try model.model.prediction(from: MLDictionaryFeatureProvider(dictionary: features))
-            guard let conf = out.featureValue(for: "confidence")?.multiArrayValue,
-                  let coords = out.featureValue(for: "coordinates")?.multiArrayValue else {
-                throw Sidecar.LoadError.unreadable(model.sidecar.artifact, "the pipeline has no confidence/coordinates outputs")
-            }
-            let (dets, nonFinite) = DriftCheck.detections(confidence: conf, coordinates: coords)
-            outputs.append(DriftCheck.ImageOutputs(raw: nil, detections: dets, nonFinite: nonFinite))
+            outputs.append(try out.outputs(of: model.sidecar))
         }
-        return try check.check(outputs)
+        return try check.check(outputs: outputs)
     }
 
     private func benchmark(warmup: Int, runs: Int) throws -> (String, URL) {
-        let frame = Self.syntheticFrame(width: 640, height: 480)
+        let frame = try CGImage.rgbx(SyntheticFrame.rgbx(width: 640, height: 480), width: 640, height: 480)
         let s = model.sidecar
         let imageInput = model.model.modelDescription.inputDescriptionsByName.first { $0.value.type == .image }
         guard let imageInput, let constraint = imageInput.value.imageConstraint else {
-            throw Sidecar.LoadError.unreadable(s.artifact, "the model has no image input")
+            throw KitError("\(s.artifact): the model has no image input")
+        }
+        guard let sha = s.artifactSha256 else {
+            throw KitError("\(s.artifact): the sidecar has no artifact_sha256; export the model again")
         }
         let inputName = imageInput.key
         let pixels = try MLFeatureValue(cgImage: frame, constraint: constraint, options: nil)
@@ -104,9 +104,8 @@ struct BenchmarkScreen: View {
         }
         for _ in 0..<runs {
             let t0 = CFAbsoluteTimeGetCurrent()
-            if let conf = last?.featureValue(for: "confidence")?.multiArrayValue,
-               let coords = last?.featureValue(for: "coordinates")?.multiArrayValue {
-                _ = DriftCheck.detections(confidence: conf, coordinates: coords)
+            if let last {
+                _ = try model.postprocessor.run(try last.outputs(of: s))
             }
             post.append((CFAbsoluteTimeGetCurrent() - t0) * 1000)
         }
@@ -115,58 +114,23 @@ struct BenchmarkScreen: View {
             _ = try model.detect(frame, orientation: .up)
             vision.append((CFAbsoluteTimeGetCurrent() - t0) * 1000)
         }
-        let c = LatencyStats(coreml), p = LatencyStats(post), v = LatencyStats(vision)
+        let c = try LatencyStats(coreml), p = try LatencyStats(post), v = try LatencyStats(vision)
         var sys = utsname()
         uname(&sys)
         let machine = withUnsafeBytes(of: &sys.machine) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
         let os = "iOS \(UIDevice.current.systemVersion)"
-        guard let sha = s.artifactSha256 else {
-            throw Sidecar.LoadError.unreadable(s.artifact, "the sidecar has no artifact_sha256; export the model again")
-        }
-        let result = BenchResult(
+        let result = DeviceResult.benchmark(
             artifact: s.artifact, artifactSha256: sha, model: s.model, precision: s.precision, nmsInGraph: s.nms.inGraph,
-            device: .init(name: machine, soc: "unknown", os: os),
-            runtime: .init(name: "Core ML", version: os, threads: 0, backend: "compute units: all"),
-            warmup: warmup, runs: runs, latencyMs: .init(forward: .init(c), postprocess: .init(p), endToEnd: .init(v)),
-            drift: driftResult, time: ISO8601DateFormatter().string(from: Date()))
-        let json = try result.json()
-        let url = try result.save()
+            device: DeviceInfo(name: machine, soc: "unknown", os: os),
+            runtime: RuntimeInfo(name: "Core ML", version: os, threads: 0, backend: "compute units: all"),
+            warmup: warmup, forward: c, postprocess: p, endToEnd: v, drift: driftResult)
+        let documents = FileManager.default.urls(for: .documentDirectory, in: .userDomainMask)[0]
+        let url = try result.write(into: documents.appendingPathComponent("results"))
+        let json = try result.jsonLine()
         log.info("\(c.summary("\(s.artifact) Core ML prediction"), privacy: .public)")
         log.info("\(v.summary("\(s.artifact) Vision request"), privacy: .public)")
         log.info("\(json, privacy: .public)")
         print(json)
-        let text = """
-        \(s.artifact)
-        \(machine), \(os), compute units: all (CPU, GPU, Neural Engine)
-
-        drift vs float: \(driftResult?.summary ?? "no golden data (export with --golden N, bundle again)")
-
-        \(warmup) warm-up, \(runs) timed runs
-        \(c.summary("Core ML prediction"))
-        \(p.summary("post-processing"))
-        \(v.summary("Vision 640x480"))
-
-        saved \(url.lastPathComponent): share it, then `ssdmobile device-report FILE`.
-        """
-        return (text, url)
-    }
-
-    /// A fixed, deterministic test frame (gradients and blocks), so runs are comparable.
-    static func syntheticFrame(width: Int, height: Int) -> CGImage {
-        var bytes = [UInt8](repeating: 255, count: width * height * 4)
-        for y in 0..<height {
-            for x in 0..<width {
-                let i = (y * width + x) * 4
-                bytes[i] = UInt8(x * 255 / width)
-                bytes[i + 1] = UInt8(y * 255 / height)
-                bytes[i + 2] = (x / 40 + y / 40) % 2 == 0 ? 200 : 40
-            }
-        }
-        return bytes.withUnsafeMutableBytes { raw in
-            let ctx = CGContext(data: raw.baseAddress, width: width, height: height, bitsPerComponent: 8,
-                                bytesPerRow: width * 4, space: CGColorSpaceCreateDeviceRGB(),
-                                bitmapInfo: CGImageAlphaInfo.noneSkipLast.rawValue)!
-            return ctx.makeImage()!  // copies the pixels
-        }
+        return (BenchmarkText.screen(result: result, forward: c, postprocess: p, endToEnd: v, savedAs: url.lastPathComponent), url)
     }
 }

@@ -1,9 +1,10 @@
 import AVFoundation
+import SSDMobileKit
 import SwiftUI
 import Vision
 
 /// Live camera with detections drawn over it. The preview layer uses .resizeAspectFill, which is
-/// ScaleMode.crop in the overlay mapping; frames are analysed upright (portrait) by Vision.
+/// ScaleMode.crop in the Kit's preview mapping; frames are analysed upright (portrait) by Vision.
 struct CameraScreen: View {
     let model: LoadedModel
     @StateObject private var camera = CameraController()
@@ -12,7 +13,7 @@ struct CameraScreen: View {
     var body: some View {
         ZStack(alignment: .bottom) {
             CameraPreview(session: camera.session)
-            DetectionOverlay(observations: camera.observations, source: camera.frameSize, mode: .crop,
+            DetectionOverlay(detections: camera.detections, source: camera.frameSize, mode: .crop,
                              minScore: minScore)
             VStack(alignment: .leading) {
                 Text(camera.status).font(.caption.monospaced()).foregroundStyle(.white)
@@ -28,7 +29,7 @@ struct CameraScreen: View {
 
 final class CameraController: NSObject, ObservableObject, AVCaptureVideoDataOutputSampleBufferDelegate {
     let session = AVCaptureSession()
-    @Published var observations: [VNRecognizedObjectObservationBox] = []
+    @Published var detections: [ShownDetection] = []
     @Published var frameSize = CGSize(width: 3, height: 4)
     @Published var status = "starting camera"
     private let queue = DispatchQueue(label: "camera.frames")
@@ -78,10 +79,10 @@ final class CameraController: NSObject, ObservableObject, AVCaptureVideoDataOutp
         do {
             let found = try model.detect(buffer, orientation: .right)
             let ms = (CFAbsoluteTimeGetCurrent() - t0) * 1000
-            let boxes = found.map(VNRecognizedObjectObservationBox.init)
+            let boxes = model.shown(found)
             DispatchQueue.main.async {
                 self.frameSize = upright
-                self.observations = boxes
+                self.detections = boxes
                 self.status = String(format: "%d detections | Vision + Core ML %.1f ms", boxes.count, ms)
             }
         } catch {

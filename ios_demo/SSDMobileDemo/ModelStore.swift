@@ -1,5 +1,6 @@
 import CoreML
 import Foundation
+import SSDMobileKit
 import Vision
 
 /// A bundled model: the Core ML pipeline `ssdmobile bundle --app ios` put in Models/, and its sidecar.
@@ -35,10 +36,14 @@ enum ModelStore {
         return found.values.sorted { $0.name < $1.name }
     }
 
-    /// Loads the sidecar (checked: Core ML, NMS pipeline), the MLModel and a Vision model whose NMS
-    /// thresholds are the sidecar's (the pipeline takes them as optional inputs).
+    /// Loads the sidecar (parsed strictly by the Kit, then checked: Core ML, NMS pipeline), the
+    /// MLModel and a Vision model whose NMS thresholds are the sidecar's (the pipeline takes them
+    /// as optional inputs).
     static func load(_ m: BundledModel, computeUnits: MLComputeUnits = .all) async throws -> LoadedModel {
-        let sidecar = try Sidecar.load(from: m.sidecarURL)
+        let source = m.sidecarURL.lastPathComponent
+        let sidecar = try Sidecar.parse(try Data(contentsOf: m.sidecarURL), source: source)
+        try sidecar.checkRunsOnIOS(source: source)
+        let postprocessor = try Postprocessor(sidecar: sidecar)
         var url = m.modelURL
         if url.pathExtension == "mlpackage" {
             url = try await MLModel.compileModel(at: url)
@@ -54,7 +59,8 @@ enum ModelStore {
             thresholds["confidenceThreshold"] = MLFeatureValue(double: sidecar.nms.scoreThresh)
         }
         if !thresholds.isEmpty { vision.featureProvider = try MLDictionaryFeatureProvider(dictionary: thresholds) }
-        return LoadedModel(info: m, sidecar: sidecar, model: model, vision: vision, thresholds: thresholds)
+        return LoadedModel(info: m, sidecar: sidecar, postprocessor: postprocessor, model: model, vision: vision,
+                           thresholds: thresholds)
     }
 }
 
@@ -62,14 +68,16 @@ enum ModelStore {
 final class LoadedModel {
     let info: BundledModel
     let sidecar: Sidecar
+    let postprocessor: Postprocessor
     let model: MLModel
     let vision: VNCoreMLModel
     let thresholds: [String: MLFeatureValue]
 
-    init(info: BundledModel, sidecar: Sidecar, model: MLModel, vision: VNCoreMLModel,
+    init(info: BundledModel, sidecar: Sidecar, postprocessor: Postprocessor, model: MLModel, vision: VNCoreMLModel,
          thresholds: [String: MLFeatureValue]) {
         self.info = info
         self.sidecar = sidecar
+        self.postprocessor = postprocessor
         self.model = model
         self.vision = vision
         self.thresholds = thresholds
@@ -84,6 +92,11 @@ final class LoadedModel {
 
     func detect(_ buffer: CVPixelBuffer, orientation: CGImagePropertyOrientation) throws -> [VNRecognizedObjectObservation] {
         try detect(VNImageRequestHandler(cvPixelBuffer: buffer, orientation: orientation))
+    }
+
+    /// Vision's observations, best first, as the overlay draws them.
+    func shown(_ observations: [VNRecognizedObjectObservation]) -> [ShownDetection] {
+        observations.map { ShownDetection($0, sidecar: sidecar) }
     }
 
     private func detect(_ handler: VNImageRequestHandler) throws -> [VNRecognizedObjectObservation] {

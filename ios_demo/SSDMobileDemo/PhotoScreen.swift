@@ -1,4 +1,5 @@
 import PhotosUI
+import SSDMobileKit
 import SwiftUI
 import Vision
 
@@ -7,7 +8,7 @@ struct PhotoScreen: View {
     let model: LoadedModel
     @State private var item: PhotosPickerItem?
     @State private var image: UIImage?
-    @State private var observations: [VNRecognizedObjectObservationBox] = []
+    @State private var detections: [ShownDetection] = []
     @State private var status = "pick a photo"
     @State private var minScore: Float = 0.5
 
@@ -17,7 +18,7 @@ struct PhotoScreen: View {
             ZStack {
                 if let image {
                     Image(uiImage: image).resizable().scaledToFit()
-                    DetectionOverlay(observations: observations, source: image.size, mode: .fit, minScore: minScore)
+                    DetectionOverlay(detections: detections, source: image.size, mode: .fit, minScore: minScore)
                 }
             }
             .frame(maxWidth: .infinity, maxHeight: .infinity)
@@ -34,7 +35,7 @@ struct PhotoScreen: View {
                 let found = try model.detect(cg, orientation: CGImagePropertyOrientation(ui.imageOrientation))
                 let ms = (CFAbsoluteTimeGetCurrent() - t0) * 1000
                 image = ui
-                observations = found.map(VNRecognizedObjectObservationBox.init)
+                detections = model.shown(found)
                 status = String(format: "%.0fx%.0f: %d detections | %.1f ms", ui.size.width, ui.size.height,
                                 found.count, ms)
             } catch {

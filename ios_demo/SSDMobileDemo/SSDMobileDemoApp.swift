@@ -1,5 +1,5 @@
+import SSDMobileKit
 import SwiftUI
-import Vision
 
 @main
 struct SSDMobileDemoApp: App {
@@ -59,20 +59,22 @@ struct ContentView: View {
     }
 }
 
-/// Boxes and labels over an image shown with `mode` (Vision observations, mapped by PreviewMapping).
+/// Boxes and labels over an image shown with `mode` (mapped by the Kit's PreviewMapping).
 struct DetectionOverlay: View {
-    let observations: [VNRecognizedObjectObservationBox]
+    let detections: [ShownDetection]
     let source: CGSize
     let mode: ScaleMode
     let minScore: Float
 
     var body: some View {
         GeometryReader { geo in
-            ForEach(observations.filter { $0.score >= minScore }) { o in
-                let r = PreviewMapping.toView(o.box, source: source, view: geo.size, mode: mode)
+            ForEach(detections.filter { $0.detection.score >= minScore }) { o in
+                let r = CGRect(PreviewMapping.toView(o.detection, sourceWidth: Float(source.width),
+                                                     sourceHeight: Float(source.height), viewWidth: Float(geo.size.width),
+                                                     viewHeight: Float(geo.size.height), mode: mode))
                 ZStack(alignment: .topLeading) {
                     Rectangle().stroke(Color.green, lineWidth: 2)
-                    Text("\(o.label) \(String(format: "%.2f", o.score))")
+                    Text("\(o.name) \(String(format: "%.2f", o.detection.score))")
                         .font(.caption2).padding(2).background(Color.green).foregroundStyle(.white)
                 }
                 .frame(width: r.width, height: r.height)
@@ -80,22 +82,6 @@ struct DetectionOverlay: View {
             }
         }
         .allowsHitTesting(false)
-    }
-}
-
-/// A Sendable, Identifiable copy of what the overlay needs from a VNRecognizedObjectObservation.
-struct VNRecognizedObjectObservationBox: Identifiable {
-    let id = UUID()
-    let box: CGRect
-    let label: String
-    let score: Float
-}
-
-extension VNRecognizedObjectObservationBox {
-    init(_ o: VNRecognizedObjectObservation) {
-        box = o.boundingBox
-        label = o.labels.first?.identifier ?? "?"
-        score = o.labels.first?.confidence ?? o.confidence
     }
 }
 

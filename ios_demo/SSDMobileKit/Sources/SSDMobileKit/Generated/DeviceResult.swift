@@ -325,6 +325,6 @@ public struct DeviceResult: Codable, Equatable, Sendable {
         return try FormatCheck.decode(DeviceResult.self, from: data, source: source)
     }
 
-    /// The JSON text: fields in declaration order, nulls written.
+    /// The JSON text: keys sorted, nulls written.
     public func jsonData() throws -> Data { try FormatCheck.encode(self) }
 }

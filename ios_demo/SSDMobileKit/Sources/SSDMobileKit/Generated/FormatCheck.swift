@@ -3,10 +3,11 @@
 import Foundation
 
 /// A file that is not what its reader expects: one line, naming the source and the field.
-public struct FormatError: Error, CustomStringConvertible, Equatable {
+public struct FormatError: LocalizedError, CustomStringConvertible, Equatable {
     public let message: String
     public init(_ message: String) { self.message = message }
     public var description: String { message }
+    public var errorDescription: String? { message }
 }
 
 /// Any JSON value: the open maps of a format (recipe settings, machine descriptions).
@@ -131,10 +132,11 @@ public enum FormatCheck {
         }
     }
 
-    /// JSONEncoder as the Python writers write: keys in declaration order, no escaped slashes.
+    /// JSONEncoder with sorted keys (its own order is not stable between runs on Linux), no escaped
+    /// slashes: the same object is always the same bytes.
     public static func encode<T: Encodable>(_ value: T) throws -> Data {
         let encoder = JSONEncoder()
-        encoder.outputFormatting = [.withoutEscapingSlashes]
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         return try encoder.encode(value)
     }
 }

@@ -463,6 +463,6 @@ public struct ArtifactGolden: Codable, Equatable, Sendable {
         return try FormatCheck.decode(ArtifactGolden.self, from: data, source: source)
     }
 
-    /// The JSON text: fields in declaration order, nulls written.
+    /// The JSON text: keys sorted, nulls written.
     public func jsonData() throws -> Data { try FormatCheck.encode(self) }
 }

@@ -220,6 +220,6 @@ public struct ReferenceData: Codable, Equatable, Sendable {
         return try FormatCheck.decode(ReferenceData.self, from: data, source: source)
     }
 
-    /// The JSON text: fields in declaration order, nulls written.
+    /// The JSON text: keys sorted, nulls written.
     public func jsonData() throws -> Data { try FormatCheck.encode(self) }
 }

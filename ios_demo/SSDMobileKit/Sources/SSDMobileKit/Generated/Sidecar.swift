@@ -843,6 +843,6 @@ public struct Sidecar: Codable, Equatable, Sendable {
         return try FormatCheck.decode(Sidecar.self, from: data, source: source)
     }
 
-    /// The JSON text: fields in declaration order, nulls written.
+    /// The JSON text: keys sorted, nulls written.
     public func jsonData() throws -> Data { try FormatCheck.encode(self) }
 }

@@ -654,6 +654,6 @@ public struct TestVectors: Codable, Equatable, Sendable {
         return try FormatCheck.decode(TestVectors.self, from: data, source: source)
     }
 
-    /// The JSON text: fields in declaration order, nulls written.
+    /// The JSON text: keys sorted, nulls written.
     public func jsonData() throws -> Data { try FormatCheck.encode(self) }
 }
