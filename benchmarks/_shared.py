@@ -1,5 +1,6 @@
 """Where the benchmarks find the shared data (../shared beside the repository), so they import only
 the ssdmobile package and this file, never the tests."""
+
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]

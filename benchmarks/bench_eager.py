@@ -4,18 +4,20 @@ has real work: thousands of candidates, as an untrained model gives).
 
     python benchmarks/bench_eager.py [--threads 2] [--runs 30]
 """
+
 import argparse
 from pathlib import Path
 
 import torch
 import torchvision
 
-from _shared import VAL_IMAGES
 from ssdmobile.bench import machine_info, measure
 from ssdmobile.data import load_image
 from ssdmobile.models import create_model
 from ssdmobile.models.weights import randomize_
 from ssdmobile.table import print_table
+
+from _shared import VAL_IMAGES
 
 
 def main():
@@ -26,7 +28,11 @@ def main():
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
-    tv = randomize_(torchvision.models.detection.ssdlite320_mobilenet_v3_large(weights=None, weights_backbone=None)).eval()
+    tv = randomize_(
+        torchvision.models.detection.ssdlite320_mobilenet_v3_large(
+            weights=None, weights_backbone=None
+        )
+    ).eval()
     ours = create_model("ssdlite320_mobilenet_v3_large")
     ours.core.load_state_dict(tv.state_dict())
     img = load_image(args.image)
@@ -43,14 +49,26 @@ def main():
             "ssdmobile end to end": lambda: ours([img]),
             "torchvision end to end": lambda: tv([img.float() / 255]),
         }
-        t = {name: measure(fn, runs=args.runs, warmup=5, threads=args.threads) for name, fn in stages.items()}
+        t = {
+            name: measure(fn, runs=args.runs, warmup=5, threads=args.threads)
+            for name, fn in stages.items()
+        }
         n_dets = len(ours([img])[0]["scores"])
     base = t["torchvision end to end"].median_ms
-    print(f"SSDlite320 MobileNetV3-Large, float eager, 1 image ({Path(args.image).name}, {n_dets} detections), "
-          f"{args.threads} threads, median of {args.runs} runs after 5 warm-up; {machine_info()['cpu']}")
-    print_table(["stage", "median ms", "p90 ms", "vs torchvision e2e"],
-                [[k, f"{v.median_ms:.2f}", f"{v.p90_ms:.2f}", f"{v.median_ms / base:.2f}x"] for k, v in t.items()],
-                markdown=True)
+    print(
+        f"SSDlite320 MobileNetV3-Large, float eager, 1 image ({Path(args.image).name}, "
+        f"{n_dets} detections), "
+        f"{args.threads} threads, median of {args.runs} runs after 5 warm-up; "
+        f"{machine_info()['cpu']}"
+    )
+    print_table(
+        ["stage", "median ms", "p90 ms", "vs torchvision e2e"],
+        [
+            [k, f"{v.median_ms:.2f}", f"{v.p90_ms:.2f}", f"{v.median_ms / base:.2f}x"]
+            for k, v in t.items()
+        ],
+        markdown=True,
+    )
 
 
 if __name__ == "__main__":

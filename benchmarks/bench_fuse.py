@@ -6,19 +6,20 @@ machine hits both sides alike.
 
     python benchmarks/bench_fuse.py [--threads 2] [--runs 30]
 """
+
 import argparse
 import statistics
 import time
 
 import torch
 
-from _shared import COCO128
-
 from ssdmobile.bench import machine_info
 from ssdmobile.data import CocoDataset
 from ssdmobile.fuse import fuse_detector
 from ssdmobile.models import create_model
 from ssdmobile.table import print_table
+
+from _shared import COCO128
 
 
 def interleaved(fns, runs, warmup=3):
@@ -43,19 +44,42 @@ def main():
     torch.set_num_threads(args.threads)
     images = [s.image for s in CocoDataset(COCO128, "val2017", max_images=args.images)]
     rows = []
-    for name, weights in (("ssdlite_mobilenet_v2_person", "default"), ("ssdlite320_mobilenet_v3_large", None)):
+    for name, weights in (
+        ("ssdlite_mobilenet_v2_person", "default"),
+        ("ssdlite320_mobilenet_v3_large", None),
+    ):
         det = create_model(name, weights)
         fused, report = fuse_detector(det)
         x = det.preprocess(images)
         with torch.inference_mode():
             diff = max((a - b).abs().max().item() for a, b in zip(det.core(x), fused.core(x)))
             x1 = x[:1]
-            (u, up90), (f, fp90) = interleaved([lambda: det.core(x1), lambda: fused.core(x1)], args.runs)
-        rows.append([name + ("" if weights else " (random weights)"), len(report.fused), f"{diff:.1e}",
-                     f"{u:.1f} / {up90:.1f}", f"{f:.1f} / {fp90:.1f}", f"{u / f:.2f}x"])
-    print(f"BatchNorm folding, float eager core, 1 image, {args.threads} threads, median / p90 of {args.runs} "
-          f"interleaved runs; max abs output change on {args.images} val2017 images; {machine_info()['cpu']}")
-    print_table(["model", "pairs folded", "max abs diff", "unfused ms", "fused ms", "speed-up"], rows, markdown=True)
+            # both lambdas run inside this iteration, on this iteration's models
+            (u, up90), (f, fp90) = interleaved(
+                [lambda: det.core(x1), lambda: fused.core(x1)],  # noqa: B023
+                args.runs,
+            )
+        rows.append(
+            [
+                name + ("" if weights else " (random weights)"),
+                len(report.fused),
+                f"{diff:.1e}",
+                f"{u:.1f} / {up90:.1f}",
+                f"{f:.1f} / {fp90:.1f}",
+                f"{u / f:.2f}x",
+            ]
+        )
+    print(
+        f"BatchNorm folding, float eager core, 1 image, {args.threads} threads, median / p90 "
+        f"of {args.runs} "
+        f"interleaved runs; max abs output change on {args.images} val2017 images; "
+        f"{machine_info()['cpu']}"
+    )
+    print_table(
+        ["model", "pairs folded", "max abs diff", "unfused ms", "fused ms", "speed-up"],
+        rows,
+        markdown=True,
+    )
 
 
 if __name__ == "__main__":

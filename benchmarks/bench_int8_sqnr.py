@@ -4,7 +4,8 @@ int8 artifact finds again. Both artifacts are made from the same checkpoint, cal
 train2017 images, written by the target table's exporters and run in their own runtimes on the same
 val2017 images.
 
-    python benchmarks/bench_int8_sqnr.py [--configs large small] [--calib-images 16] [--val-images 8] [--latency]
+    python benchmarks/bench_int8_sqnr.py [--configs large small] [--calib-images 16]
+                                         [--val-images 8] [--latency]
 
 No trained MobileNetV3 weights exist here: every MobileNetV3 checkpoint is random with realistic
 BatchNorm statistics and data-aligned filters (ssdmobile.models.weights.realistic_random_, seed 0,
@@ -13,6 +14,7 @@ agreement with float is measured, never AP. "person" is the real trained TF pers
 reference for what trained weights give. --latency adds the lite interpreter fp32 vs int8 and
 ExecuTorch int8 core latency, timed round-robin in one process (QNNPACK on x86 is not phone speed).
 """
+
 import argparse
 import sys
 import tempfile
@@ -22,16 +24,16 @@ import torch
 from torchvision.ops import box_iou
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from conftest import COCO128, PERSON_GRAPH  # noqa: E402
+from ssdmobile.data import open_dataset
+from ssdmobile.models import create_model
+from ssdmobile.models.weights import realistic_random_
+from ssdmobile.quant.eager import quantize_detector_eager
+from ssdmobile.quant.ptq import calibration_inputs, quantize_detector_pt2e
+from ssdmobile.quant.sensitivity import sqnr_db
+from ssdmobile.table import print_table
+from ssdmobile.targets import export, export_quantized, load_predictor, load_runner
 
-from ssdmobile.data import open_dataset  # noqa: E402
-from ssdmobile.models import create_model  # noqa: E402
-from ssdmobile.models.weights import realistic_random_  # noqa: E402
-from ssdmobile.quant.eager import quantize_detector_eager  # noqa: E402
-from ssdmobile.quant.ptq import calibration_inputs, quantize_detector_pt2e  # noqa: E402
-from ssdmobile.quant.sensitivity import sqnr_db  # noqa: E402
-from ssdmobile.table import print_table  # noqa: E402
-from ssdmobile.targets import export, export_quantized, load_predictor, load_runner  # noqa: E402
+from conftest import COCO128, PERSON_GRAPH
 
 CONFIGS = {
     "large": ("ssdlite320_mobilenet_v3_large", {}),
@@ -67,7 +69,9 @@ def matched(float_dets, int8_dets, top: int = 10) -> float:
         if len(q["boxes"]) == 0:
             total += min(top, len(f["boxes"]))
             continue
-        iou = box_iou(f["boxes"][:top], q["boxes"][:100]) * (f["labels"][:top, None] == q["labels"][None, :100])
+        iou = box_iou(f["boxes"][:top], q["boxes"][:100]) * (
+            f["labels"][:top, None] == q["labels"][None, :100]
+        )
         hits += int((iou.max(1).values > 0.5).sum())
         total += iou.shape[0]
     return hits / max(total, 1)
@@ -81,7 +85,8 @@ def measure_config(label: str, args, out: Path):
         ref = [det.core(x) for x in val]
         ref_dets = det(images)
     qdet, record = quantize_detector_eager(det, calib, args.observer, progress=False)
-    ts = export_quantized(qdet, "torchscript", out / label, record)[-1].path  # the lite interpreter's .ptl
+    # the lite interpreter's .ptl
+    ts = export_quantized(qdet, "torchscript", out / label, record)[-1].path
     qdet, record = quantize_detector_pt2e(det, calib, args.observer, progress=False)
     et = export_quantized(qdet, "executorch", out / label, record)[0].path
     row, runners = [label], {}
@@ -89,18 +94,32 @@ def measure_config(label: str, args, out: Path):
         runner = runners[path] = load_runner(path, threads=2)
         got = [runner.run(x) for x in val]
         per_image = sorted(sqnr_db(r, g) for r, g in zip(ref, got))
-        row += [f"{sqnr_db([t for r in ref for t in r], [t for g in got for t in g]):.1f}",
-                "{:.1f} / {:.1f}".format(*(sqnr_db([r[i] for r in ref], [g[i] for g in got]) for i in (0, 1))),
-                f"{per_image[len(per_image) // 2]:.1f} ({per_image[0]:.1f})",
-                f"{matched(ref_dets, load_predictor(path, threads=2)(images)):.2f}"]
+        row += [
+            f"{sqnr_db([t for r in ref for t in r], [t for g in got for t in g]):.1f}",
+            "{:.1f} / {:.1f}".format(
+                *(sqnr_db([r[i] for r in ref], [g[i] for g in got]) for i in (0, 1))
+            ),
+            f"{per_image[len(per_image) // 2]:.1f} ({per_image[0]:.1f})",
+            f"{matched(ref_dets, load_predictor(path, threads=2)(images)):.2f}",
+        ]
     timing = None
     if args.latency:
         from ssdmobile.bench import measure_interleaved
 
-        fp32 = load_runner(export(det, "torchscript", "fp32", out / label / "fp32")[-1].path, threads=2)
+        fp32 = load_runner(
+            export(det, "torchscript", "fp32", out / label / "fp32")[-1].path, threads=2
+        )
         x = val[0]
-        timing = measure_interleaved({"lite fp32": lambda: fp32.run(x), "lite int8 (qnnpack)": lambda: runners[ts].run(x),
-                                      "ExecuTorch int8": lambda: runners[et].run(x)}, runs=args.runs, warmup=5, threads=2)
+        timing = measure_interleaved(
+            {
+                "lite fp32": lambda: fp32.run(x),
+                "lite int8 (qnnpack)": lambda: runners[ts].run(x),
+                "ExecuTorch int8": lambda: runners[et].run(x),
+            },
+            runs=args.runs,
+            warmup=5,
+            threads=2,
+        )
     return row, timing
 
 
@@ -122,18 +141,43 @@ def main():
             print(" | ".join(row), flush=True)
             if timing:
                 timings[label] = timing
-    print(f"\nraw-output SQNR (dB) against float, {args.val_images} val2017 images; calibration: "
-          f"{args.calib_images} train2017 images ({args.observer} observers). MobileNetV3: randomized checkpoints "
-          f"(realistic_random_, seed 0): agreement only, no AP; person: real trained weights")
-    print("(all images pooled; box / class outputs pooled; per image: median (worst); matched: share of float's "
-          "10 best detections per image found by int8, same label, IoU > 0.5)")
-    print_table(["model", "qnnpack lite int8", "box / class", "per image", "matched",
-                 "ExecuTorch int8", "box / class", "per image", "matched"], rows)
+    print(
+        f"\nraw-output SQNR (dB) against float, {args.val_images} val2017 images; calibration: "
+        f"{args.calib_images} train2017 images ({args.observer} observers). MobileNetV3: "
+        "randomized checkpoints "
+        f"(realistic_random_, seed 0): agreement only, no AP; person: real trained weights"
+    )
+    print(
+        "(all images pooled; box / class outputs pooled; per image: median (worst); matched: "
+        "share of float's "
+        "10 best detections per image found by int8, same label, IoU > 0.5)"
+    )
+    print_table(
+        [
+            "model",
+            "qnnpack lite int8",
+            "box / class",
+            "per image",
+            "matched",
+            "ExecuTorch int8",
+            "box / class",
+            "per image",
+            "matched",
+        ],
+        rows,
+    )
     if timings:
-        print("\ncore latency, 1 image, 2 threads, median / p90 ms, round-robin in one process "
-              "(shared machine; QNNPACK on x86 is not phone speed):")
-        print_table(["model"] + list(next(iter(timings.values()))),
-                    [[k] + [f"{t.median_ms:.1f} / {t.p90_ms:.1f}" for t in v.values()] for k, v in timings.items()])
+        print(
+            "\ncore latency, 1 image, 2 threads, median / p90 ms, round-robin in one process "
+            "(shared machine; QNNPACK on x86 is not phone speed):"
+        )
+        print_table(
+            ["model", *next(iter(timings.values()))],
+            [
+                [k] + [f"{t.median_ms:.1f} / {t.p90_ms:.1f}" for t in v.values()]
+                for k, v in timings.items()
+            ],
+        )
 
 
 if __name__ == "__main__":

@@ -1,9 +1,9 @@
-"""ONNX Runtime int8 formats against fp32 on this CPU: the network core (no decode, no NMS), 1 image,
---threads intra-op threads, every format of ssdmobile.quant.onnx_int8.FORMATS and the fp32 file timed
-round-robin in one process (ssdmobile.bench.measure_interleaved: a burst of load from other users
-hits all of them alike, so the ratios hold where absolute times do not). Also each int8 file's
-raw-output SQNR against fp32 (box encodings and class logits over --eval-images val2017 images;
-higher is closer) and file size.
+"""ONNX Runtime int8 formats against fp32 on this CPU: the network core (no decode, no NMS), 1
+image, --threads intra-op threads, every format of ssdmobile.quant.onnx_int8.FORMATS and the fp32
+file timed round-robin in one process (ssdmobile.bench.measure_interleaved: a burst of load from
+other users hits all of them alike, so the ratios hold where absolute times do not). Also each int8
+file's raw-output SQNR against fp32 (box encodings and class logits over --eval-images val2017
+images; higher is closer) and file size.
 
     python benchmarks/bench_onnx_int8.py --runs 100                  # both models, all formats
     python benchmarks/bench_onnx_int8.py --models person --runs 3    # a smoke run
@@ -17,8 +17,10 @@ does not depend on the weights' values; SQNR on random weights says how formats 
 trained model would fare.
 
 Calibration: --calib-images train2017 images of ../shared/data/coco128, the project's default
-observer (histogram: onnxruntime's Percentile 99.999), exactly as `ssdmobile export --precision int8`.
+observer (histogram: onnxruntime's Percentile 99.999), exactly as `ssdmobile
+export --precision int8`.
 """
+
 import argparse
 import contextlib
 import io
@@ -29,11 +31,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from _shared import COCO128, PERSON_GRAPH
 from ssdmobile.bench import machine_info, measure_interleaved
 from ssdmobile.fileio import size_bytes
-from ssdmobile.models import create_model
-from ssdmobile.models import weights as weights_module
+from ssdmobile.models import create_model, weights as weights_module
 from ssdmobile.quant.onnx_int8 import DEFAULT_FORMAT, FORMATS, quantize_onnx_file
 from ssdmobile.quant.ptq import Calibration, calibration_inputs, calibration_set
 from ssdmobile.runtime import onnx as onnx_runtime
@@ -41,8 +41,11 @@ from ssdmobile.sidecar import read_sidecar
 from ssdmobile.table import print_table
 from ssdmobile.targets import export
 
+from _shared import COCO128, PERSON_GRAPH
+
 MODELS = {"person": "ssdlite_mobilenet_v2_person", "v3": "ssdlite320_mobilenet_v3_large"}
-# realistic_random_ lands with the MobileNetV3 int8 work; until then fall back to randomize_ (and say so)
+# realistic_random_ lands with the MobileNetV3 int8 work; until then fall
+# back to randomize_ (and say so)
 REALISTIC = getattr(weights_module, "realistic_random_", None)
 
 
@@ -62,7 +65,7 @@ def load_model(key: str, v3_weights: str | None):
 def sqnr_db(ref: list[np.ndarray], got: list[np.ndarray]) -> float:
     ref, got = np.concatenate([r.ravel() for r in ref]), np.concatenate([g.ravel() for g in got])
     noise = float(((ref - got) ** 2).sum())
-    return float("inf") if noise == 0 else 10 * np.log10(float((ref ** 2).sum()) / noise)
+    return float("inf") if noise == 0 else 10 * np.log10(float((ref**2).sum()) / noise)
 
 
 def bench_model(key: str, args, out: Path) -> list[list[str]]:
@@ -70,35 +73,61 @@ def bench_model(key: str, args, out: Path) -> list[list[str]]:
     det.eval()
     (fp32,) = (a.path for a in export(det, "onnx", "fp32", out / key))
     sidecar = read_sidecar(fp32)
-    inputs, _ = calibration_set(det, Calibration(str(COCO128), "train2017", args.calib_images, args.observer))
+    inputs, _ = calibration_set(
+        det, Calibration(str(COCO128), "train2017", args.calib_images, args.observer)
+    )
     paths = {"fp32": fp32}
     for fmt in args.formats:
         paths[fmt] = out / key / f"{fmt}.onnx"
-        with contextlib.redirect_stdout(io.StringIO()):  # onnxruntime's calibrator prints its progress
+        with contextlib.redirect_stdout(
+            io.StringIO()
+        ):  # onnxruntime's calibrator prints its progress
             quantize_onnx_file(fp32, paths[fmt], inputs, args.observer, fmt=fmt)
     runners = {name: onnx_runtime.load(p, sidecar, args.threads) for name, p in paths.items()}
     evals = calibration_inputs(det, str(COCO128), "val2017", args.eval_images)
     outputs = {name: [[o.numpy() for o in r.run(x)] for x in evals] for name, r in runners.items()}
     x = evals[0]
-    timings = measure_interleaved({name: (lambda r=r: r.run(x)) for name, r in runners.items()},
-                                  args.runs, args.warmup, args.threads)
+    timings = measure_interleaved(
+        {name: (lambda r=r: r.run(x)) for name, r in runners.items()},
+        args.runs,
+        args.warmup,
+        args.threads,
+    )
     base = timings["fp32"].median_ms
     rows = []
     for name, t in timings.items():
-        sq = ["-", "-"] if name == "fp32" else [
-            f"{sqnr_db([o[i] for o in outputs['fp32']], [o[i] for o in outputs[name]]):.1f}" for i in (0, 1)]
+        sq = (
+            ["-", "-"]
+            if name == "fp32"
+            else [
+                f"{sqnr_db([o[i] for o in outputs['fp32']], [o[i] for o in outputs[name]]):.1f}"
+                for i in (0, 1)
+            ]
+        )
         form = FORMATS.get(name)
-        rows.append([MODELS[key], name + (" (default)" if name == DEFAULT_FORMAT else ""),
-                     f"{form.quant_format} {form.activations}/{form.weights}{' rr' if form.reduce_range else ''}"
-                     if form else "fp32", f"{size_bytes(paths[name]) / 1e6:.2f}", f"{t.median_ms:.1f}",
-                     f"{t.p90_ms:.1f}", f"{base / t.median_ms:.2f}x", *sq])
+        rows.append(
+            [
+                MODELS[key],
+                name + (" (default)" if name == DEFAULT_FORMAT else ""),
+                f"{form.quant_format} "
+                f"{form.activations}/{form.weights}{' rr' if form.reduce_range else ''}"
+                if form
+                else "fp32",
+                f"{size_bytes(paths[name]) / 1e6:.2f}",
+                f"{t.median_ms:.1f}",
+                f"{t.p90_ms:.1f}",
+                f"{base / t.median_ms:.2f}x",
+                *sq,
+            ]
+        )
     print(f"{MODELS[key]}: weights {provenance}")
     return rows
 
 
 def cpu_flags() -> str:
     try:
-        flags = next(line for line in open("/proc/cpuinfo") if line.startswith("flags")).split()
+        with open("/proc/cpuinfo") as f:
+            flags = next(line for line in f if line.startswith("flags")).split()
     except (OSError, StopIteration):
         return "unknown"
     return " ".join(f for f in flags if f.startswith(("avx", "amx")) or "vnni" in f) or "no AVX"
@@ -113,7 +142,9 @@ def main():
     ap.add_argument("--runs", type=int, default=100)
     ap.add_argument("--warmup", type=int, default=10)
     ap.add_argument("--calib-images", type=int, default=32)
-    ap.add_argument("--eval-images", type=int, default=8, help="val2017 images for the SQNR (default 8)")
+    ap.add_argument(
+        "--eval-images", type=int, default=8, help="val2017 images for the SQNR (default 8)"
+    )
     ap.add_argument("--observer", choices=["histogram", "minmax"], default="histogram")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -122,12 +153,30 @@ def main():
         for key in args.models:
             rows += bench_model(key, args, Path(tmp))
     info = machine_info()
-    print(f"ONNX Runtime CPU EP, network core only, batch 1, {args.threads} threads, median / p90 of {args.runs} "
-          f"runs timed round-robin; calibration {args.calib_images} train2017 images ({args.observer}); SQNR vs "
-          f"fp32 on {args.eval_images} val2017 images; {info['cpu']} ({info['cores']} cores; {cpu_flags()}), "
-          f"load average {os.getloadavg()[0]:.1f}")
-    print_table(["model", "format", "onnxruntime", "MB", "median ms", "p90 ms", "speed vs fp32",
-                 "SQNR boxes dB", "SQNR logits dB"], rows, markdown=True)
+    print(
+        f"ONNX Runtime CPU EP, network core only, batch 1, {args.threads} threads, median / "
+        f"p90 of {args.runs} "
+        f"runs timed round-robin; calibration {args.calib_images} train2017 images "
+        f"({args.observer}); SQNR vs "
+        f"fp32 on {args.eval_images} val2017 images; {info['cpu']} ({info['cores']} cores; "
+        f"{cpu_flags()}), "
+        f"load average {os.getloadavg()[0]:.1f}"
+    )
+    print_table(
+        [
+            "model",
+            "format",
+            "onnxruntime",
+            "MB",
+            "median ms",
+            "p90 ms",
+            "speed vs fp32",
+            "SQNR boxes dB",
+            "SQNR logits dB",
+        ],
+        rows,
+        markdown=True,
+    )
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ What it does:
 Copy this file and its YAML to change anything; the building blocks live in ssdmobile.quant.qat
 (model preparation, data, checkpoints) and ssdmobile.quant.loss (the losses).
 """
+
 from __future__ import annotations
 
 import json
@@ -28,7 +29,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -40,27 +41,39 @@ from ssdmobile.data import open_dataset, refuse_shared_images
 from ssdmobile.evaluate import evaluate_model
 from ssdmobile.fileio import prepare_out_dir
 from ssdmobile.models import create_model
-from ssdmobile.quant.ptq import Calibration, SCHEME
-from ssdmobile.quant.qat import (TrainingError, calibrate_ranges, convert_qat, float_state_dict, freeze_observers,
-                                 init_distributed, load_checkpoint, make_batch, prepare_qat, save_checkpoint,
-                                 set_bn_frozen, training_samples, weights_sha256)
+from ssdmobile.quant.ptq import SCHEME, Calibration
+from ssdmobile.quant.qat import (
+    TrainingError,
+    calibrate_ranges,
+    convert_qat,
+    float_state_dict,
+    freeze_observers,
+    init_distributed,
+    load_checkpoint,
+    make_batch,
+    prepare_qat,
+    save_checkpoint,
+    set_bn_frozen,
+    training_samples,
+    weights_sha256,
+)
 from ssdmobile.table import print_table
 from ssdmobile.targets import TARGETS, evaluate_artifact, export, export_quantized
 
-
 # -- the config: every key a YAML file may set, with its type and default -------------------------
+
 
 @dataclass
 class ModelConfig:
     name: str = MISSING
-    weights: Optional[str] = "default"  # "default" (registered checkpoint), a path, or null (random)
+    weights: str | None = "default"  # "default" (registered checkpoint), a path, or null (random)
 
 
 @dataclass
 class DataConfig:
     root: str = MISSING
     split: str = "train2017"  # never the split AP is reported on
-    num_images: Optional[int] = None  # null: the whole split
+    num_images: int | None = None  # null: the whole split
     batch_size: int = 8  # per process
     hflip: bool = True
 
@@ -68,9 +81,9 @@ class DataConfig:
 @dataclass
 class QuantConfig:
     observer: str = "minmax"  # activation ranges: minmax (moving average) | histogram (PTQ's)
-    calibrate_images: Optional[int] = None  # ranges calibrated on this many images before step 0
-    freeze_observers_after: Optional[int] = None  # step from which ranges stop updating
-    freeze_bn_after: Optional[int] = None  # step from which BatchNorm statistics stop updating
+    calibrate_images: int | None = None  # ranges calibrated on this many images before step 0
+    freeze_observers_after: int | None = None  # step from which ranges stop updating
+    freeze_bn_after: int | None = None  # step from which BatchNorm statistics stop updating
 
 
 @dataclass
@@ -79,23 +92,27 @@ class TrainConfig:
     log_every: int = 10
     checkpoint_every: int = 50
     seed: int = 0
-    threads: Optional[int] = 2  # per process
+    threads: int | None = 2  # per process
     resume: bool = True  # continue from out_dir/last.pt when it exists
 
 
 @dataclass
 class EvalConfig:
-    data: Optional[str] = None  # null: no evaluation
+    data: str | None = None  # null: no evaluation
     split: str = "val2017"
-    classes: Optional[list[str]] = None
+    classes: list[str] | None = None
 
 
 @dataclass
 class QATConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
-    optimizer: dict[str, Any] = field(default_factory=lambda: {"_component_": "torch.optim.Adam", "lr": 1e-5})
-    loss: dict[str, Any] = field(default_factory=lambda: {"_component_": "ssdmobile.quant.loss.DetectionLoss"})
+    optimizer: dict[str, Any] = field(
+        default_factory=lambda: {"_component_": "torch.optim.Adam", "lr": 1e-5}
+    )
+    loss: dict[str, Any] = field(
+        default_factory=lambda: {"_component_": "ssdmobile.quant.loss.DetectionLoss"}
+    )
     quant: QuantConfig = field(default_factory=QuantConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     export: list[str] = field(default_factory=lambda: ["executorch"])  # [] to skip
@@ -108,6 +125,7 @@ Config = QATConfig  # what `ssdmobile train` loads a YAML file into
 
 def check(cfg: QATConfig) -> None:
     """The values that type checks cannot catch, before any work."""
+
     def bad(key, why):
         raise ConfigError(f"{key}: {why}")
 
@@ -120,20 +138,34 @@ def check(cfg: QATConfig) -> None:
     if cfg.quant.calibrate_images is not None and cfg.quant.calibrate_images < 1:
         bad("quant.calibrate_images", "must be at least 1, or null to skip calibration")
     if cfg.quant.observer == "histogram" and not cfg.quant.calibrate_images:
-        bad("quant.calibrate_images", "the histogram observer needs a calibration pass before training")
+        bad(
+            "quant.calibrate_images",
+            "the histogram observer needs a calibration pass before training",
+        )
     if cfg.quant.observer == "histogram" and cfg.quant.freeze_observers_after != 0:
-        bad("quant.freeze_observers_after", "histogram ranges are calibrated once and frozen: set it to 0")
+        bad(
+            "quant.freeze_observers_after",
+            "histogram ranges are calibrated once and frozen: set it to 0",
+        )
     if cfg.eval.data:  # scoring the training images would hide what quantization costs
-        refuse_shared_images(open_dataset(cfg.data.root, cfg.data.split, cfg.data.num_images),
-                             open_dataset(cfg.eval.data, cfg.eval.split), what="training")
+        refuse_shared_images(
+            open_dataset(cfg.data.root, cfg.data.split, cfg.data.num_images),
+            open_dataset(cfg.eval.data, cfg.eval.split),
+            what="training",
+        )
     for t in cfg.export:
         if t not in TARGETS or TARGETS[t].int8 is None or not TARGETS[t].int8.calibrated:
-            bad("export", f"{t!r}: QAT exports {', '.join(n for n, x in TARGETS.items() if x.int8 and x.int8.calibrated)}")
+            bad(
+                "export",
+                f"{t!r}: QAT exports "
+                f"{', '.join(n for n, x in TARGETS.items() if x.int8 and x.int8.calibrated)}",
+            )
     check_component(cfg.optimizer, "optimizer", provided=["params"])
     check_component(cfg.loss, "loss", provided=["anchors", "box_coder", "score"])
 
 
 # -- the recipe -----------------------------------------------------------------------------------
+
 
 def main(cfg: QATConfig) -> dict:
     check(cfg)
@@ -143,19 +175,29 @@ def main(cfg: QATConfig) -> dict:
         torch.set_num_threads(cfg.train.threads)
     torch.manual_seed(cfg.train.seed)
     rng = random.Random(cfg.train.seed * 1000 + rank)
-    out = prepare_out_dir(cfg.out_dir)  # a run that fails before writing anything leaves no empty folder
+    # a run that fails before writing anything leaves no empty folder
+    out = prepare_out_dir(cfg.out_dir)
 
     # 1. the float teacher, its training images (each rank takes every world-th), the QAT model
     teacher = create_model(cfg.model.name, cfg.model.weights)
     samples = training_samples(teacher, cfg.data.root, cfg.data.split, cfg.data.num_images)
     mine = samples[rank::world]
     if not mine:
-        raise TrainingError(f"rank {rank} has no training images ({len(samples)} images, {world} ranks)")
+        raise TrainingError(
+            f"rank {rank} has no training images ({len(samples)} images, {world} ranks)"
+        )
     prepared = prepare_qat(teacher.core, teacher.preprocess([samples[0][0]]), cfg.quant.observer)
-    optimizer = instantiate(cfg.optimizer, [p for p in prepared.parameters() if p.requires_grad], where="optimizer")
+    optimizer = instantiate(
+        cfg.optimizer, [p for p in prepared.parameters() if p.requires_grad], where="optimizer"
+    )
     spec = teacher.spec
-    loss_fn = instantiate(cfg.loss, anchors=teacher.anchors, box_coder=spec.box_coder,
-                          score=spec.postprocess.score, where="loss")
+    loss_fn = instantiate(
+        cfg.loss,
+        anchors=teacher.anchors,
+        box_coder=spec.box_coder,
+        score=spec.postprocess.score,
+        where="loss",
+    )
     config_json = json.dumps(as_dict(cfg))
 
     # 2. start: resume, or calibrate the ranges as PTQ does (step 0 = the PTQ model)
@@ -177,10 +219,17 @@ def main(cfg: QATConfig) -> dict:
         if bn_frozen != bn_frozen_now:
             set_bn_frozen(prepared, bn_frozen)
             bn_frozen_now = bn_frozen
-        if cfg.quant.freeze_observers_after is not None and step >= cfg.quant.freeze_observers_after:
+        if (
+            cfg.quant.freeze_observers_after is not None
+            and step >= cfg.quant.freeze_observers_after
+        ):
             freeze_observers(prepared)
-        x, targets = make_batch(teacher, [mine[rng.randrange(len(mine))] for _ in range(cfg.data.batch_size)],
-                                cfg.data.hflip, rng)
+        x, targets = make_batch(
+            teacher,
+            [mine[rng.randrange(len(mine))] for _ in range(cfg.data.batch_size)],
+            cfg.data.hflip,
+            rng,
+        )
         with torch.no_grad():
             teacher_out = teacher.core(x)
         loss, parts = loss_fn(model(x), teacher_out, targets)
@@ -190,15 +239,26 @@ def main(cfg: QATConfig) -> dict:
         done = step + 1
         if done % cfg.train.log_every == 0 or done in (cfg.train.steps, start + 1):
             rate = (time.perf_counter() - t0) / (done - start)
-            log(f"step {done}/{cfg.train.steps}  loss {float(loss):.4f}  "
-                + "  ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in parts.items())
+            log(
+                f"step {done}/{cfg.train.steps}  loss {float(loss):.4f}  "
+                + "  ".join(
+                    f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in parts.items()
+                )
                 + f"  bn {'frozen' if bn_frozen else 'training'}  {rate:.1f} s/step  "
-                  f"eta {rate * (cfg.train.steps - done) / 60:.1f} min")
+                f"eta {rate * (cfg.train.steps - done) / 60:.1f} min"
+            )
         if done % cfg.train.checkpoint_every == 0 or done == cfg.train.steps:
-            save_checkpoint(out, prepared, optimizer, done, rng, teacher.core, config_json, rank, world)
+            save_checkpoint(
+                out, prepared, optimizer, done, rng, teacher.core, config_json, rank, world
+            )
     sha = weights_sha256(prepared)
     (out / f"rank{rank}.sha256").write_text(sha + "\n")
-    result = {"steps": cfg.train.steps, "weights_sha256": sha, "checkpoint": str(last), "world_size": world}
+    result = {
+        "steps": cfg.train.steps,
+        "weights_sha256": sha,
+        "checkpoint": str(last),
+        "world_size": world,
+    }
 
     # 4. int8 artifacts, 5. their accuracy against the float model
     if rank == 0 and cfg.export:
@@ -213,20 +273,36 @@ def main(cfg: QATConfig) -> dict:
 
 
 def export_all(cfg: QATConfig, prepared, teacher, out: Path, num_images: int) -> list:
-    training = {"data": cfg.data.root, "split": cfg.data.split, "num_images": num_images, "steps": cfg.train.steps,
-                "batch_size": cfg.data.batch_size, "observer": cfg.quant.observer,
-                "calibrate_images": cfg.quant.calibrate_images, "loss": dict(cfg.loss)}
+    training = {
+        "data": cfg.data.root,
+        "split": cfg.data.split,
+        "num_images": num_images,
+        "steps": cfg.train.steps,
+        "batch_size": cfg.data.batch_size,
+        "observer": cfg.quant.observer,
+        "calibrate_images": cfg.quant.calibrate_images,
+        "loss": dict(cfg.loss),
+    }
     artifacts = []
-    if "executorch" in cfg.export:  # the QAT model itself: its trained ranges and weights, converted
-        record = {**SCHEME, "method": "PT2E quantization-aware training (XNNPACKQuantizer, is_qat)",
-                  "training": training}
-        artifacts += export_quantized(convert_qat(prepared, teacher), "executorch", out, record, tag="_qat")
+    if (
+        "executorch" in cfg.export
+    ):  # the QAT model itself: its trained ranges and weights, converted
+        record = {
+            **SCHEME,
+            "method": "PT2E quantization-aware training (XNNPACKQuantizer, is_qat)",
+            "training": training,
+        }
+        artifacts += export_quantized(
+            convert_qat(prepared, teacher), "executorch", out, record, tag="_qat"
+        )
     others = [t for t in cfg.export if t != "executorch"]
     if others:  # the QAT-trained float weights, quantized by each target's own quantizer
         student = create_model(cfg.model.name, None)
         student.core.load_state_dict(float_state_dict(prepared, teacher.core))
         student.weights = teacher.weights
-        calibration = Calibration(cfg.data.root, cfg.data.split, cfg.quant.calibrate_images or 128, cfg.quant.observer)
+        calibration = Calibration(
+            cfg.data.root, cfg.data.split, cfg.quant.calibrate_images or 128, cfg.quant.observer
+        )
         for target in others:
             artifacts += export(student, target, "int8", out, calibration=calibration, tag="_qat")
     for a in artifacts:
@@ -253,5 +329,5 @@ if __name__ == "__main__":  # python recipes/qat.py --config FILE.yaml [key=valu
 
     args = sys.argv[1:]
     if args[:1] == ["--config"]:
-        args = ["--recipe"] + args[1:]
-    sys.exit(cli_main(["train"] + args))
+        args = ["--recipe", *args[1:]]
+    sys.exit(cli_main(["train", *args]))

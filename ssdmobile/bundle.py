@@ -9,6 +9,7 @@ in the destination and is renamed into place, the artifact first and the sidecar
 app never finds a sidecar whose artifact is missing or half written. Golden data for the apps'
 drift check (`<stem>.golden/`, from `ssdmobile export --golden N`) goes with it when it exists.
 """
+
 from __future__ import annotations
 
 import os
@@ -37,14 +38,28 @@ class App:
     target: str
     assets: str  # relative to the repository root
     needs_nms: bool  # the iOS app uses Vision's object-detection pipeline: NMS must be in the model
-    golden_suffix: str  # what <stem>.golden/ is called in the app: Xcode copies a .bundle folder whole
+    golden_suffix: (
+        str  # what <stem>.golden/ is called in the app: Xcode copies a .bundle folder whole
+    )
 
 
 APPS = {
-    "android": App("android", ".pte", "executorch", "android_demo/app/src/main/assets", needs_nms=False,
-                   golden_suffix=".golden"),
-    "ios": App("ios", ".mlpackage", "coreml", "ios_demo/SSDMobileDemo/Models", needs_nms=True,
-               golden_suffix=".golden.bundle"),
+    "android": App(
+        "android",
+        ".pte",
+        "executorch",
+        "android_demo/app/src/main/assets",
+        needs_nms=False,
+        golden_suffix=".golden",
+    ),
+    "ios": App(
+        "ios",
+        ".mlpackage",
+        "coreml",
+        "ios_demo/SSDMobileDemo/Models",
+        needs_nms=True,
+        golden_suffix=".golden.bundle",
+    ),
 }
 
 
@@ -69,14 +84,18 @@ def check_artifact(app: str, artifact: str | os.PathLike) -> Sidecar:
     if path.suffix not in target.suffixes:
         other = [a.name for a in APPS.values() if a.suffix == path.suffix]
         hint = f" (a {path.suffix} is for --app {other[0]})" if other else ""
-        raise BundleError(f"the {app} app loads {spec.suffix} artifacts from `ssdmobile export --target "
-                          f"{spec.target}`, not {path.name}{hint}")
+        raise BundleError(
+            f"the {app} app loads {spec.suffix} artifacts from `ssdmobile export --target "
+            f"{spec.target}`, not {path.name}{hint}"
+        )
     target.check_file(path)
     sidecar = load_sidecar(path)  # SidecarError (an SSDMobileError) when missing or incomplete
     check_sidecar(path, sidecar, target.name)
     if spec.needs_nms and not sidecar.nms.in_graph:
-        raise BundleError(f"{path.name} has no NMS pipeline; the {app} app needs one (Vision returns "
-                          f"VNRecognizedObjectObservation only then): export with --target {spec.target} --nms")
+        raise BundleError(
+            f"{path.name} has no NMS pipeline; the {app} app needs one (Vision returns "
+            f"VNRecognizedObjectObservation only then): export with --target {spec.target} --nms"
+        )
     return sidecar
 
 
@@ -97,21 +116,30 @@ def _copy_atomic(src: Path, dst: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def bundle(app: str, artifact: str | os.PathLike, dest: str | os.PathLike | None = None) -> list[Path]:
+def bundle(
+    app: str, artifact: str | os.PathLike, dest: str | os.PathLike | None = None
+) -> list[Path]:
     """Copy artifact + sidecar (+ its golden data) into the app's asset directory; returns the
     destination paths."""
     sidecar = check_artifact(app, artifact)
     src = Path(artifact)
     out = Path(dest) if dest is not None else default_destination(app)
     if dest is None and not out.parent.is_dir():
-        raise BundleError(f"{out.parent} not found: run from a source checkout of ssdmobile, or pass --dest")
+        raise BundleError(
+            f"{out.parent} not found: run from a source checkout of ssdmobile, or pass --dest"
+        )
     prepare_out_dir(out)
     target, target_json = out / src.name, sidecar_path(out / src.name)
-    golden, target_golden = golden_path(src), out / (src.name.split(".")[0] + _app(app).golden_suffix)
+    golden, target_golden = (
+        golden_path(src),
+        out / (src.name.split(".")[0] + _app(app).golden_suffix),
+    )
     try:
         if golden.is_dir():
             _copy_atomic(golden, target_golden)
-        elif target_golden.exists():  # an earlier bundle's golden data would check the wrong program
+        elif (
+            target_golden.exists()
+        ):  # an earlier bundle's golden data would check the wrong program
             shutil.rmtree(target_golden)
         _copy_atomic(src, target)
         write_sidecar(target_json, sidecar)

@@ -6,6 +6,7 @@ User mistakes (SSDMobileError) become one line on stderr and exit code 2; Ctrl-C
 Library progress messages go through `logging` ("ssdmobile.*" loggers) to stderr; third-party
 warnings and log lines stay off the terminal unless --verbose.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -51,11 +52,17 @@ class OneLineParser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     from . import commands  # lazy: the command modules import the whole library (torch and friends)
 
-    parser = OneLineParser(prog="ssdmobile", description=(
-        "SSD detectors from PyTorch to phones: export, quantize, and measure every artifact "
-        "against its float model."))
+    parser = OneLineParser(
+        prog="ssdmobile",
+        description=(
+            "SSD detectors from PyTorch to phones: export, quantize, and measure every artifact "
+            "against its float model."
+        ),
+    )
     parser.add_argument("--version", action="version", version=f"ssdmobile {__version__}")
-    parser.add_argument("--verbose", action="store_true", help="show debug messages and third-party warnings")
+    parser.add_argument(
+        "--verbose", action="store_true", help="show debug messages and third-party warnings"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
         if info.name.startswith("_"):  # shared helpers, not commands
@@ -73,6 +80,7 @@ class _Interrupts:
     otherwise be lost (the command would go on working), or would leave a module half-imported so
     that something unrelated fails next (seen in CI: numpy.linalg interrupted mid-import, then a
     RecursionError in numpy's lazy `__getattr__`). After a Ctrl-C, any failure is the interrupt."""
+
     seen = False
 
     @classmethod
@@ -101,7 +109,9 @@ def main(argv: list[str] | None = None) -> int:
         setup_logging(verbose)  # again: importing the library (torch) resets some loggers' levels
         try:
             args = parser.parse_args(argv)
-        except SystemExit as e:  # --help, --version (0) or a usage error (2, already said in one line)
+        except (
+            SystemExit
+        ) as e:  # --help, --version (0) or a usage error (2, already said in one line)
             code = e.code if isinstance(e.code, int) else 2
             return code
         try:
@@ -115,7 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     except Exception:
         if not _Interrupts.seen:
             raise
-        print("ssdmobile: interrupted", file=sys.stderr)  # what broke is the Ctrl-C's doing (see _Interrupts)
+        # what broke is the Ctrl-C's doing (see _Interrupts)
+        print("ssdmobile: interrupted", file=sys.stderr)
         code = 130
         return code
     except KeyboardInterrupt:

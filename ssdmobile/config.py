@@ -9,13 +9,15 @@ One override syntax for every command that takes them (`ssdmobile train`, `ssdmo
 dotted keys, values parsed as YAML (`steps=2`, `hflip=false`, `export=[onnx,executorch]`,
 `box_coder.clamp=null`).
 """
+
 from __future__ import annotations
 
 import dataclasses
 import importlib
 import inspect
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -30,7 +32,8 @@ class ConfigError(SSDMobileError):
 
 
 def _one_line(e: OmegaConfBaseException) -> str:
-    """OmegaConf's messages run over several lines (key, types, object); keep what a user acts on."""
+    """OmegaConf's messages run over several lines (key, types,
+    object); keep what a user acts on."""
     msg = str(e).splitlines()[0].strip() if str(e) else type(e).__name__
     key = getattr(e, "full_key", None)
     return f"{key}: {msg}" if key and key not in msg else msg
@@ -64,11 +67,16 @@ def _dotlist(overrides: Sequence[str]) -> DictConfig:
         raise ConfigError(f"bad override: {_one_line(e)}") from None
 
 
-def load_config(schema: type, path: str | Path | None = None, overrides: Sequence[str] = (),
-                ignore: Sequence[str] = ()) -> Any:
-    """-> an instance of the dataclass `schema`: its defaults, then the YAML file, then the overrides.
-    Unknown keys, values of the wrong type and missing required values are ConfigErrors. Keys in
-    `ignore` may appear in the file and are dropped (e.g. `_recipe_`, read by the train command)."""
+def load_config(
+    schema: type,
+    path: str | Path | None = None,
+    overrides: Sequence[str] = (),
+    ignore: Sequence[str] = (),
+) -> Any:
+    """-> an instance of the dataclass `schema`: its defaults, then the YAML file, then the
+    overrides. Unknown keys, values of the wrong type and missing required values are ConfigErrors.
+    Keys in `ignore` may appear in the file and are dropped (e.g. `_recipe_`,
+    read by the train command)."""
     layers = [OmegaConf.structured(schema)]
     if path is not None:
         data = _read_yaml(path)
@@ -107,7 +115,9 @@ def override_dataclass(obj: Any, overrides: Sequence[str]) -> dict:
 
 def _resolve(node: Mapping, where: str):
     if not isinstance(node, Mapping) or COMPONENT not in node:
-        raise ConfigError(f"{where}: needs a {COMPONENT} key naming what to build (e.g. torch.optim.Adam)")
+        raise ConfigError(
+            f"{where}: needs a {COMPONENT} key naming what to build (e.g. torch.optim.Adam)"
+        )
     dotted = str(node[COMPONENT])
     module, _, name = dotted.rpartition(".")
     try:

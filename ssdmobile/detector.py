@@ -7,9 +7,10 @@ state_dict (`detector.core`), so they keep the keys of the architecture they com
 (torchvision's for SSDlite320 MobileNetV3, for example); `detector.weights` records which file
 was loaded (path, sha256, its registered metadata), or None for random initialization.
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -57,7 +58,9 @@ class Detector(nn.Module):
         boxes = decode_boxes(box_encodings, self.anchors, self.spec.box_coder)
         return boxes, class_scores(class_logits, self.spec.postprocess.score)
 
-    def nms(self, boxes: Tensor, scores: Tensor, image_sizes: Sequence[tuple[int, int]]) -> list[dict]:
+    def nms(
+        self, boxes: Tensor, scores: Tensor, image_sizes: Sequence[tuple[int, int]]
+    ) -> list[dict]:
         """Per image NMS; boxes scaled to each original image's pixels (sizes are (H, W))."""
         results = []
         for b, s, (h, w) in zip(boxes, scores, image_sizes):

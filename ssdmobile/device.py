@@ -1,18 +1,21 @@
-"""The two files the host and the sample apps exchange besides the sidecar, typed (pydantic, strict,
-unknown fields refused, as ssdmobile.sidecar):
+"""The files the host and the sample apps exchange besides the sidecar, typed (pydantic, strict,
+unknown fields refused, as ssdmobile.sidecar). These models are the one source of each format:
+`python -m ssdmobile.schema` generates the apps' Kotlin and Swift types from them.
 
 - golden data (host -> app): `<stem>.golden/golden.json` (ArtifactGolden), written by
   ssdmobile.drift when `ssdmobile export --golden N` attaches real inputs and the float model's
-  outputs to an artifact; the apps' DriftCheck.kt / DriftCheck.swift read it;
+  outputs to an artifact; the apps' drift checks (DriftCheck.kt, SSDMobileKit's DriftCheck.swift)
+  read it;
+- reference data (host -> the apps' tests): `reference.json` (ReferenceData), written by
+  `ssdmobile golden`: the Python reference on real images, which the apps' own preprocessing,
+  decode and NMS are tested against;
 - device results (app -> host): one JSON object per run of a benchmark screen (DeviceResult).
-
-Device results: the format is owned by the apps' code: android_demo/postprocess's BenchResult.kt writes it (the
-Android app logs it as one logcat line, tag SSDMobileBench, and saves it as a file) and
-ios_demo's BenchResult.swift mirrors it (the iOS app saves a file to share). This module reads
-it, strictly, from a pulled file, a shared file, or saved `adb logcat -s SSDMobileBench` text,
-for `ssdmobile device-report`. A field added on the app side is added here (and the version
-bumped when one changes meaning); an unknown field is refused rather than silently dropped.
+  The Android app logs it as one logcat line (tag SSDMobileBench) and saves it as a file, the iOS
+  app saves a file to share; this module reads it, strictly, from a pulled file, a shared file, or
+  saved `adb logcat -s SSDMobileBench` text, for `ssdmobile device-report`. A field is added here
+  (and the version bumped when one changes meaning), then the apps' types regenerated.
 """
+
 from __future__ import annotations
 
 import json
@@ -55,7 +58,7 @@ def _first_error(e: ValidationError) -> str:
     return f"{where}: {x['msg'].lower()}{more}"
 
 
-# -- golden data (host -> app) ----------------------------------------------------------------------
+# -- golden data (host -> app) ---------------------------------------------------------------------
 
 GOLDEN_FORMAT = "ssdmobile-artifact-golden"
 GOLDEN_VERSION = 1
@@ -66,7 +69,7 @@ class GoldenInput(_Model):
     shape: Annotated[list[int], Field(min_length=4, max_length=4)]
     layout: Literal["NCHW", "NHWC", "image_RGB"]
     dtype: Literal["float32", "uint8"]
-    """float32: the stored input is the tensor itself; uint8: an RGB image already at the model's size."""
+    """float32: the stored input is the tensor itself; uint8: an RGB image already at the model's size."""  # noqa: E501
 
 
 class GoldenOutput(_Model):
@@ -88,9 +91,9 @@ class GoldenImage(_Model):
     width: int = Field(ge=1)
     height: int = Field(ge=1)
     input: str
-    """File of the input, beside golden.json (.f32: float32 little-endian; .u8: uint8 RGB [H, W, 3])."""
+    """File of the input, beside golden.json (.f32: float32 little-endian; .u8: uint8 RGB [H, W, 3])."""  # noqa: E501
     float_outputs: list[str] | None
-    """Files of the float model's raw outputs, in the sidecar's output order; null with NMS in the graph."""
+    """Files of the float model's raw outputs, in the sidecar's output order; null with NMS in the graph."""  # noqa: E501
     detections: GoldenDetections
     """The float model's detections on the image."""
 
@@ -106,7 +109,8 @@ class Tolerances(_Model):
 
 class Drift(_Model):
     """What a drift check found (ssdmobile.drift.compare; the apps' DriftResult has the same fields):
-    the golden data run through a runtime, against the float model."""
+    the golden data run through a runtime, against the float model."""  # noqa: E501
+
     images: int = Field(ge=1)
     max_abs_diff_raw: float | None
     """Largest |device - float| over the raw outputs; null with NMS in the graph."""
@@ -121,6 +125,7 @@ class Drift(_Model):
 
 class HostDrift(Drift):
     """The drift check run at export time by this machine's runtime on the same inputs."""
+
     runtime: str
     machine: str
 
@@ -134,6 +139,7 @@ class GoldenBundledProgram(_Model):
 
 class ArtifactGolden(_Model):
     """golden.json: the manifest of an artifact's golden data."""
+
     model_config = ConfigDict(title="ssdmobile artifact golden data")
 
     format: Literal["ssdmobile-artifact-golden"]
@@ -153,25 +159,30 @@ class ArtifactGolden(_Model):
     images: Annotated[list[GoldenImage], Field(min_length=1)]
     tolerances: Tolerances
     host: HostDrift | None
-    """Null where the artifact's runtime does not run on the exporting machine (Core ML on Linux)."""
+    """Null where the artifact's runtime does not run on the exporting machine (Core ML on Linux)."""  # noqa: E501
     bundled_program: GoldenBundledProgram | None
-    """ExecuTorch's BundledProgram (<stem>.bpte) of the same test cases, for ExecuTorch artifacts with raw outputs."""
+    """ExecuTorch's BundledProgram (<stem>.bpte) of the same test cases, for ExecuTorch artifacts with raw outputs."""  # noqa: E501
 
 
 def parse_golden(text: str, source: str) -> ArtifactGolden:
     try:
         return ArtifactGolden.model_validate_json(text)
     except ValidationError as e:
-        raise GoldenError(f"{source}: not golden data of this ssdmobile: {_first_error(e)}") from None
+        raise GoldenError(
+            f"{source}: not golden data of this ssdmobile: {_first_error(e)}"
+        ) from None
 
 
 def golden_json(manifest: dict | ArtifactGolden) -> str:
-    """The manifest's JSON text, validated first (a manifest that would not read back is never written)."""
-    text = json.dumps(manifest.to_dict() if isinstance(manifest, ArtifactGolden) else manifest, indent=1)
+    """The manifest's JSON text, validated first (a manifest that would not read back is never
+    written)."""
+    text = json.dumps(
+        manifest.to_dict() if isinstance(manifest, ArtifactGolden) else manifest, indent=1
+    )
     return parse_golden(text, "golden data being written").model_dump_json(indent=1)
 
 
-# -- reference data (host -> the apps' tests) ----------------------------------------------------------
+# -- reference data (host -> the apps' tests) ------------------------------------------------------
 
 REFERENCE_FORMAT = "ssdmobile-reference"
 REFERENCE_VERSION = 1
@@ -212,6 +223,7 @@ class ReferenceImage(_Model):
 class ReferenceData(_Model):
     """reference.json: the Python reference run on real images (`ssdmobile golden`), which the apps'
     own preprocessing, decode and NMS are tested against."""
+
     model_config = ConfigDict(title="ssdmobile reference data")
 
     format: Literal["ssdmobile-reference"]
@@ -224,12 +236,12 @@ class ReferenceData(_Model):
     images: Annotated[list[ReferenceImage], Field(min_length=1)]
 
 
-# -- device results (app -> host) ---------------------------------------------------------------------
+# -- device results (app -> host) ------------------------------------------------------------------
 
 
 class Device(_Model):
     name: str
-    """Manufacturer and model (Android Build.MANUFACTURER + MODEL; iOS hw.machine, e.g. iPhone15,2)."""
+    """Manufacturer and model (Android Build.MANUFACTURER + MODEL; iOS hw.machine, e.g. iPhone15,2)."""  # noqa: E501
     soc: str
     """Build.SOC_MODEL on Android 12+, "unknown" before; the machine identifier's chip on iOS."""
     os: str
@@ -239,7 +251,7 @@ class Runtime(_Model):
     name: str
     """ExecuTorch (Android) or Core ML (iOS)."""
     version: str
-    """The ExecuTorch AAR version the app was built with; on iOS the OS version (Core ML ships with it)."""
+    """The ExecuTorch AAR version the app was built with; on iOS the OS version (Core ML ships with it)."""  # noqa: E501
     threads: int = Field(ge=0)
     """Threads asked of the runtime; 0 = the runtime's default (Core ML decides its own)."""
     backend: str
@@ -262,6 +274,7 @@ class Latency(_Model):
 
 class DeviceResult(_Model):
     """One run of a sample app's benchmark screen."""
+
     model_config = ConfigDict(title="ssdmobile device result")
 
     format: Literal["ssdmobile-device-result"]
@@ -269,7 +282,7 @@ class DeviceResult(_Model):
     app: Literal["android", "ios"]
     artifact: str
     artifact_sha256: Sha256
-    """Android: of the .pte file the app loaded; iOS: the sidecar's (the app runs the compiled form)."""
+    """Android: of the .pte file the app loaded; iOS: the sidecar's (the app runs the compiled form)."""  # noqa: E501
     model: str
     precision: Literal["fp32", "fp16", "int8"]
     nms_in_graph: bool
@@ -293,7 +306,9 @@ def _parse_object(text: str, source: str) -> DeviceResult:
     try:
         return DeviceResult.model_validate_json(text)
     except ValidationError as e:
-        raise DeviceResultError(f"{source}: not a device result of this ssdmobile: {_first_error(e)}") from None
+        raise DeviceResultError(
+            f"{source}: not a device result of this ssdmobile: {_first_error(e)}"
+        ) from None
 
 
 def parse_text(text: str, source: str) -> list[DeviceResult]:
@@ -310,8 +325,10 @@ def parse_text(text: str, source: str) -> list[DeviceResult]:
             continue
         found.append(_parse_object(line[start:].strip(), f"{source}:{n}"))
     if not found:
-        raise DeviceResultError(f"{source}: no ssdmobile device result in it (expected the JSON file an app "
-                                f"saved, or `adb logcat -s {LOG_TAG}` output)")
+        raise DeviceResultError(
+            f"{source}: no ssdmobile device result in it (expected the JSON file an app "
+            f"saved, or `adb logcat -s {LOG_TAG}` output)"
+        )
     return found
 
 
@@ -322,5 +339,7 @@ def read_results(path: str | os.PathLike) -> list[DeviceResult]:
     try:
         text = path.read_text()
     except UnicodeDecodeError:
-        raise DeviceResultError(f"{path}: not text (expected a JSON result file or logcat output)") from None
+        raise DeviceResultError(
+            f"{path}: not text (expected a JSON result file or logcat output)"
+        ) from None
     return parse_text(text, str(path))

@@ -1,6 +1,7 @@
 """Files: atomic writes (a temporary name in the same directory, then rename, so a crash never
 leaves a half-written file under the final name), output directories proven writable, and file
 hashes."""
+
 from __future__ import annotations
 
 import contextlib
@@ -9,8 +10,8 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from .errors import SSDMobileError
 
@@ -26,10 +27,12 @@ def _umask() -> int:
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[str], object]) -> Path:
-    """write(tmp_path) fills a temporary file (same suffix as `path`, so format-sniffing writers such
-    as matplotlib's savefig work), which then replaces `path`; on any failure it is removed."""
+    """write(tmp_path) fills a temporary file (same suffix as `path`, so format-sniffing writers
+    such as matplotlib's savefig work), which then replaces `path`; on any failure it is removed."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=f".part{path.suffix}")
+    fd, tmp = tempfile.mkstemp(
+        dir=path.parent, prefix=f".{path.name}.", suffix=f".part{path.suffix}"
+    )
     os.close(fd)
     try:
         write(tmp)
@@ -83,6 +86,7 @@ def write_json_atomic(path: str | os.PathLike, data: dict) -> Path:
     def write(tmp: str) -> None:
         with open(tmp, "w") as f:
             json.dump(data, f, indent=1)
+
     return atomic_write(path, write)
 
 
@@ -91,7 +95,9 @@ def write_json_atomic(path: str | os.PathLike, data: dict) -> Path:
 _created: list[Path] = []
 
 
-def read_tagged_json(text: str, source: str, fmt: str, kind: str, error: type[SSDMobileError]) -> dict:
+def read_tagged_json(
+    text: str, source: str, fmt: str, kind: str, error: type[SSDMobileError]
+) -> dict:
     """The JSON object in `text` whose "format" is `fmt` (the tag every file the apps and ssdmobile
     exchange carries), or `error` in one line naming `source` and saying it is not a `kind`."""
     try:
@@ -99,7 +105,7 @@ def read_tagged_json(text: str, source: str, fmt: str, kind: str, error: type[SS
     except json.JSONDecodeError as e:
         raise error(f"{source}: not valid JSON ({e})") from None
     if not isinstance(d, dict) or d.get("format") != fmt:
-        raise error(f"{source}: not an ssdmobile {kind} (no \"format\": \"{fmt}\")")
+        raise error(f'{source}: not an ssdmobile {kind} (no "format": "{fmt}")')
     return d
 
 
@@ -120,17 +126,17 @@ def prepare_out_dir(out_dir: str | os.PathLike) -> Path:
         os.close(fd)
         os.unlink(probe)
     except OSError as e:
-        raise OutputPathError(f"output directory {out} is not writable: {e.strerror or e}") from None
+        raise OutputPathError(
+            f"output directory {out} is not writable: {e.strerror or e}"
+        ) from None
     return out
 
 
 def remove_created_dirs() -> None:
     """Remove the directories prepare_out_dir created that are still empty (deepest first)."""
     for d in reversed(_created):
-        try:
+        with contextlib.suppress(OSError):
             d.rmdir()  # only succeeds when empty
-        except OSError:
-            pass
     _created.clear()
 
 
@@ -157,4 +163,8 @@ def sha256_file(path: str | os.PathLike) -> str:
 def size_bytes(path: str | os.PathLike) -> int:
     """A file's size, or the total of a directory artifact's files."""
     path = Path(path)
-    return path.stat().st_size if path.is_file() else sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return (
+        path.stat().st_size
+        if path.is_file()
+        else sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    )

@@ -7,13 +7,15 @@ lead), so folding walks every Sequential and fuses each adjacent (Conv2d, BatchN
 torchvision's ResNet blocks (NVIDIA's SSD300 keeps them, and their checkpoint keys) hold convN / bnN
 as attributes instead; those pairs are folded the same way.
 
-The BatchNorm is replaced by nn.Identity instead of being removed: indices inside the Sequential stay
-valid (the MobileNetV2 core taps `block.conv[0]` and runs `block.conv[1:]`), and the activation that
-followed stays right after the conv, so quantization can still fuse Conv+ReLU later.
+The BatchNorm is replaced by nn.Identity instead of being removed: indices inside the Sequential
+stay valid (the MobileNetV2 core taps `block.conv[0]` and runs `block.conv[1:]`), and the activation
+that followed stays right after the conv, so quantization can still fuse Conv+ReLU later.
 """
+
 from __future__ import annotations
 
 import copy
+import itertools
 from dataclasses import dataclass
 
 import torch
@@ -39,8 +41,10 @@ class FuseReport:
     def __str__(self) -> str:
         s = f"folded {len(self.fused)} Conv2d+BatchNorm2d pairs"
         if self.unfused_batchnorms:
-            s += f"; {len(self.unfused_batchnorms)} BatchNorm2d left (no conv before them): " \
-                 f"{', '.join(self.unfused_batchnorms[:3])}"
+            s += (
+                f"; {len(self.unfused_batchnorms)} BatchNorm2d left (no conv before them): "
+                f"{', '.join(self.unfused_batchnorms[:3])}"
+            )
         return s
 
 
@@ -56,7 +60,7 @@ def _conv_bn_pairs(model: nn.Module):
         if not isinstance(module, nn.Sequential):
             continue
         children = list(module.named_children())
-        for (ci, conv), (bi, bn) in zip(children, children[1:]):
+        for (ci, conv), (bi, bn) in itertools.pairwise(children):
             if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
                 yield name, module, ci, bi
 
@@ -64,8 +68,10 @@ def _conv_bn_pairs(model: nn.Module):
 def fuse_batchnorm_(model: nn.Module) -> FuseReport:
     """Fold in place. The model must be in eval mode (folding uses the running statistics)."""
     if any(m.training for m in model.modules() if isinstance(m, nn.BatchNorm2d)):
-        raise FusionError("BatchNorm folding needs an eval-mode model (call .eval() first): "
-                          "in training mode BatchNorm uses batch statistics, which cannot be folded")
+        raise FusionError(
+            "BatchNorm folding needs an eval-mode model (call .eval() first): "
+            "in training mode BatchNorm uses batch statistics, which cannot be folded"
+        )
     fused = []
     with torch.no_grad():
         for seq_name, seq, ci, bi in list(_conv_bn_pairs(model)):
@@ -85,7 +91,8 @@ def fuse_batchnorm_(model: nn.Module) -> FuseReport:
 
 def fuse_detector(detector, inplace: bool = False):
     """-> (detector with BatchNorm folded into its convs, FuseReport). The detector's spec, anchors
-    and outputs are unchanged; its state_dict has no BatchNorm entries any more (conv biases instead)."""
+    and outputs are unchanged; its state_dict has no BatchNorm entries any more
+    (conv biases instead)."""
     fused = detector if inplace else copy.deepcopy(detector)
     fused.eval()
     report = fuse_batchnorm_(fused)

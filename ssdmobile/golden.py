@@ -7,13 +7,16 @@ android_demo/postprocess reads the same sidecar an export writes, recomputes eve
 the raw tensors and must land within 1e-4 of these numbers.
 
 Layout of the output directory (generated, never committed):
-  sidecar.json                 build_sidecar(...) for the model, target "reference", NMS not in graph
-  reference.json               manifest (ssdmobile.device.ReferenceData): one entry per image, detections inline
+  sidecar.json                 build_sidecar(...) for the model, target "reference", NMS not in
+                               graph
+  reference.json               manifest (ssdmobile.device.ReferenceData): one entry per image,
+                               detections inline
   <stem>.rgb.u8                decoded image, uint8 HWC RGB
   <stem>.input.f32             core input [1, 3, H, W] float32 little-endian (the model's layout)
   <stem>.box_encodings.f32     [A, 4] float32 little-endian
   <stem>.class_logits.f32      [A, C] float32 little-endian
 """
+
 from __future__ import annotations
 
 import os
@@ -22,14 +25,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .data.images import load_image
 from .config import ConfigError, override_dataclass
+from .data.images import load_image
+from .device import REFERENCE_FORMAT, REFERENCE_MANIFEST, REFERENCE_VERSION, ReferenceData
 from .errors import ImageError
+from .fileio import atomic_directory, write_json_atomic
 from .ops.boxes import nms_per_class
 from .sidecar import build_sidecar, write_sidecar
 from .spec import ModelSpec
-from .device import REFERENCE_FORMAT, REFERENCE_MANIFEST, REFERENCE_VERSION, ReferenceData
-from .fileio import atomic_directory, write_json_atomic
 
 
 def apply_overrides(spec: ModelSpec, overrides: list[str]) -> ModelSpec:
@@ -53,12 +56,18 @@ def _floats(t: torch.Tensor) -> list:
 
 
 @torch.no_grad()
-def write_golden(detector, image_paths: list[str | os.PathLike], out_dir: str | os.PathLike, *,
-                 weights: str, logit_scale: float = 1.0) -> Path:
-    """Run the reference on each image and write the reference directory; returns reference.json's path.
-    logit_scale multiplies the class logits before they are written and scored: random weights
-    give logits so large that sigmoid saturates to exactly 1.0 in float32, and then the order
-    among tied scores, not the post-processing, decides which boxes make the cut."""
+def write_golden(
+    detector,
+    image_paths: list[str | os.PathLike],
+    out_dir: str | os.PathLike,
+    *,
+    weights: str,
+    logit_scale: float = 1.0,
+) -> Path:
+    """Run the reference on each image and write the reference directory; returns reference.json's
+    path. logit_scale multiplies the class logits before they are written and scored: random weights
+    give logits so large that sigmoid saturates to exactly 1.0 in float32, and then the order among
+    tied scores, not the post-processing, decides which boxes make the cut."""
     if not image_paths:
         raise ImageError("no images given for the golden files")
     final = Path(out_dir)
@@ -67,18 +76,39 @@ def write_golden(detector, image_paths: list[str | os.PathLike], out_dir: str | 
     return final / REFERENCE_MANIFEST
 
 
-def _write_golden(detector, image_paths: list[Path], out: Path, weights: str, logit_scale: float) -> None:
+def _write_golden(
+    detector, image_paths: list[Path], out: Path, weights: str, logit_scale: float
+) -> None:
     spec = detector.spec
     h, w = spec.preprocess.size
     num_anchors, num_classes = detector.anchors.shape[0], spec.num_classes
     sidecar = build_sidecar(
-        spec, detector.anchors, target="reference", precision="fp32", artifact="",
-        input_name="image", input_shape=[1, 3, h, w], input_layout="NCHW", input_dtype="float32",
-        outputs=[{"name": "box_encodings", "shape": [1, num_anchors, 4], "dtype": "float32",
-                  "meaning": "box_encodings"},
-                 {"name": "class_logits", "shape": [1, num_anchors, num_classes], "dtype": "float32",
-                  "meaning": "class_logits"}],
-        nms_in_graph=False, checkpoint={"weights": weights})
+        spec,
+        detector.anchors,
+        target="reference",
+        precision="fp32",
+        artifact="",
+        input_name="image",
+        input_shape=[1, 3, h, w],
+        input_layout="NCHW",
+        input_dtype="float32",
+        outputs=[
+            {
+                "name": "box_encodings",
+                "shape": [1, num_anchors, 4],
+                "dtype": "float32",
+                "meaning": "box_encodings",
+            },
+            {
+                "name": "class_logits",
+                "shape": [1, num_anchors, num_classes],
+                "dtype": "float32",
+                "meaning": "class_logits",
+            },
+        ],
+        nms_in_graph=False,
+        checkpoint={"weights": weights},
+    )
     write_sidecar(out / "sidecar.json", sidecar)
 
     entries = []
@@ -92,22 +122,50 @@ def _write_golden(detector, image_paths: list[Path], out: Path, weights: str, lo
         boxes, scores = detector.decode(box_encodings, class_logits)
         kb, ks, kl = nms_per_class(boxes[0], scores[0], spec.postprocess)
         img_h, img_w = image.shape[-2:]
-        np.ascontiguousarray(image.permute(1, 2, 0).numpy(), dtype=np.uint8).tofile(out / f"{stem}.rgb.u8")
+        np.ascontiguousarray(image.permute(1, 2, 0).numpy(), dtype=np.uint8).tofile(
+            out / f"{stem}.rgb.u8"
+        )
         _write_f32(out / f"{stem}.input.f32", x)
         _write_f32(out / f"{stem}.box_encodings.f32", box_encodings[0])
         _write_f32(out / f"{stem}.class_logits.f32", class_logits[0])
         scale = torch.tensor([img_w, img_h, img_w, img_h], dtype=kb.dtype)
-        entries.append({
-            "image": path.name, "width": int(img_w), "height": int(img_h),
-            "rgb": {"file": f"{stem}.rgb.u8", "shape": [int(img_h), int(img_w), 3], "dtype": "uint8"},
-            "input": {"file": f"{stem}.input.f32", "shape": list(x.shape), "dtype": "float32"},
-            "box_encodings": {"file": f"{stem}.box_encodings.f32", "shape": [num_anchors, 4],
-                              "dtype": "float32"},
-            "class_logits": {"file": f"{stem}.class_logits.f32", "shape": [num_anchors, num_classes],
-                             "dtype": "float32"},
-            "detections": {"count": int(kb.shape[0]), "boxes": _floats(kb), "scores": _floats(ks),
-                           "labels": kl.tolist(), "boxes_pixels": _floats(kb * scale)},
-        })
-    manifest = ReferenceData(format=REFERENCE_FORMAT, version=REFERENCE_VERSION, model=spec.name, weights=weights,
-                             logit_scale=float(logit_scale), sidecar="sidecar.json", images=entries)
+        entries.append(
+            {
+                "image": path.name,
+                "width": int(img_w),
+                "height": int(img_h),
+                "rgb": {
+                    "file": f"{stem}.rgb.u8",
+                    "shape": [int(img_h), int(img_w), 3],
+                    "dtype": "uint8",
+                },
+                "input": {"file": f"{stem}.input.f32", "shape": list(x.shape), "dtype": "float32"},
+                "box_encodings": {
+                    "file": f"{stem}.box_encodings.f32",
+                    "shape": [num_anchors, 4],
+                    "dtype": "float32",
+                },
+                "class_logits": {
+                    "file": f"{stem}.class_logits.f32",
+                    "shape": [num_anchors, num_classes],
+                    "dtype": "float32",
+                },
+                "detections": {
+                    "count": int(kb.shape[0]),
+                    "boxes": _floats(kb),
+                    "scores": _floats(ks),
+                    "labels": kl.tolist(),
+                    "boxes_pixels": _floats(kb * scale),
+                },
+            }
+        )
+    manifest = ReferenceData(
+        format=REFERENCE_FORMAT,
+        version=REFERENCE_VERSION,
+        model=spec.name,
+        weights=weights,
+        logit_scale=float(logit_scale),
+        sidecar="sidecar.json",
+        images=entries,
+    )
     write_json_atomic(out / REFERENCE_MANIFEST, manifest.to_dict())

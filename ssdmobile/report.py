@@ -4,6 +4,7 @@ measured on phones (`ssdmobile device-report`), shown beside the host's numbers.
 
 report.json holds everything report.md and report.png are made from, so `device-report` can
 read it back (read_report), add device results and render all three again."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -24,8 +25,20 @@ from .visualize import ARTIFACT_ONLY, FLOAT_ONLY, compare_picture, save_png, vst
 GALLERY = "gallery"
 GALLERY_SIDE = 400  # longer side of each drawn image, px
 
-HEADERS = ["target", "precision", "file size", "AP", "ΔAP", "max abs diff (raw)", "detections match",
-           "XNNPACK delegated", "latency median", "latency p90", "speed-up vs eager", "status"]
+HEADERS = [
+    "target",
+    "precision",
+    "file size",
+    "AP",
+    "ΔAP",
+    "max abs diff (raw)",
+    "detections match",
+    "XNNPACK delegated",
+    "latency median",
+    "latency p90",
+    "speed-up vs eager",
+    "status",
+]
 
 
 def _f(v, fmt: str, none: str = "-") -> str:
@@ -43,20 +56,52 @@ def _delegated(row: Row) -> str:
 def table_rows(result: ValidateResult) -> list[list[str]]:
     eager = result.eager
     rows = [
-        ["eager (float)", "fp32", "-", _f(eager.ap, ".4f"), "reference", "reference", "reference", "-",
-         f"{eager.latency.median_ms:.1f} ms", f"{eager.latency.p90_ms:.1f} ms", "1.00x", "reference (core only)"],
-        ["eager (float) +nms", "fp32", "-", _f(eager.ap, ".4f"), "reference", "-", "reference", "-",
-         f"{eager.latency_nms.median_ms:.1f} ms", f"{eager.latency_nms.p90_ms:.1f} ms", "1.00x",
-         "reference (core + decode + NMS)"],
+        [
+            "eager (float)",
+            "fp32",
+            "-",
+            _f(eager.ap, ".4f"),
+            "reference",
+            "reference",
+            "reference",
+            "-",
+            f"{eager.latency.median_ms:.1f} ms",
+            f"{eager.latency.p90_ms:.1f} ms",
+            "1.00x",
+            "reference (core only)",
+        ],
+        [
+            "eager (float) +nms",
+            "fp32",
+            "-",
+            _f(eager.ap, ".4f"),
+            "reference",
+            "-",
+            "reference",
+            "-",
+            f"{eager.latency_nms.median_ms:.1f} ms",
+            f"{eager.latency_nms.p90_ms:.1f} ms",
+            "1.00x",
+            "reference (core + decode + NMS)",
+        ],
     ]
     for r in result.rows:
-        rows.append([
-            r.target + (" +nms" if r.nms else ""), r.precision + (f" ({r.variant})" if r.variant else ""),
-            _f(r.size_mb, ".1f") + (" MB" if r.size_mb else ""),
-            _f(r.ap, ".4f"), _f(r.delta_ap, "+.4f"), _f(r.max_abs_diff, ".1e"), r.det_match or "-", _delegated(r),
-            _f(r.latency_median_ms, ".1f") + (" ms" if r.latency_median_ms else ""),
-            _f(r.latency_p90_ms, ".1f") + (" ms" if r.latency_p90_ms else ""),
-            _f(r.speedup, ".2f") + ("x" if r.speedup else ""), r.status])
+        rows.append(
+            [
+                r.target + (" +nms" if r.nms else ""),
+                r.precision + (f" ({r.variant})" if r.variant else ""),
+                _f(r.size_mb, ".1f") + (" MB" if r.size_mb else ""),
+                _f(r.ap, ".4f"),
+                _f(r.delta_ap, "+.4f"),
+                _f(r.max_abs_diff, ".1e"),
+                r.det_match or "-",
+                _delegated(r),
+                _f(r.latency_median_ms, ".1f") + (" ms" if r.latency_median_ms else ""),
+                _f(r.latency_p90_ms, ".1f") + (" ms" if r.latency_p90_ms else ""),
+                _f(r.speedup, ".2f") + ("x" if r.speedup else ""),
+                r.status,
+            ]
+        )
     return rows
 
 
@@ -66,25 +111,33 @@ def markdown(result: ValidateResult, gallery: list[dict] = (), devices: list[dic
     lines = [
         f"# ssdmobile validate: {meta['model']}",
         "",
-        f"{meta['images']} images, AP over {', '.join(meta['classes'])}; latency: batch 1, {meta['threads']} threads, "
-        f"median and p90 of {meta['runs']} runs after {meta['warmup']} warm-up runs, on {m['cpu']} "
-        f"({m['cores']} cores visible, load average {meta.get('load_average', ['?'])[0]} at the end), "
-        f"{m['system']}, torch {m['torch']}. Every artifact runs in its own runtime "
-        "on the same preprocessed real images as the eager model. Raw-output difference and matching detections "
-        f"are against the float eager model (match: same label, score within {meta['score_tol']}, "
-        f"box within {meta['box_tol_px']} px). Speed-up of +nms rows is against eager core + decode + NMS.",
+        f"{meta['images']} images, AP over {', '.join(meta['classes'])}; latency: batch 1, "
+        f"{meta['threads']} threads, median and p90 of {meta['runs']} runs after {meta['warmup']} "
+        f"warm-up runs, on {m['cpu']} ({m['cores']} cores visible, load average "
+        f"{meta.get('load_average', ['?'])[0]} at the end), {m['system']}, torch {m['torch']}. "
+        "Every artifact runs in its own runtime on the same preprocessed real images as the "
+        "eager model. Raw-output difference and matching detections are against the float eager "
+        f"model (match: same label, score within {meta['score_tol']}, box within "
+        f"{meta['box_tol_px']} px). Speed-up of +nms rows is against eager core + decode + NMS.",
         "",
         format_table(HEADERS, table_rows(result), markdown=True),
         "",
     ]
     if any(r.target == "coreml" and "verified" in r.notes for r in result.rows):
-        lines += ["Core ML: converted and its spec checked here (inputs, outputs, metadata, NMS parameters, "
-                  "precision), **not run**: Core ML's `predict` exists only on macOS. Its AP, drift and latency are "
-                  "measured by running `ssdmobile validate` on a Mac.", ""]
+        lines += [
+            "Core ML: converted and its spec checked here (inputs, outputs, metadata, NMS "
+            "parameters, precision), **not run**: Core ML's `predict` exists only on macOS. Its "
+            "AP, drift and latency are measured by running `ssdmobile validate` on a Mac.",
+            "",
+        ]
     if any(r.delegation for r in result.rows):
-        lines += ["XNNPACK delegated: of an ExecuTorch program's ops, how many the XNNPACK partitioner took "
-                  "(ExecuTorch devtools' delegation info, recorded in the sidecar); the rest run on "
-                  "ExecuTorch's portable kernels.", ""]
+        lines += [
+            "XNNPACK delegated: of an ExecuTorch program's ops, how many the XNNPACK "
+            "partitioner took "
+            "(ExecuTorch devtools' delegation info, recorded in the sidecar); the rest run on "
+            "ExecuTorch's portable kernels.",
+            "",
+        ]
     if meta.get("max_drift") is not None:
         lines += [f"Gate: |ΔAP| ≤ {meta['max_drift']} (`--max-drift`).", ""]
     lines += [f"Finished in {meta['seconds']:.0f} s.", ""]
@@ -96,14 +149,31 @@ def _gallery_markdown(gallery: list[dict]) -> list[str]:
     if not gallery:
         return []
     g = gallery[0]
-    lines = ["## What each artifact detects", "",
-             f"{len(g['images'])} images (the first on which float shows a box), the float eager model (left) against each artifact (right), boxes "
-             f"scoring at least {g['score_thresh']:g}. Thick red: only float shows the box; thick blue: only the "
-             f"artifact shows it; thin green: both (same class, IoU ≥ {g['iou']:g}). Pictures are for eyes; the drift "
-             "columns above are the measurement.", "",
-             format_table(["artifact", "same boxes", "float only", "artifact only", "pictures"],
-                          [[e["label"], f"{e['same']}/{len(e['images'])} images", e["float_only"], e["artifact_only"],
-                            f"[{e['file']}]({e['file']})"] for e in gallery], markdown=True), ""]
+    lines = [
+        "## What each artifact detects",
+        "",
+        f"{len(g['images'])} images (the first on which float shows a box), the float eager model "
+        f"(left) against each artifact (right), boxes scoring at least {g['score_thresh']:g}. "
+        "Thick red: only float shows the box; thick blue: only the artifact shows it; thin "
+        f"green: both (same class, IoU ≥ {g['iou']:g}). Pictures are for eyes; the drift columns "
+        "above are the measurement.",
+        "",
+        format_table(
+            ["artifact", "same boxes", "float only", "artifact only", "pictures"],
+            [
+                [
+                    e["label"],
+                    f"{e['same']}/{len(e['images'])} images",
+                    e["float_only"],
+                    e["artifact_only"],
+                    f"[{e['file']}]({e['file']})",
+                ]
+                for e in gallery
+            ],
+            markdown=True,
+        ),
+        "",
+    ]
     return lines
 
 
@@ -118,26 +188,59 @@ def _devices_markdown(result: ValidateResult, devices: list[dict]) -> list[str]:
     for d in devices:
         r = result.rows[d["row"]]
         drift, lat = d.get("drift"), d["latency_ms"]
-        rows.append([
-            r.label, f"{d['device']['name']} ({d['device']['soc']}, {d['device']['os']})",
-            f"{d['runtime']['name']} {d['runtime']['version']}", d["runtime"]["threads"] or "default",
-            _ms(lat["forward"], "median"), _ms(lat["forward"], "p90"), _f(r.latency_median_ms, ".1f") +
-            (" ms" if r.latency_median_ms else ""), _ms(lat["postprocess"], "median"),
-            _ms(lat["end_to_end"], "median"), _ms(lat["end_to_end"], "p90"),
-            _f(r.max_abs_diff, ".1e"), "-" if not drift else _f(drift["max_abs_diff_raw"], ".1e"),
-            r.det_match or "-", "-" if not drift else f"{drift['detections_matched']}/{drift['images']}",
-            "no golden data" if not drift else ("PASS" if drift["passed"] else "FAIL")])
-    return ["## On device", "",
-            "Results the sample apps wrote on phones, merged by `ssdmobile device-report` and matched to the rows "
-            "above by the artifact's sha256. `forward`: the artifact alone on a fixed input; `end-to-end`: "
-            "preprocessing a 640x480 frame + forward + post-processing; median and p90 as `ssdmobile bench` "
-            "computes them. Host columns repeat the table above (host raw diff and match: over the validate "
-            "images; device: over the golden images exported with the artifact, run by the phone's runtime "
-            "against the float model's outputs, PASS/FAIL by the tolerances in its golden manifest).", "",
-            format_table(["artifact", "device", "runtime", "threads", "forward median", "forward p90", "host median",
-                          "post-processing median", "end-to-end median", "end-to-end p90", "raw diff (host)",
-                          "raw diff (device)", "match (host)", "match (device)", "drift check"], rows,
-                         markdown=True), ""]
+        rows.append(
+            [
+                r.label,
+                f"{d['device']['name']} ({d['device']['soc']}, {d['device']['os']})",
+                f"{d['runtime']['name']} {d['runtime']['version']}",
+                d["runtime"]["threads"] or "default",
+                _ms(lat["forward"], "median"),
+                _ms(lat["forward"], "p90"),
+                _f(r.latency_median_ms, ".1f") + (" ms" if r.latency_median_ms else ""),
+                _ms(lat["postprocess"], "median"),
+                _ms(lat["end_to_end"], "median"),
+                _ms(lat["end_to_end"], "p90"),
+                _f(r.max_abs_diff, ".1e"),
+                "-" if not drift else _f(drift["max_abs_diff_raw"], ".1e"),
+                r.det_match or "-",
+                "-" if not drift else f"{drift['detections_matched']}/{drift['images']}",
+                "no golden data" if not drift else ("PASS" if drift["passed"] else "FAIL"),
+            ]
+        )
+    return [
+        "## On device",
+        "",
+        "Results the sample apps wrote on phones, merged by `ssdmobile device-report` and "
+        "matched to the rows above by the artifact's sha256. `forward`: the artifact alone on a "
+        "fixed input; `end-to-end`: preprocessing a 640x480 frame + forward + post-processing; "
+        "median and p90 as `ssdmobile bench` computes them. Host columns repeat the table above "
+        "(host raw diff and match: over the validate images; device: over the golden images "
+        "exported with the artifact, run by the phone's runtime against the float model's "
+        "outputs, PASS/FAIL by the tolerances in its golden manifest).",
+        "",
+        format_table(
+            [
+                "artifact",
+                "device",
+                "runtime",
+                "threads",
+                "forward median",
+                "forward p90",
+                "host median",
+                "post-processing median",
+                "end-to-end median",
+                "end-to-end p90",
+                "raw diff (host)",
+                "raw diff (device)",
+                "match (host)",
+                "match (device)",
+                "drift check",
+            ],
+            rows,
+            markdown=True,
+        ),
+        "",
+    ]
 
 
 def chart(result: ValidateResult, path: Path, devices: list[dict] = ()) -> Path:
@@ -169,16 +272,32 @@ def chart(result: ValidateResult, path: Path, devices: list[dict] = ()) -> Path:
             dap.append(None)
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 0.45 * len(labels) + 1.8))
     y = range(len(labels))
-    ax1.barh(list(y), med, xerr=[[0] * len(med), [b - a for a, b in zip(med, p90)]], color=colors, capsize=3)
+    ax1.barh(
+        list(y),
+        med,
+        xerr=[[0] * len(med), [b - a for a, b in zip(med, p90)]],
+        color=colors,
+        capsize=3,
+    )
     ax1.set_yticks(list(y), labels)
     ax1.invert_yaxis()
-    ax1.set_xlabel(f"latency ms (median, whisker to p90), host: {meta['threads']} threads"
-                   + ("; orange: on a phone (forward)" if devices else ""))
+    ax1.set_xlabel(
+        f"latency ms (median, whisker to p90), host: {meta['threads']} threads"
+        + ("; orange: on a phone (forward)" if devices else "")
+    )
     for i, v in enumerate(med):
         ax1.text(v, i, f" {v:.1f}", va="center", fontsize=8)
-    ax2.barh(list(y), [d or 0.0 for d in dap],
-             color=["#888888"] * 2 + ["#d84b3b" if (d is not None and meta["max_drift"] is not None and
-                                                   abs(d) > meta["max_drift"]) else "#2e9e5b" for d in dap[2:]])
+    ax2.barh(
+        list(y),
+        [d or 0.0 for d in dap],
+        color=["#888888"] * 2
+        + [
+            "#d84b3b"
+            if (d is not None and meta["max_drift"] is not None and abs(d) > meta["max_drift"])
+            else "#2e9e5b"
+            for d in dap[2:]
+        ],
+    )
     ax2.axvline(0, color="black", lw=0.8)
     if meta["max_drift"] is not None:
         for s in (-1, 1):
@@ -191,8 +310,14 @@ def chart(result: ValidateResult, path: Path, devices: list[dict] = ()) -> Path:
     for i, v in enumerate(dap[2:], start=2):
         if v is not None:
             ax2.text(v, i, f" {v:+.4f}", va="center", fontsize=8)
-    fig.suptitle(f"{meta['model']}: {meta['images']} images"
-                 + ("; Core ML not run here (macOS only)" if any(r.target == "coreml" for r in result.rows) else ""))
+    fig.suptitle(
+        f"{meta['model']}: {meta['images']} images"
+        + (
+            "; Core ML not run here (macOS only)"
+            if any(r.target == "coreml" for r in result.rows)
+            else ""
+        )
+    )
     fig.tight_layout()
     try:
         return atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110))
@@ -217,9 +342,12 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_")
 
 
-def write_gallery(result: ValidateResult, out: Path, score_thresh: float = GALLERY_SCORE, iou: float = 0.5) -> list[dict]:
+def write_gallery(
+    result: ValidateResult, out: Path, score_thresh: float = GALLERY_SCORE, iou: float = 0.5
+) -> list[dict]:
     """One picture per measured artifact in out/gallery/: each gallery image, float against the
-    artifact (see ssdmobile.visualize). The folder is replaced as a whole. -> what report.md links."""
+    artifact (see ssdmobile.visualize). The folder is replaced as a whole. ->
+    what report.md links."""
     g = result.gallery
     if g is None or not g.images or not g.rows:
         return []
@@ -229,18 +357,37 @@ def write_gallery(result: ValidateResult, out: Path, score_thresh: float = GALLE
             row = result.rows[i]
             pictures, same, float_only, artifact_only = [], 0, 0, 0
             for image, ref, got in zip(g.images, g.reference, dets):
-                picture, d = compare_picture(image, ref, got, g.class_names, ref_title="float", got_title=row.label,
-                                             score_thresh=score_thresh, iou=iou, max_side=GALLERY_SIDE)
+                picture, d = compare_picture(
+                    image,
+                    ref,
+                    got,
+                    g.class_names,
+                    ref_title="float",
+                    got_title=row.label,
+                    score_thresh=score_thresh,
+                    iou=iou,
+                    max_side=GALLERY_SIDE,
+                )
                 pictures.append(picture)
                 same += d.same
                 float_only += d.float_only
                 artifact_only += d.artifact_only
             name = f"{i:02d}_{_slug(row.label)}.png"
             save_png(vstack(pictures, gap=10), folder / name)
-            entries.append({"row": i, "label": row.label, "file": f"{GALLERY}/{name}", "images": list(g.names),
-                            "same": same, "float_only": float_only, "artifact_only": artifact_only,
-                            "score_thresh": score_thresh, "iou": iou,
-                            "colors": {"float_only": FLOAT_ONLY, "artifact_only": ARTIFACT_ONLY}})
+            entries.append(
+                {
+                    "row": i,
+                    "label": row.label,
+                    "file": f"{GALLERY}/{name}",
+                    "images": list(g.names),
+                    "same": same,
+                    "float_only": float_only,
+                    "artifact_only": artifact_only,
+                    "score_thresh": score_thresh,
+                    "iou": iou,
+                    "colors": {"float_only": FLOAT_ONLY, "artifact_only": ARTIFACT_ONLY},
+                }
+            )
     return entries
 
 
@@ -279,9 +426,13 @@ def read_report(path: str | os.PathLike) -> Report:
         rows = [Row(**{k: v for k, v in r.items() if k in names}) for r in d["rows"]]
         e = d["eager"]
         eager = EagerSummary(e["ap"], e["ap50"], Timing(**e["latency"]), Timing(**e["latency_nms"]))
-        return Report(ValidateResult(rows, eager, d["meta"]), d.get("gallery", []), d.get("devices", []))
+        return Report(
+            ValidateResult(rows, eager, d["meta"]), d.get("gallery", []), d.get("devices", [])
+        )
     except (ValueError, KeyError, TypeError, UnicodeDecodeError) as e:
-        raise ReportError(f"{path}: not a report.json of `ssdmobile validate` ({type(e).__name__}: {e})") from None
+        raise ReportError(
+            f"{path}: not a report.json of `ssdmobile validate` ({type(e).__name__}: {e})"
+        ) from None
 
 
 def merge_device_results(report: Report, results: list[tuple[str, DeviceResult]]) -> list[dict]:
@@ -291,14 +442,18 @@ def merge_device_results(report: Report, results: list[tuple[str, DeviceResult]]
     by_sha = {}
     for i, r in enumerate(report.result.rows):
         # reports written before rows carried the sha256: the artifact file, where it still is
-        sha = r.sha256 or (sha256_file(r.artifact) if r.artifact and Path(r.artifact).exists() else None)
+        sha = r.sha256 or (
+            sha256_file(r.artifact) if r.artifact and Path(r.artifact).exists() else None
+        )
         if sha:
             by_sha.setdefault(sha, i)
     for source, res in results:
         if res.artifact_sha256 not in by_sha:
-            raise ReportError(f"{source}: artifact {res.artifact} (sha256 {res.artifact_sha256[:12]}...) matches no row "
-                              f"of the report: it was not measured by this validate run (re-run validate with "
-                              f"--artifacts {res.artifact}, or give the report that measured it)")
+            raise ReportError(
+                f"{source}: artifact {res.artifact} (sha256 {res.artifact_sha256[:12]}...) matches "
+                "no row of the report: it was not measured by this validate run (re-run validate "
+                f"with --artifacts {res.artifact}, or give the report that measured it)"
+            )
     added = []
     for source, res in results:
         entry = {**res.to_dict(), "row": by_sha[res.artifact_sha256], "source": Path(source).name}

@@ -7,7 +7,8 @@ checkpoint provenance, and the measured AP and drift once `validate` has run.
 
 The file is described by the pydantic models below, its one source: `python -m ssdmobile.schema`
 generates from them the published JSON Schema (`ssdmobile/schema/sidecar.schema.json`), the
-Android module's Kotlin data classes and the iOS SSDMobileKit's Swift structs, with their decoders. Python validates on every write (`build_sidecar`, `write_sidecar`) and read
+Android module's Kotlin data classes and the iOS SSDMobileKit's Swift structs, with their
+decoders. Python validates on every write (`build_sidecar`, `write_sidecar`) and read
 (`load_sidecar`, `read_sidecar`), always on the JSON text itself, in strict mode: a "1" is not an
 integer and a float is not an int, as in the schema and the apps' parsers.
 
@@ -17,6 +18,7 @@ reader can tell "none" from "an old writer forgot it". Fields only some targets 
 coreml, runtime, artifact_sha256) are optional. Unknown fields are refused: adding one means
 adding it here and regenerating the schema; the apps ignore fields they do not map.
 """
+
 from __future__ import annotations
 
 import json
@@ -29,14 +31,17 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from . import __version__
 from .errors import SSDMobileError
 from .fileio import read_tagged_json, write_json_atomic
-from .spec import BoxCoder as SpecBoxCoder
-from .spec import ModelSpec
-from .spec import Postprocess as SpecPostprocess
-from .spec import Preprocess as SpecPreprocess
+from .spec import (
+    BoxCoder as SpecBoxCoder,
+    ModelSpec,
+    Postprocess as SpecPostprocess,
+    Preprocess as SpecPreprocess,
+)
 
 FORMAT = "ssdmobile-sidecar"
 # Bumped when a field is removed or changes meaning or type (apps refuse a newer version with
-# "update the app"). 2: the model's settings are stored once (preprocess, decode, nms), no `spec` copy.
+# "update the app"). 2: the model's settings are stored once
+# (preprocess, decode, nms), no `spec` copy.
 SCHEMA_VERSION = 2
 
 
@@ -69,6 +74,7 @@ class Input(_Model):
 
 class Preprocess(_Model):
     """x = (pixel / 255 - mean) / std, the whole image resized to size (H, W) with `resize`."""
+
     size: Ints2
     resize: Literal["bilinear", "tf1_bilinear"]
     """bilinear: half-pixel (torch align_corners=False); tf1_bilinear: TF1 ResizeBilinear."""
@@ -123,6 +129,7 @@ class Calibration(_Model):
 class Quantization(_Model):
     """How an int8 artifact was made. The scheme strings are for people (each target's tool says
     it its own way); the optional fields are what one method records and another has not."""
+
     dtype: Literal["int8"]
     weights: str
     activations: str
@@ -133,9 +140,9 @@ class Quantization(_Model):
     float_nodes: list[str] | None = None
     ort_calibrate_method: str | None = None
     format: str | None = None
-    """ONNX: the int8 format asked for (ssdmobile.quant.onnx_int8.FORMATS: qdq, qdq-u8s8, qoperator-u8s8...)."""
+    """ONNX: the int8 format asked for (ssdmobile.quant.onnx_int8.FORMATS: qdq, qdq-u8s8, qoperator-u8s8...)."""  # noqa: E501
     reduce_range: bool | None = None
-    """ONNX: 7-bit weights (onnxruntime's reduce_range, against int16 saturation on x86 without VNNI)."""
+    """ONNX: 7-bit weights (onnxruntime's reduce_range, against int16 saturation on x86 without VNNI)."""  # noqa: E501
     calibration: Calibration | None = None
     training: dict[str, Any] | None = None
     """QAT: the recipe's settings. An open map on purpose: it follows the recipe, not the apps."""
@@ -144,6 +151,7 @@ class Quantization(_Model):
 class Checkpoint(_Model):
     """Where the weights came from: an exported checkpoint (path, sha256) or, for golden files,
     how they were made (weights)."""
+
     path: str | None = None
     sha256: Sha256 | None = None
     weights: str | None = None
@@ -158,6 +166,7 @@ class Latency(_Model):
 
 class Metrics(_Model):
     """What `ssdmobile validate` measured for this artifact."""
+
     ap: float
     ap_eager: float
     delta_ap: float
@@ -187,6 +196,7 @@ class CoreML(_Model):
 class Delegation(_Model):
     """How much of an ExecuTorch program the XNNPACK partitioner took (ExecuTorch devtools'
     delegation info); the rest runs on ExecuTorch's portable kernels."""
+
     delegated_ops: int
     non_delegated_ops: int
     delegated_subgraphs: int
@@ -199,6 +209,7 @@ class ExecuTorch(_Model):
 
 class Sidecar(_Model):
     """The sidecar JSON of one ssdmobile artifact."""
+
     model_config = ConfigDict(title="ssdmobile sidecar")
 
     format: Literal["ssdmobile-sidecar"]
@@ -245,12 +256,20 @@ class Sidecar(_Model):
         p, n, bc = self.preprocess, self.nms, self.decode.box_coder
         return ModelSpec(
             name=self.model,
-            preprocess=SpecPreprocess(size=tuple(p.size), resize=p.resize, mean=tuple(p.mean), std=tuple(p.std)),
+            preprocess=SpecPreprocess(
+                size=tuple(p.size), resize=p.resize, mean=tuple(p.mean), std=tuple(p.std)
+            ),
             class_names=tuple(self.class_names),
             box_coder=SpecBoxCoder(weights=tuple(bc.weights), order=bc.order, clamp=bc.clamp),
-            postprocess=SpecPostprocess(score=self.decode.score, score_thresh=n.score_thresh, iou_thresh=n.iou_thresh,
-                                        topk_candidates=n.topk_candidates, max_per_class=n.max_per_class,
-                                        max_detections=n.max_detections))
+            postprocess=SpecPostprocess(
+                score=self.decode.score,
+                score_thresh=n.score_thresh,
+                iou_thresh=n.iou_thresh,
+                topk_candidates=n.topk_candidates,
+                max_per_class=n.max_per_class,
+                max_detections=n.max_detections,
+            ),
+        )
 
 
 def _required_paths(model: type[BaseModel], prefix: str = "") -> tuple[str, ...]:
@@ -259,7 +278,9 @@ def _required_paths(model: type[BaseModel], prefix: str = "") -> tuple[str, ...]
         if not f.is_required():
             continue
         out.append(prefix + name)
-        if isinstance(f.annotation, type) and issubclass(f.annotation, BaseModel):  # non-nullable object
+        if isinstance(f.annotation, type) and issubclass(
+            f.annotation, BaseModel
+        ):  # non-nullable object
             out.extend(_required_paths(f.annotation, f"{prefix}{name}."))
     return tuple(out)
 
@@ -285,7 +306,10 @@ def _explain(e: ValidationError, source: str) -> str:
     where = _where(x["loc"])
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
     if x["type"] == "extra_forbidden":
-        return f"{source}: unknown field {where} (not in sidecar schema_version {SCHEMA_VERSION}){more}"
+        return (
+            f"{source}: unknown field {where} (not in sidecar schema_version "
+            f"{SCHEMA_VERSION}){more}"
+        )
     if x["type"] == "json_invalid":
         return f"{source}: not valid JSON ({x['msg']})"
     got = json.dumps(x.get("input"), default=str)
@@ -297,11 +321,15 @@ def _parse(text: str, source: str) -> Sidecar:
     d = read_tagged_json(text, source, FORMAT, "sidecar", SidecarError)
     version = d.get("schema_version")
     if isinstance(version, int) and version > SCHEMA_VERSION:
-        raise SidecarError(f"{source}: schema_version {version} is newer than this ssdmobile understands "
-                           f"({SCHEMA_VERSION}); update ssdmobile")
+        raise SidecarError(
+            f"{source}: schema_version {version} is newer than this ssdmobile understands "
+            f"({SCHEMA_VERSION}); update ssdmobile"
+        )
     if isinstance(version, int) and version < SCHEMA_VERSION:
-        raise SidecarError(f"{source}: schema_version {version} was written by an older ssdmobile "
-                           f"(this one writes {SCHEMA_VERSION}); export the artifact again")
+        raise SidecarError(
+            f"{source}: schema_version {version} was written by an older ssdmobile "
+            f"(this one writes {SCHEMA_VERSION}); export the artifact again"
+        )
     try:
         return Sidecar.model_validate_json(text)
     except ValidationError as e:
@@ -334,12 +362,26 @@ def golden_path(artifact: str | os.PathLike) -> Path:
     return path.with_name(path.name.split(".")[0] + ".golden")
 
 
-def build_sidecar(spec: ModelSpec, anchors, *, target: str, precision: str, artifact: str,
-                  input_name: str, input_shape, input_layout: str = "NCHW", input_dtype: str = "float32",
-                  outputs: list[dict], nms_in_graph: bool, quantization: dict | None = None,
-                  checkpoint: dict | None = None, extra: dict | None = None) -> dict:
+def build_sidecar(
+    spec: ModelSpec,
+    anchors,
+    *,
+    target: str,
+    precision: str,
+    artifact: str,
+    input_name: str,
+    input_shape,
+    input_layout: str = "NCHW",
+    input_dtype: str = "float32",
+    outputs: list[dict],
+    nms_in_graph: bool,
+    quantization: dict | None = None,
+    checkpoint: dict | None = None,
+    extra: dict | None = None,
+) -> dict:
     """outputs: [{"name", "shape", "dtype", "meaning"}] in the artifact's output order; extra: the
-    target's optional fields (artifact_sha256, runtime, opset, coreml). Returns the validated dict."""
+    target's optional fields (artifact_sha256, runtime, opset, coreml). Returns the validated
+    dict."""
     p, pp, bc = spec.preprocess, spec.postprocess, spec.box_coder
     d = {
         "format": FORMAT,
@@ -349,10 +391,21 @@ def build_sidecar(spec: ModelSpec, anchors, *, target: str, precision: str, arti
         "target": target,
         "precision": precision,
         "artifact": artifact,
-        "input": {"name": input_name, "shape": list(input_shape), "layout": input_layout,
-                  "dtype": input_dtype, "color": "RGB"},
-        "preprocess": {"size": list(p.size), "resize": p.resize, "mean": list(p.mean), "std": list(p.std),
-                       "input_range": [0, 255], "in_graph": input_dtype == "uint8"},
+        "input": {
+            "name": input_name,
+            "shape": list(input_shape),
+            "layout": input_layout,
+            "dtype": input_dtype,
+            "color": "RGB",
+        },
+        "preprocess": {
+            "size": list(p.size),
+            "resize": p.resize,
+            "mean": list(p.mean),
+            "std": list(p.std),
+            "input_range": [0, 255],
+            "in_graph": input_dtype == "uint8",
+        },
         "class_names": list(spec.class_names),
         "background_class": 0,
         "outputs": outputs,
@@ -363,9 +416,14 @@ def build_sidecar(spec: ModelSpec, anchors, *, target: str, precision: str, arti
             "box_format": "xyxy_normalized",
             "score": pp.score,
         },
-        "nms": {"in_graph": nms_in_graph, "iou_thresh": pp.iou_thresh, "score_thresh": pp.score_thresh,
-                "topk_candidates": pp.topk_candidates, "max_per_class": pp.max_per_class,
-                "max_detections": pp.max_detections},
+        "nms": {
+            "in_graph": nms_in_graph,
+            "iou_thresh": pp.iou_thresh,
+            "score_thresh": pp.score_thresh,
+            "topk_candidates": pp.topk_candidates,
+            "max_per_class": pp.max_per_class,
+            "max_detections": pp.max_detections,
+        },
         "quantization": quantization,
         "checkpoint": checkpoint,
         "metrics": None,
@@ -387,7 +445,9 @@ def load_sidecar(artifact_or_json: str | os.PathLike) -> Sidecar:
     if path.suffix != ".json":
         path = sidecar_path(path)
     if not path.is_file():
-        raise SidecarError(f"sidecar not found: {path} (every artifact needs the JSON that export wrote beside it)")
+        raise SidecarError(
+            f"sidecar not found: {path} (every artifact needs the JSON that export wrote beside it)"
+        )
     try:
         text = path.read_text()
     except UnicodeDecodeError as e:

@@ -7,36 +7,47 @@ and latency. The result is typed (ValidateResult); ssdmobile.report renders it.
 Every artifact sees the very same preprocessed tensors as the eager model (preprocessing is
 host-side for every runnable target), so differences are the runtime's alone.
 """
+
 from __future__ import annotations
 
 import contextlib
 import logging
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import torch
 from tqdm import tqdm
 
 from .bench import Timing, machine_info, measure_interleaved
-from .errors import SSDMobileError
 from .data import open_dataset, refuse_shared_images
+from .errors import SSDMobileError
 from .evaluate import coco_eval
 from .export import Artifact, PrecisionNotAvailable
 from .fileio import sha256_file, size_bytes
 from .quant.ptq import Calibration
 from .runtime import Predictor, check_sidecar
 from .sidecar import Latency, Metrics, load_sidecar, sidecar_path, write_sidecar
-from .targets import (PRECISIONS, TARGETS, check_precision, export, get_target, int8_formats_for, load_runner,
-                      target_for_path)
+from .targets import (
+    PRECISIONS,
+    TARGETS,
+    check_precision,
+    export,
+    get_target,
+    int8_formats_for,
+    load_runner,
+    target_for_path,
+)
 
 log = logging.getLogger(__name__)
 
 BOX_TOL_PX = 0.5
 SCORE_TOL = 1e-3
-GALLERY_SCORE = 0.5  # the gallery shows boxes scoring at least this, on images where float shows one
+GALLERY_SCORE = (
+    0.5  # the gallery shows boxes scoring at least this, on images where float shows one
+)
 
 
 @dataclass(frozen=True)
@@ -59,7 +70,9 @@ class ValidateOptions:
     artifacts: Sequence[str | os.PathLike] = ()
     progress: bool = True
     int8_formats: Sequence[str] = ()
-    gallery: int = 4  # images whose detections the report draws, float against each artifact (see _Run)
+    gallery: int = (
+        4  # images whose detections the report draws, float against each artifact (see _Run)
+    )
 
 
 @dataclass
@@ -81,12 +94,17 @@ class Row:
     status: str = "ok"
     seconds: float = 0.0
     notes: dict = field(default_factory=dict)
-    variant: str = ""  # "lite" for TorchScript's lite-interpreter file; for --artifacts what the name adds
+    variant: str = (
+        ""  # "lite" for TorchScript's lite-interpreter file; for --artifacts what the name adds
+    )
     sha256: str | None = None  # of the artifact file: what device results are matched by
 
     @property
     def label(self) -> str:
-        return f"{self.target}{' +nms' if self.nms else ''} {self.precision}{' ' + self.variant if self.variant else ''}"
+        return (
+            f"{self.target}{' +nms' if self.nms else ''} "
+            f"{self.precision}{' ' + self.variant if self.variant else ''}"
+        )
 
     @property
     def failed(self) -> bool:
@@ -104,8 +122,12 @@ class EagerSummary:
     latency_nms: Timing
 
     def to_dict(self) -> dict:
-        return {"ap": self.ap, "ap50": self.ap50, "latency": self.latency.to_dict(),
-                "latency_nms": self.latency_nms.to_dict()}
+        return {
+            "ap": self.ap,
+            "ap50": self.ap50,
+            "latency": self.latency.to_dict(),
+            "latency_nms": self.latency_nms.to_dict(),
+        }
 
 
 @dataclass
@@ -113,6 +135,7 @@ class Gallery:
     """What the report draws (not serialized): a few images (the first on which float shows a box),
     the float detections on them, and each measured row's on the same images (key: the row's index
     in `rows`)."""
+
     names: list[str]
     images: list[torch.Tensor]  # uint8 [3, H, W]
     reference: list[dict]
@@ -124,7 +147,8 @@ class Gallery:
 class ValidateResult:
     rows: list[Row]
     eager: EagerSummary
-    meta: dict  # model, images, classes, threads, runs, warmup, max_drift, machine, seconds, load_average...
+    # model, images, classes, threads, runs, warmup, max_drift, machine, seconds, load_average...
+    meta: dict
     gallery: Gallery | None = None
 
     @property
@@ -132,20 +156,31 @@ class ValidateResult:
         return [r for r in self.rows if r.failed]
 
     def to_dict(self) -> dict:
-        return {"rows": [r.to_dict() for r in self.rows], "eager": self.eager.to_dict(), "meta": self.meta}
+        return {
+            "rows": [r.to_dict() for r in self.rows],
+            "eager": self.eager.to_dict(),
+            "meta": self.meta,
+        }
 
 
-def detections_match(ref: dict, got: dict, max_detections: int, box_tol: float = BOX_TOL_PX,
-                     score_tol: float = SCORE_TOL) -> bool:
+def detections_match(
+    ref: dict,
+    got: dict,
+    max_detections: int,
+    box_tol: float = BOX_TOL_PX,
+    score_tol: float = SCORE_TOL,
+) -> bool:
     """Every reference detection has its own counterpart (same label, score within score_tol, box
     corners within box_tol pixels), and nothing extra. Near-ties at the max_detections cut-off may
     fall either side of it, so those (score within score_tol of the cut) are allowed to differ."""
     ka, kb = len(ref["scores"]), len(got["scores"])
     if ka == 0 or kb == 0:
         return ka == kb
-    ok = ((ref["labels"][:, None] == got["labels"][None, :])
-          & ((ref["scores"][:, None] - got["scores"][None, :]).abs() <= score_tol)
-          & ((ref["boxes"][:, None, :] - got["boxes"][None, :, :]).abs().amax(-1) <= box_tol))
+    ok = (
+        (ref["labels"][:, None] == got["labels"][None, :])
+        & ((ref["scores"][:, None] - got["scores"][None, :]).abs() <= score_tol)
+        & ((ref["boxes"][:, None, :] - got["boxes"][None, :, :]).abs().amax(-1) <= box_tol)
+    )
     used = torch.zeros(kb, dtype=torch.bool)
     unmatched_ref = []
     for i in range(ka):
@@ -157,8 +192,9 @@ def detections_match(ref: dict, got: dict, max_detections: int, box_tol: float =
     cut = min(float(ref["scores"].min()), float(got["scores"].min())) + score_tol
     full = ka >= max_detections or kb >= max_detections
     near_cut = lambda s: full and float(s) <= cut  # noqa: E731
-    return (all(near_cut(ref["scores"][i]) for i in unmatched_ref)
-            and all(near_cut(got["scores"][j]) for j in (~used).nonzero()[:, 0].tolist()))
+    return all(near_cut(ref["scores"][i]) for i in unmatched_ref) and all(
+        near_cut(got["scores"][j]) for j in (~used).nonzero()[:, 0].tolist()
+    )
 
 
 class _Run:
@@ -172,31 +208,43 @@ class _Run:
         if not samples:
             raise SSDMobileError("the dataset has no images")
         self.sizes = [tuple(s.image.shape[-2:]) for s in samples]
-        self.inputs = [detector.preprocess([s.image]) for s in samples]  # the same tensors for every runtime
+        # the same tensors for every runtime
+        self.inputs = [detector.preprocess([s.image]) for s in samples]
         self.ids = [s.image_id for s in samples]
         self.max_det = detector.spec.postprocess.max_detections
         self.raw, self.dets = [], []
         with torch.no_grad():
-            for x, size in tqdm(list(zip(self.inputs, self.sizes)), desc="eager", leave=False,
-                                disable=not opts.progress):
+            for x, size in tqdm(
+                list(zip(self.inputs, self.sizes)),
+                desc="eager",
+                leave=False,
+                disable=not opts.progress,
+            ):
                 raw = detector.forward_core(x)
                 self.raw.append(raw)
                 self.dets.extend(detector.nms(*detector.decode(*raw), [size]))
         # coco_eval scores exactly the images it is given predictions for
-        self.reference = coco_eval(dataset, dict(zip(self.ids, self.dets)), detector.spec.class_names, opts.classes)
-        # the gallery: the first images on which float shows a box (pictures of nothing show nothing),
-        # then the first others if too few do
+        self.reference = coco_eval(
+            dataset, dict(zip(self.ids, self.dets)), detector.spec.class_names, opts.classes
+        )
+        # the gallery: the first images on which float shows a box (pictures of nothing show
+        # nothing), then the first others if too few do
         boxed = [i for i, d in enumerate(self.dets) if bool((d["scores"] >= GALLERY_SCORE).any())]
         others = sorted(set(range(len(samples))) - set(boxed))
-        shown = sorted((boxed + others)[:opts.gallery])
+        shown = sorted((boxed + others)[: opts.gallery])
         self.gallery_ids = [self.ids[i] for i in shown]
-        self.gallery = Gallery([samples[i].path.name for i in shown], [samples[i].image for i in shown],
-                               [self.dets[i] for i in shown], {}, list(detector.spec.class_names))
+        self.gallery = Gallery(
+            [samples[i].path.name for i in shown],
+            [samples[i].image for i in shown],
+            [self.dets[i] for i in shown],
+            {},
+            list(detector.spec.class_names),
+        )
 
     def measure(self, row: Row, path: Path):
-        """Run an artifact on every image in its runtime and compare with eager. -> (the loaded runner,
-        its detections on the gallery's images), or (None, None) where the runtime cannot run here
-        (its file is verified instead)."""
+        """Run an artifact on every image in its runtime and compare with eager. -> (the loaded
+        runner, its detections on the gallery's images), or (None, None) where the runtime cannot
+        run here (its file is verified instead)."""
         row.artifact, row.size_mb = str(path), size_bytes(path) / 1e6
         sidecar = load_sidecar(path)
         row.sha256 = sidecar.artifact_sha256 or sha256_file(path)
@@ -204,17 +252,29 @@ class _Run:
         target = target_for_path(path)
         if not target.runs_here():
             row.notes["verified"] = target.verify(path)
-            row.status = f"verified, not run: {target.name} does not run on this machine (drift measured where it runs)"
+            row.status = (
+                f"verified, not run: {target.name} does not run on this machine "
+                "(drift measured where it runs)"
+            )
             return None, None
         runner = load_runner(path, threads=self.opts.threads)
         row.runtime = sidecar.runtime or ""
         predictor = Predictor(runner)
         dets, max_diff, matched = {}, 0.0, 0
-        for i, (x, size, image_id) in enumerate(tqdm(list(zip(self.inputs, self.sizes, self.ids)), desc=row.label,
-                                                     leave=False, disable=not self.opts.progress)):
+        for i, (x, size, image_id) in enumerate(
+            tqdm(
+                list(zip(self.inputs, self.sizes, self.ids)),
+                desc=row.label,
+                leave=False,
+                disable=not self.opts.progress,
+            )
+        ):
             outputs = runner.run(x)
             if not row.nms:
-                max_diff = max(max_diff, max(float((a.float() - b).abs().max()) for a, b in zip(outputs, self.raw[i])))
+                max_diff = max(
+                    max_diff,
+                    max(float((a.float() - b).abs().max()) for a, b in zip(outputs, self.raw[i])),
+                )
             det = predictor.detections(outputs, [size])[0]
             dets[image_id] = det
             matched += detections_match(self.dets[i], det, self.max_det)
@@ -240,12 +300,19 @@ def _guarded(row: Row, max_drift: float | None):
     if max_drift is not None and row.delta_ap is not None and abs(row.delta_ap) > max_drift:
         row.status = f"DRIFT |ΔAP| {abs(row.delta_ap):.4f} > {max_drift}"
     row.seconds = time.perf_counter() - t0
-    log.info(f"    {row.status}" + (f", AP {row.ap:.4f} (Δ {row.delta_ap:+.4f})" if row.ap is not None else ""))
+    log.info(
+        f"    {row.status}"
+        + (f", AP {row.ap:.4f} (Δ {row.delta_ap:+.4f})" if row.ap is not None else "")
+    )
 
 
 def _row_for(artifact: Artifact, int8_format: str | None = None) -> Row:
-    variant = " ".join(v for v in ("lite" if artifact.path.suffix == ".ptl" else "", int8_format or "") if v)
-    return Row(artifact.target, artifact.precision, artifact.nms, runtime=artifact.runtime, variant=variant)
+    variant = " ".join(
+        v for v in ("lite" if artifact.path.suffix == ".ptl" else "", int8_format or "") if v
+    )
+    return Row(
+        artifact.target, artifact.precision, artifact.nms, runtime=artifact.runtime, variant=variant
+    )
 
 
 def check_options(model: str, dataset, opts: ValidateOptions) -> list[tuple[Path, Row]]:
@@ -258,7 +325,9 @@ def check_options(model: str, dataset, opts: ValidateOptions) -> list[tuple[Path
             raise SSDMobileError(f"unknown precision {p!r}; choose from {', '.join(PRECISIONS)}")
     if opts.int8_formats:
         if "int8" not in (opts.precisions or ()):
-            raise SSDMobileError("int8 formats need int8 among the precisions (--precisions ... int8)")
+            raise SSDMobileError(
+                "int8 formats need int8 among the precisions (--precisions ... int8)"
+            )
         int8_formats_for(list(TARGETS if opts.targets is None else opts.targets), opts.int8_formats)
     if opts.calibration is not None and "int8" in (opts.precisions or ()):
         c = opts.calibration
@@ -266,8 +335,11 @@ def check_options(model: str, dataset, opts: ValidateOptions) -> list[tuple[Path
     return [_given_artifact(a, model) for a in opts.artifacts]
 
 
-def validate(detector, dataset, out_dir: str | os.PathLike, opts: ValidateOptions = ValidateOptions()) -> ValidateResult:
-    """Artifacts are written to out_dir/artifacts; the measured drift goes into each one's sidecar."""
+def validate(
+    detector, dataset, out_dir: str | os.PathLike, opts: ValidateOptions = ValidateOptions()
+) -> ValidateResult:
+    """Artifacts are written to out_dir/artifacts; the measured
+    drift goes into each one's sidecar."""
     t_start = time.perf_counter()
     detector = detector.eval()
     torch.set_num_threads(opts.threads)
@@ -302,8 +374,16 @@ def validate(detector, dataset, out_dir: str | os.PathLike, opts: ValidateOption
                     failed = Row(target, precision, nms, variant=fmt or "")
                     log.info(f"[{len(rows) + 1}] {failed.label}: export")
                     with _guarded(failed, None):
-                        artifacts = export(detector, target, precision, run.art_dir, nms=nms,
-                                           calibration=opts.calibration, progress=opts.progress, int8_format=fmt)
+                        artifacts = export(
+                            detector,
+                            target,
+                            precision,
+                            run.art_dir,
+                            nms=nms,
+                            calibration=opts.calibration,
+                            progress=opts.progress,
+                            int8_format=fmt,
+                        )
                     if failed.status != "ok":
                         rows.append(failed)
                         continue
@@ -314,25 +394,46 @@ def validate(detector, dataset, out_dir: str | os.PathLike, opts: ValidateOption
     eager = _time_everything(detector, run, timed, opts)
     for row, _ in timed:
         _record_metrics(row, run.reference.ap, opts)
-    return ValidateResult(rows, eager, {
-        "model": detector.spec.name, "images": len(run.ids), "threads": opts.threads, "runs": opts.runs,
-        "warmup": opts.warmup, "max_drift": opts.max_drift, "classes": run.reference.classes,
-        "machine": machine_info(), "seconds": time.perf_counter() - t_start,
-        # latency on a shared machine means little without it
-        "load_average": [round(v, 2) for v in os.getloadavg()],
-        "box_tol_px": BOX_TOL_PX, "score_tol": SCORE_TOL}, run.gallery)
+    return ValidateResult(
+        rows,
+        eager,
+        {
+            "model": detector.spec.name,
+            "images": len(run.ids),
+            "threads": opts.threads,
+            "runs": opts.runs,
+            "warmup": opts.warmup,
+            "max_drift": opts.max_drift,
+            "classes": run.reference.classes,
+            "machine": machine_info(),
+            "seconds": time.perf_counter() - t_start,
+            # latency on a shared machine means little without it
+            "load_average": [round(v, 2) for v in os.getloadavg()],
+            "box_tol_px": BOX_TOL_PX,
+            "score_tol": SCORE_TOL,
+        },
+        run.gallery,
+    )
 
 
 def _time_everything(detector, run: _Run, timed, opts: ValidateOptions) -> EagerSummary:
-    """Latency last, every candidate round-robin on the same real image (see measure_interleaved)."""
-    log.info(f"latency: {len(timed) + 2} candidates x {opts.runs} runs, round-robin, {opts.threads} threads")
+    """Latency last, every candidate round-robin on the same real
+    image (see measure_interleaved)."""
+    log.info(
+        f"latency: {len(timed) + 2} candidates x {opts.runs} runs, round-robin, "
+        f"{opts.threads} threads"
+    )
     x, size = run.inputs[0], [run.sizes[0]]
-    fns = {"eager": lambda: detector.forward_core(x),
-           "eager +nms": lambda: detector.nms(*detector.decode(*detector.forward_core(x)), size)}
+    fns = {
+        "eager": lambda: detector.forward_core(x),
+        "eager +nms": lambda: detector.nms(*detector.decode(*detector.forward_core(x)), size),
+    }
     fns.update({row.label: (lambda r=runner: r.run(x)) for row, runner in timed})
     with torch.no_grad():
         timings = measure_interleaved(fns, opts.runs, opts.warmup, opts.threads)
-    eager = EagerSummary(run.reference.ap, run.reference.ap50, timings["eager"], timings["eager +nms"])
+    eager = EagerSummary(
+        run.reference.ap, run.reference.ap50, timings["eager"], timings["eager +nms"]
+    )
     for row, _ in timed:
         t = timings[row.label]
         row.latency_median_ms, row.latency_p90_ms = t.median_ms, t.p90_ms
@@ -350,8 +451,10 @@ def _given_artifact(path, model: str) -> tuple[Path, Row]:
     sc = load_sidecar(path)
     check_sidecar(path, sc, target.name)
     if sc.model != model:
-        raise SSDMobileError(f"{path} was exported from {sc.model!r}, not from {model!r} (pass --model "
-                             f"{sc.model} and its --weights)")
+        raise SSDMobileError(
+            f"{path} was exported from {sc.model!r}, not from {model!r} (pass --model "
+            f"{sc.model} and its --weights)"
+        )
     stem, base = path.name.split(".")[0], f"_{sc.target}_{sc.precision}"
     variant = stem.split(base, 1)[1].strip("_") if base in stem else stem
     return path, Row(sc.target, sc.precision, sc.nms.in_graph, variant=variant or "given")
@@ -360,8 +463,20 @@ def _given_artifact(path, model: str) -> tuple[Path, Row]:
 def _record_metrics(row: Row, ap_eager: float, opts: ValidateOptions) -> None:
     """The sidecar carries the measured drift, so apps and users see it beside the artifact."""
     path = Path(row.artifact)
-    metrics = Metrics(ap=row.ap, ap_eager=ap_eager, delta_ap=row.delta_ap, max_abs_diff_raw=row.max_abs_diff,
-                      detections_match=row.det_match, images=row.notes["images"], classes=row.notes["classes"],
-                      latency_ms=Latency(median=row.latency_median_ms, p90=row.latency_p90_ms, threads=opts.threads,
-                                         runs=opts.runs), machine=machine_info())
+    metrics = Metrics(
+        ap=row.ap,
+        ap_eager=ap_eager,
+        delta_ap=row.delta_ap,
+        max_abs_diff_raw=row.max_abs_diff,
+        detections_match=row.det_match,
+        images=row.notes["images"],
+        classes=row.notes["classes"],
+        latency_ms=Latency(
+            median=row.latency_median_ms,
+            p90=row.latency_p90_ms,
+            threads=opts.threads,
+            runs=opts.runs,
+        ),
+        machine=machine_info(),
+    )
     write_sidecar(sidecar_path(path), load_sidecar(path).model_copy(update={"metrics": metrics}))

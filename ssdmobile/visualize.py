@@ -9,12 +9,13 @@ the same class and IoU >= `iou` (paired greedily, best float score first). Unpai
 ARTIFACT_ONLY), paired ones thin (MATCHED). The exact, tolerance-based comparison that gates drift
 is ssdmobile.validate.detections_match; this one is for eyes.
 """
+
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import matplotlib
 import numpy as np
@@ -26,9 +27,9 @@ from torchvision.utils import draw_bounding_boxes
 
 from .fileio import atomic_write
 
-BOX = "#00c853"          # a single model's boxes
-MATCHED = "#00c853"      # in both pictures (thin)
-FLOAT_ONLY = "#ff1744"   # shown by float, not by the artifact (thick)
+BOX = "#00c853"  # a single model's boxes
+MATCHED = "#00c853"  # in both pictures (thin)
+FLOAT_ONLY = "#ff1744"  # shown by float, not by the artifact (thick)
 ARTIFACT_ONLY = "#2979ff"  # shown by the artifact, not by float (thick)
 # a font every install has: matplotlib (a dependency) ships DejaVu Sans; PIL's built-in bitmap
 # font is too small to read on a photo
@@ -66,8 +67,11 @@ def boxes(n: int) -> str:
 def shown(det: dict, score_thresh: float) -> dict:
     """The detections a picture shows: score >= score_thresh, boxes as float32 pixels."""
     keep = det["scores"] >= score_thresh
-    return {"boxes": det["boxes"][keep].float(), "scores": det["scores"][keep].float(),
-            "labels": det["labels"][keep].long()}
+    return {
+        "boxes": det["boxes"][keep].float(),
+        "scores": det["scores"][keep].float(),
+        "labels": det["labels"][keep].long(),
+    }
 
 
 def diff_boxes(ref: dict, got: dict, iou: float = 0.5) -> BoxDiff:
@@ -88,7 +92,10 @@ def diff_boxes(ref: dict, got: dict, iou: float = 0.5) -> BoxDiff:
 
 
 def _labels(det: dict, class_names: Sequence[str]) -> list[str]:
-    names = [class_names[i] if 0 <= i < len(class_names) else f"class {i}" for i in det["labels"].tolist()]
+    names = [
+        class_names[i] if 0 <= i < len(class_names) else f"class {i}"
+        for i in det["labels"].tolist()
+    ]
     return [f"{n} {s:.2f}" for n, s in zip(names, det["scores"].tolist())]
 
 
@@ -96,8 +103,15 @@ def _font_size(image: Tensor) -> int:
     return max(10, round(min(image.shape[-2:]) / 32))
 
 
-def draw_detections(image: Tensor, det: dict, class_names: Sequence[str], *, score_thresh: float = 0.5,
-                    colors: Sequence[str] | str = BOX, widths: Sequence[int] | int | None = None) -> Tensor:
+def draw_detections(
+    image: Tensor,
+    det: dict,
+    class_names: Sequence[str],
+    *,
+    score_thresh: float = 0.5,
+    colors: Sequence[str] | str = BOX,
+    widths: Sequence[int] | int | None = None,
+) -> Tensor:
     """uint8 [3, H, W] image with the detections scoring >= score_thresh drawn, each labelled with
     its class name and score. `colors`/`widths`: one for all, or one per shown box."""
     det = shown(det, score_thresh)
@@ -105,22 +119,40 @@ def draw_detections(image: Tensor, det: dict, class_names: Sequence[str], *, sco
     if n == 0:
         return image.clone()
     base = max(2, round(min(image.shape[-2:]) / 160))
-    widths = [base] * n if widths is None else [widths] * n if isinstance(widths, int) else list(widths)
+    widths = (
+        [base] * n if widths is None else [widths] * n if isinstance(widths, int) else list(widths)
+    )
     colors = [colors] * n if isinstance(colors, str) else list(colors)
     labels = _labels(det, class_names)
-    # draw_bounding_boxes takes one width per call: one call per distinct width (thin, then thick on top)
+    # draw_bounding_boxes takes one width per call: one call per distinct
+    # width (thin, then thick on top)
     out = image
     for w in sorted(set(widths)):
         idx = [i for i in range(n) if widths[i] == w]
-        out = draw_bounding_boxes(out, det["boxes"][idx], labels=[labels[i] for i in idx],
-                                  colors=[colors[i] for i in idx], width=w, font=FONT,
-                                  font_size=_font_size(image), label_background_colors=[colors[i] for i in idx],
-                                  label_colors="white", fill_labels=True)
+        out = draw_bounding_boxes(
+            out,
+            det["boxes"][idx],
+            labels=[labels[i] for i in idx],
+            colors=[colors[i] for i in idx],
+            width=w,
+            font=FONT,
+            font_size=_font_size(image),
+            label_background_colors=[colors[i] for i in idx],
+            label_colors="white",
+            fill_labels=True,
+        )
     return out
 
 
-def draw_pair(image: Tensor, ref: dict, got: dict, class_names: Sequence[str], *, score_thresh: float = 0.5,
-              iou: float = 0.5) -> tuple[Tensor, Tensor, BoxDiff]:
+def draw_pair(
+    image: Tensor,
+    ref: dict,
+    got: dict,
+    class_names: Sequence[str],
+    *,
+    score_thresh: float = 0.5,
+    iou: float = 0.5,
+) -> tuple[Tensor, Tensor, BoxDiff]:
     """The same image drawn twice: float boxes (float-only thick in FLOAT_ONLY) and artifact boxes
     (artifact-only thick in ARTIFACT_ONLY), paired ones thin in MATCHED."""
     ref, got = shown(ref, score_thresh), shown(got, score_thresh)
@@ -129,13 +161,17 @@ def draw_pair(image: Tensor, ref: dict, got: dict, class_names: Sequence[str], *
     thin = max(2, thick // 2)
 
     def style(matched: Tensor, other: str):
-        return ([MATCHED if m else other for m in matched.tolist()],
-                [thin if m else thick for m in matched.tolist()])
+        return (
+            [MATCHED if m else other for m in matched.tolist()],
+            [thin if m else thick for m in matched.tolist()],
+        )
 
     fc, fw = style(d.float_matched, FLOAT_ONLY)
     ac, aw = style(d.artifact_matched, ARTIFACT_ONLY)
     left = draw_detections(image, ref, class_names, score_thresh=score_thresh, colors=fc, widths=fw)
-    right = draw_detections(image, got, class_names, score_thresh=score_thresh, colors=ac, widths=aw)
+    right = draw_detections(
+        image, got, class_names, score_thresh=score_thresh, colors=ac, widths=aw
+    )
     return left, right, d
 
 
@@ -162,7 +198,7 @@ def hstack(images: Sequence[Tensor], gap: int = 6) -> Tensor:
     out = torch.full((3, h, w), 255, dtype=torch.uint8)
     x = 0
     for im in images:
-        out[:, :im.shape[1], x:x + im.shape[2]] = im
+        out[:, : im.shape[1], x : x + im.shape[2]] = im
         x += im.shape[2] + gap
     return out
 
@@ -174,7 +210,7 @@ def vstack(images: Sequence[Tensor], gap: int = 6) -> Tensor:
     out = torch.full((3, h, w), 255, dtype=torch.uint8)
     y = 0
     for im in images:
-        out[:, y:y + im.shape[1], :im.shape[2]] = im
+        out[:, y : y + im.shape[1], : im.shape[2]] = im
         y += im.shape[1] + gap
     return out
 
@@ -193,16 +229,29 @@ def resize_to(image: Tensor, det: dict, max_side: int) -> tuple[Tensor, dict]:
     return small, {**det, "boxes": det["boxes"].float() * torch.tensor([sx, sy, sx, sy])}
 
 
-def compare_picture(image: Tensor, ref: dict, got: dict, class_names: Sequence[str], *, ref_title: str,
-                    got_title: str, score_thresh: float = 0.5, iou: float = 0.5,
-                    max_side: int | None = None) -> tuple[Tensor, BoxDiff]:
+def compare_picture(
+    image: Tensor,
+    ref: dict,
+    got: dict,
+    class_names: Sequence[str],
+    *,
+    ref_title: str,
+    got_title: str,
+    score_thresh: float = 0.5,
+    iou: float = 0.5,
+    max_side: int | None = None,
+) -> tuple[Tensor, BoxDiff]:
     """Float (left) and artifact (right) on one image, captioned with what differs."""
     if max_side is not None:
         small, ref = resize_to(image, ref, max_side)
         _, got = resize_to(image, got, max_side)
         image = small
     left, right, d = draw_pair(image, ref, got, class_names, score_thresh=score_thresh, iou=iou)
-    same = "same boxes" if d.same else f"{d.float_only} float only (red), {d.artifact_only} {got_title} only (blue)"
+    same = (
+        "same boxes"
+        if d.same
+        else f"{d.float_only} float only (red), {d.artifact_only} {got_title} only (blue)"
+    )
     left = with_caption(left, f"{ref_title}: {boxes(d.matched + d.float_only)} >= {score_thresh:g}")
     right = with_caption(right, f"{got_title}: {same}", "#202020" if d.same else "#7a1020")
     return hstack([left, right]), d
@@ -217,10 +266,17 @@ def save_png(image: Tensor, path: str | os.PathLike) -> Path:
 PREVIEW_MODES = ("fill", "fit", "crop")
 
 
-def preview_box(box: Sequence[float], src_w: int, src_h: int, view_w: int, view_h: int, mode: str,
-                mirror: bool = False) -> tuple[float, float, float, float]:
-    """A normalized (x1, y1, x2, y2) box of a src_w x src_h image -> (left, top, right, bottom) in the
-    pixels of a view_w x view_h view showing that image with a scale mode, as the apps draw it
+def preview_box(
+    box: Sequence[float],
+    src_w: int,
+    src_h: int,
+    view_w: int,
+    view_h: int,
+    mode: str,
+    mirror: bool = False,
+) -> tuple[float, float, float, float]:
+    """A normalized (x1, y1, x2, y2) box of a src_w x src_h image -> (left, top, right, bottom) in
+    the pixels of a view_w x view_h view showing that image with a scale mode, as the apps draw it
     (PreviewMapping.kt, line for line, in float32 as Kotlin and Swift compute):
       "fill": stretched to the view on both axes;
       "fit": scaled uniformly to fit inside, centered, letterboxed;

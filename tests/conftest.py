@@ -27,15 +27,22 @@ def val_image_paths():
 
 @pytest.fixture(scope="session")
 def phone_fixtures(tmp_path_factory):
-    """tests/phone_fixtures.sh once per session: the reference data and drift-check fixtures that the
-    Kotlin module's and the Swift package's tests both run on (OUT/reference/*, OUT/drift)."""
+    """tests/phone_fixtures.sh once per session: the reference data and drift-check fixtures that
+    the Kotlin module's and the Swift package's tests both run on (OUT/reference/*, OUT/drift)."""
     import os
     import subprocess
     import sys
 
     out = tmp_path_factory.mktemp("phone_fixtures")
-    proc = subprocess.run(["bash", str(REPO / "tests" / "phone_fixtures.sh"), str(out)], capture_output=True,
-                          text=True, env={**os.environ, "PYTHON": sys.executable}, timeout=1800)
+    proc = subprocess.run(
+        ["bash", str(REPO / "tests" / "phone_fixtures.sh"), str(out)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHON": sys.executable},
+        timeout=1800,
+    )
     if proc.returncode != 0:
-        pytest.fail(f"tests/phone_fixtures.sh failed:\n{proc.stderr[-3000:] or proc.stdout[-3000:]}")
+        pytest.fail(
+            f"tests/phone_fixtures.sh failed:\n{proc.stderr[-3000:] or proc.stdout[-3000:]}"
+        )
     return out

@@ -10,9 +10,11 @@ Cases (OUT/cases.json):
   person_fp32         the real person detector, fp32 .pte, raw outputs: must pass
   person_fp32_perturb a .pte exported from the same model with its conv weights perturbed by ~2%,
                       run on the true artifact's golden inputs: must fail
-  tiny_nms            a small detector with NMS in the program (fixed-size detection rows): must pass
+  tiny_nms            a small detector with NMS in the program (fixed-size detection rows):
+                      must pass
   tiny_nms_perturb    the same, class-head weights perturbed by 5%: must fail
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,14 +27,21 @@ import torch
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from conftest import COCO128, PERSON_GRAPH  # noqa: E402
-from export_fixtures import tiny_detector  # noqa: E402
 from ssdmobile.cli import main as cli  # noqa: E402
-from ssdmobile.drift import (attach_golden, compare, golden_image_paths, read_golden, read_inputs,  # noqa: E402
-                             save_outputs)
+from ssdmobile.drift import (  # noqa: E402
+    attach_golden,
+    compare,
+    golden_image_paths,
+    read_golden,
+    read_inputs,
+    save_outputs,
+)
 from ssdmobile.models import create_model  # noqa: E402
 from ssdmobile.sidecar import read_sidecar, sidecar_path  # noqa: E402
 from ssdmobile.targets import export, load_runner  # noqa: E402
+
+from conftest import COCO128, PERSON_GRAPH  # noqa: E402
+from export_fixtures import tiny_detector  # noqa: E402
 
 
 def perturbed(detector, scale: float, only: str = "", seed: int = 0):
@@ -46,17 +55,29 @@ def perturbed(detector, scale: float, only: str = "", seed: int = 0):
 
 
 def case(out: Path, name: str, artifact: Path, runner_artifact: Path, expect_pass: bool) -> dict:
-    """Run `runner_artifact` on `artifact`'s golden inputs, save the outputs, check them in Python."""
+    """Run `runner_artifact` on `artifact`'s golden inputs, save the
+    outputs, check them in Python."""
     manifest, folder = read_golden(artifact)
     runner = load_runner(runner_artifact, threads=2)
-    outputs = [[t.float().numpy().reshape(-1) for t in runner.run(x)] for x in read_inputs(manifest, folder)]
+    outputs = [
+        [t.float().numpy().reshape(-1) for t in runner.run(x)]
+        for x in read_inputs(manifest, folder)
+    ]
     listing = save_outputs(outputs, manifest, out / "outputs" / name)
     result = compare(manifest, read_sidecar(artifact), outputs, folder)
     if result.passed != expect_pass:
-        raise SystemExit(f"drift_fixtures: {name}: the Python check {'passed' if result.passed else 'failed'}, "
-                         f"expected the opposite ({result})")
-    return {"name": name, "sidecar": str(sidecar_path(artifact)), "golden": str(folder / "golden.json"),
-            "outputs": str(listing), "expect_pass": expect_pass, "python": result.to_dict()}
+        raise SystemExit(
+            f"drift_fixtures: {name}: the Python check {'passed' if result.passed else 'failed'}, "
+            f"expected the opposite ({result})"
+        )
+    return {
+        "name": name,
+        "sidecar": str(sidecar_path(artifact)),
+        "golden": str(folder / "golden.json"),
+        "outputs": str(listing),
+        "expect_pass": expect_pass,
+        "python": result.to_dict(),
+    }
 
 
 def main(argv=None) -> int:
@@ -72,30 +93,54 @@ def main(argv=None) -> int:
 
     # the real detector, through the command line a user runs
     person_dir = out / "person"
-    code = cli(["export", "--target", "executorch", "--weights", args.person_graph, "--out", str(person_dir),
-                "--golden", str(args.images), "--golden-data", args.data])
+    code = cli(
+        [
+            "export",
+            "--target",
+            "executorch",
+            "--weights",
+            args.person_graph,
+            "--out",
+            str(person_dir),
+            "--golden",
+            str(args.images),
+            "--golden-data",
+            args.data,
+        ]
+    )
     if code:
         raise SystemExit(f"drift_fixtures: ssdmobile export --golden failed ({code})")
     true_pte = person_dir / "ssdlite_mobilenet_v2_person_executorch_fp32.pte"
     cases.append(case(out, "person_fp32", true_pte, true_pte, True))
     bad = perturbed(create_model("ssdlite_mobilenet_v2_person", weights=args.person_graph), 0.02)
-    (bad_pte,) = (a.path for a in export(bad, "executorch", "fp32", out / "person_perturbed", progress=False))
+    (bad_pte,) = (
+        a.path for a in export(bad, "executorch", "fp32", out / "person_perturbed", progress=False)
+    )
     cases.append(case(out, "person_fp32_perturb", true_pte, bad_pte, False))
 
     # NMS in the program: the check compares detections only
     images = golden_image_paths(args.data, "val2017", args.images)
     tiny = tiny_detector(name="tiny_ssd")
-    (tiny_pte,) = (a.path for a in export(tiny, "executorch", "fp32", out / "tiny", nms=True, progress=False))
+    (tiny_pte,) = (
+        a.path for a in export(tiny, "executorch", "fp32", out / "tiny", nms=True, progress=False)
+    )
     attach_golden(tiny, tiny_pte, images)
     cases.append(case(out, "tiny_nms", tiny_pte, tiny_pte, True))
     tiny_bad = perturbed(tiny_detector(name="tiny_ssd"), 0.05, only="cls")
-    (tiny_bad_pte,) = (a.path for a in export(tiny_bad, "executorch", "fp32", out / "tiny_perturbed", nms=True,
-                                                progress=False))
+    (tiny_bad_pte,) = (
+        a.path
+        for a in export(
+            tiny_bad, "executorch", "fp32", out / "tiny_perturbed", nms=True, progress=False
+        )
+    )
     cases.append(case(out, "tiny_nms_perturb", tiny_pte, tiny_bad_pte, False))
 
     (out / "cases.json").write_text(json.dumps({"cases": cases}, indent=1))
     for c in cases:
-        print(f"drift case {c['name']}: Python check {'PASS' if c['python']['passed'] else 'FAIL'} {c['python']}")
+        print(
+            f"drift case {c['name']}: Python check "
+            f"{'PASS' if c['python']['passed'] else 'FAIL'} {c['python']}"
+        )
     return 0
 
 

@@ -3,6 +3,8 @@
 images (two SSDlite320 configurations, SSD300 VGG16 and the real TF person detector) and the
 drift-check fixtures of real ExecuTorch programs (tests/phone_fixtures.sh, the session fixture
 `phone_fixtures`), and on the test vectors (tests/vectors)."""
+
+import json
 import os
 import shutil
 import subprocess
@@ -10,23 +12,35 @@ import sys
 
 import pytest
 
+from ssdmobile.cli import main
+from ssdmobile.device import read_results
+
 from conftest import REPO
+from device_results import report_for, result
 
 SCRIPT = REPO / "android_demo" / "postprocess" / "test.sh"
 
 
 NO_KOTLIN = pytest.mark.skipif(
     shutil.which("kotlinc") is None or not os.path.isfile("/usr/share/java/gson.jar"),
-    reason="kotlinc or gson.jar not installed (install.sh: Debian's kotlin junit4 libgoogle-gson-java)")
+    reason="kotlinc or gson.jar not installed "
+    "(install.sh: Debian's kotlin junit4 libgoogle-gson-java)",
+)
 
 
 @pytest.fixture(scope="module")
 def kotlin_run(tmp_path_factory, phone_fixtures):
     """test.sh once on the session's fixtures: kotlinc, JUnit."""
     build = tmp_path_factory.mktemp("kotlin")
-    env = {**os.environ, "PYTHON": sys.executable, "BUILD_DIR": str(build),
-           "FIXTURES": str(phone_fixtures)}
-    proc = subprocess.run(["bash", str(SCRIPT)], capture_output=True, text=True, env=env, timeout=1800)
+    env = {
+        **os.environ,
+        "PYTHON": sys.executable,
+        "BUILD_DIR": str(build),
+        "FIXTURES": str(phone_fixtures),
+    }
+    proc = subprocess.run(
+        ["bash", str(SCRIPT)], capture_output=True, text=True, env=env, timeout=1800
+    )
     return build, phone_fixtures, proc
 
 
@@ -48,18 +62,13 @@ def test_drift_check_and_device_results_across_kotlin_and_python(kotlin_run, tmp
     numbers); BenchResultTest writes device results with the app's writer (the generated
     DeviceResult). Here those files are read by ssdmobile/device.py, compared with the Python
     mirror the fast tests use, and merged by `ssdmobile device-report`."""
-    import json
-
-    from device_results import result
-    from ssdmobile.bench import Timing
-    from ssdmobile.cli import main
-    from ssdmobile.device import read_results
-    from ssdmobile.report import Report, render
-    from ssdmobile.validate import EagerSummary, Row, ValidateResult
 
     build, fixtures, proc = kotlin_run
     assert proc.returncode == 0, proc.stderr[-2000:] or proc.stdout[-2000:]
-    assert "drift person_fp32: PASS" in proc.stdout and "drift person_fp32_perturb: FAIL" in proc.stdout
+    assert (
+        "drift person_fp32: PASS" in proc.stdout
+        and "drift person_fp32_perturb: FAIL" in proc.stdout
+    )
     assert "drift tiny_nms: PASS" in proc.stdout and "drift tiny_nms_perturb: FAIL" in proc.stdout
 
     person = fixtures / "drift/person/ssdlite_mobilenet_v2_person_executorch_fp32.golden"
@@ -71,24 +80,24 @@ def test_drift_check_and_device_results_across_kotlin_and_python(kotlin_run, tmp
     kotlin = json.loads(written.read_text())
     mirror = result(sha)
     assert kotlin == mirror and list(kotlin) == list(mirror)  # same values, same key order
-    assert json.loads((build / "results" / "logcat.txt").read_text().splitlines()[-1].split(": ", 1)[1]) == \
-        result(sha, drift=None)
+    assert json.loads(
+        (build / "results" / "logcat.txt").read_text().splitlines()[-1].split(": ", 1)[1]
+    ) == result(sha, drift=None)
     assert from_file.artifact_sha256 == sha and from_log.drift is None
 
     # merged into a report whose row is that very artifact; another artifact's result is refused
-    t = Timing(40.0, 50.0, 50, 2)
-    row = Row("executorch", "fp32", False, artifact=golden["artifact"], sha256=sha, ap=0.2, delta_ap=0.0,
-              max_abs_diff=1.5e-4, det_match="4/4", latency_median_ms=13.8, latency_p90_ms=20.6, speedup=2.9)
-    meta = {"model": "ssdlite_mobilenet_v2_person", "images": 4, "classes": ["person"], "threads": 2, "runs": 50,
-            "warmup": 5, "max_drift": None, "machine": {"cpu": "x", "cores": 2, "system": "Linux", "torch": "2"},
-            "seconds": 1.0, "box_tol_px": 0.5, "score_tol": 1e-3}
-    paths = render(Report(ValidateResult([row], EagerSummary(0.2, 0.4, t, t), meta)), tmp_path / "report")
+    paths = report_for(golden["artifact"], sha, tmp_path / "report")
     capsys.readouterr()
     assert main(["device-report", str(written), "--report", str(paths["json"])]) == 0
     md = paths["md"].read_text()
     assert "Google Pixel 8" in md and "PASS" in md and "7.6e-05" in md
     # the logcat line of the same run (same device, time and runs) replaces it, not a second column
-    assert main(["device-report", str(build / "results" / "logcat.txt"), "--report", str(paths["json"])]) == 0
+    assert (
+        main(
+            ["device-report", str(build / "results" / "logcat.txt"), "--report", str(paths["json"])]
+        )
+        == 0
+    )
     assert len(json.loads(paths["json"].read_text())["devices"]) == 1
     assert "no golden data" in paths["md"].read_text()
     other = tmp_path / "other.json"

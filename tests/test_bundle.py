@@ -1,6 +1,8 @@
-"""`ssdmobile bundle`: artifact + sidecar into an app's asset directory, with one clear error for each
-way the input can be wrong. Artifacts here are small stand-ins with real sidecars (build_sidecar),
-so the test is fast; the sha256 and target checks are what tie an artifact to its sidecar."""
+"""`ssdmobile bundle`: artifact + sidecar into an app's asset directory, with one clear error for
+each way the input can be wrong. Artifacts here are small stand-ins with real sidecars
+(build_sidecar), so the test is fast; the sha256 and target checks are what
+tie an artifact to its sidecar."""
+
 import hashlib
 import json
 from pathlib import Path
@@ -9,10 +11,10 @@ import pytest
 
 from ssdmobile.bundle import APPS, BundleError, bundle, default_destination
 from ssdmobile.cli import main
-from ssdmobile.models import create_model
-from ssdmobile.sidecar import SidecarError, build_sidecar
 from ssdmobile.fileio import write_json_atomic
+from ssdmobile.models import create_model
 from ssdmobile.runtime import ArtifactError
+from ssdmobile.sidecar import SidecarError, build_sidecar
 
 
 @pytest.fixture(scope="module")
@@ -21,18 +23,31 @@ def detector():
 
 
 def _sidecar(detector, target, name, nms, sha=None):
-    d = build_sidecar(detector.spec, detector.anchors, target=target, precision="fp32", artifact=name,
-                      input_name="input", input_shape=[1, 3, 320, 320], outputs=[], nms_in_graph=nms)
+    d = build_sidecar(
+        detector.spec,
+        detector.anchors,
+        target=target,
+        precision="fp32",
+        artifact=name,
+        input_name="input",
+        input_shape=[1, 3, 320, 320],
+        outputs=[],
+        nms_in_graph=nms,
+    )
     if sha:
         d["artifact_sha256"] = sha
     return d
 
 
-def make_pte(detector, d: Path, name="m_executorch_fp32.pte", nms=False, payload=b"\0\0\0\0ET12" + b"x" * 100):
+def make_pte(
+    detector, d: Path, name="m_executorch_fp32.pte", nms=False, payload=b"\0\0\0\0ET12" + b"x" * 100
+):
     p = d / name
     p.write_bytes(payload)
-    write_json_atomic(p.with_suffix(".json"), _sidecar(detector, "executorch", name, nms,
-                                                        hashlib.sha256(payload).hexdigest()))
+    write_json_atomic(
+        p.with_suffix(".json"),
+        _sidecar(detector, "executorch", name, nms, hashlib.sha256(payload).hexdigest()),
+    )
     return p
 
 
@@ -51,7 +66,9 @@ def test_android_bundle_copies_artifact_and_sidecar(detector, tmp_path):
     art, js = bundle("android", pte, dest)
     assert art.read_bytes() == pte.read_bytes()
     assert json.loads(js.read_text())["artifact"] == pte.name
-    assert sorted(p.name for p in dest.iterdir()) == sorted([pte.name, pte.with_suffix(".json").name])
+    assert sorted(p.name for p in dest.iterdir()) == sorted(
+        [pte.name, pte.with_suffix(".json").name]
+    )
     # a fresh export replaces the old one in place, nothing left behind
     (tmp_path / "v2").mkdir()
     pte2 = make_pte(detector, tmp_path / "v2", payload=b"\0\0\0\0ET12new")
@@ -67,7 +84,9 @@ def test_ios_bundle_copies_package_directory(detector, tmp_path):
     (pkg / "Data" / "model.mlmodel").write_bytes(b"spec v2")
     art, _ = bundle("ios", pkg, dest)  # replacing a directory
     assert (art / "Data" / "model.mlmodel").read_bytes() == b"spec v2"
-    assert sorted(p.name for p in dest.iterdir()) == sorted([pkg.name, pkg.with_suffix(".json").name])
+    assert sorted(p.name for p in dest.iterdir()) == sorted(
+        [pkg.name, pkg.with_suffix(".json").name]
+    )
 
 
 def test_default_destinations_are_git_ignored():
@@ -78,16 +97,19 @@ def test_default_destinations_are_git_ignored():
     assert default_destination("ios").name == "Models"
 
 
-@pytest.mark.parametrize("case,message", [
-    ("missing artifact", "artifact not found"),
-    ("missing sidecar", "sidecar not found"),
-    ("wrong type", "loads .pte artifacts"),
-    ("not a pte", "not an ExecuTorch program"),
-    ("sidecar of another artifact", "was written for m_executorch_fp32.pte, not this file"),
-    ("changed after export", "sha256"),
-    ("ios without nms", "export with --target coreml --nms"),
-    ("mlpackage without manifest", "not a Core ML package"),
-])
+@pytest.mark.parametrize(
+    "case,message",
+    [
+        ("missing artifact", "artifact not found"),
+        ("missing sidecar", "sidecar not found"),
+        ("wrong type", "loads .pte artifacts"),
+        ("not a pte", "not an ExecuTorch program"),
+        ("sidecar of another artifact", "was written for m_executorch_fp32.pte, not this file"),
+        ("changed after export", "sha256"),
+        ("ios without nms", "export with --target coreml --nms"),
+        ("mlpackage without manifest", "not a Core ML package"),
+    ],
+)
 def test_clear_errors(detector, tmp_path, case, message):
     app = "android"
     if case == "missing artifact":
@@ -118,12 +140,28 @@ def test_clear_errors(detector, tmp_path, case, message):
 
 
 def test_cli_one_line_error(tmp_path, capsys):
-    assert main(["bundle", "--app", "android", "--artifact", str(tmp_path / "x.pte"), "--dest", str(tmp_path)]) == 2
+    assert (
+        main(
+            [
+                "bundle",
+                "--app",
+                "android",
+                "--artifact",
+                str(tmp_path / "x.pte"),
+                "--dest",
+                str(tmp_path),
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "argument --artifact: not found" in err
 
 
 def test_cli_bundles(detector, tmp_path, capsys):
     pte = make_pte(detector, tmp_path)
-    assert main(["bundle", "--app", "android", "--artifact", str(pte), "--dest", str(tmp_path / "a")]) == 0
+    assert (
+        main(["bundle", "--app", "android", "--artifact", str(pte), "--dest", str(tmp_path / "a")])
+        == 0
+    )
     assert "bundled m_executorch_fp32.pte" in capsys.readouterr().out

@@ -1,4 +1,5 @@
 """Datasets, images and AP: decodable images handled correctly, bad input rejected clearly."""
+
 import json
 import shutil
 
@@ -7,11 +8,12 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import COCO128
 from ssdmobile.cli import main
 from ssdmobile.data import CocoDataset, load_image, open_dataset
 from ssdmobile.errors import DatasetError, ImageError
 from ssdmobile.evaluate import coco_eval
+
+from conftest import COCO128
 
 
 @pytest.fixture(scope="module")
@@ -29,8 +31,11 @@ def test_grayscale_cmyk_alpha_are_rgb(tmp_path, rgb):
         assert img.dtype == torch.uint8 and img.shape == (3, *rgb.shape[:2]), name
     gray = load_image(tmp_path / "g.jpg")
     assert torch.equal(gray[0], gray[1]) and torch.equal(gray[1], gray[2])
-    assert torch.equal(load_image(tmp_path / "a.png"), torch.from_numpy(rgb).permute(2, 0, 1))  # PNG: lossless
-    assert (load_image(tmp_path / "c.jpg").float() - torch.from_numpy(rgb).permute(2, 0, 1)).abs().mean() < 8
+    # PNG: lossless
+    assert torch.equal(load_image(tmp_path / "a.png"), torch.from_numpy(rgb).permute(2, 0, 1))
+    assert (
+        load_image(tmp_path / "c.jpg").float() - torch.from_numpy(rgb).permute(2, 0, 1)
+    ).abs().mean() < 8
 
 
 def test_exif_rotation(tmp_path, rgb):
@@ -62,8 +67,11 @@ def _mini_coco(tmp_path, n=2):
     (tmp_path / "images" / "val").mkdir(parents=True)
     for im in images:
         shutil.copy(COCO128 / "images" / "val2017" / im["file_name"], tmp_path / "images" / "val")
-    data = {"images": images, "annotations": [a for a in src["annotations"] if a["image_id"] in ids],
-            "categories": src["categories"]}
+    data = {
+        "images": images,
+        "annotations": [a for a in src["annotations"] if a["image_id"] in ids],
+        "categories": src["categories"],
+    }
     (tmp_path / "annotations").mkdir()
     (tmp_path / "annotations" / "instances_val.json").write_text(json.dumps(data))
     return data
@@ -79,8 +87,10 @@ def test_dataset_errors(tmp_path):
     ann.write_text(json.dumps({"images": "x"}))
     with pytest.raises(DatasetError, match="not a COCO instances file"):
         CocoDataset(tmp_path, "val")
-    ann.write_text(json.dumps({**data, "images": data["images"] + [{"id": 7, "file_name": "gone.jpg"}]}))
-    with pytest.raises(DatasetError, match="missing.*gone.jpg"):
+    ann.write_text(
+        json.dumps({**data, "images": data["images"] + [{"id": 7, "file_name": "gone.jpg"}]})
+    )
+    with pytest.raises(DatasetError, match=r"missing.*gone.jpg"):
         CocoDataset(tmp_path, "val")
     ann.write_text(json.dumps({**data, "images": [], "annotations": []}))
     with pytest.raises(DatasetError, match="no images"):
@@ -98,20 +108,27 @@ def test_voc_dataset(tmp_path, val_image_paths):
         "<object><name>person</name><difficult>0</difficult><bndbox><xmin>11</xmin><ymin>21</ymin>"
         "<xmax>110</xmax><ymax>220</ymax></bndbox></object>"
         "<object><name>dog</name><difficult>1</difficult><bndbox><xmin>1</xmin><ymin>1</ymin>"
-        "<xmax>5</xmax><ymax>5</ymax></bndbox></object></annotation>")
+        "<xmax>5</xmax><ymax>5</ymax></bndbox></object></annotation>"
+    )
     ds = open_dataset(tmp_path, "test")
     assert len(ds) == 1 and ds[0].image.shape == (3, 426, 640)
     anns = ds.coco.dataset["annotations"]
-    assert len(anns) == 1 and anns[0]["bbox"] == [10.0, 20.0, 100.0, 200.0]  # 1-based inclusive -> COCO
+    # 1-based inclusive -> COCO
+    assert len(anns) == 1 and anns[0]["bbox"] == [10.0, 20.0, 100.0, 200.0]
     # perfect detection of the ground truth gives AP 1
-    preds = {ds.image_ids[0]: {"boxes": torch.tensor([[10.0, 20.0, 110.0, 220.0]]),
-                               "scores": torch.tensor([0.9]), "labels": torch.tensor([1])}}
+    preds = {
+        ds.image_ids[0]: {
+            "boxes": torch.tensor([[10.0, 20.0, 110.0, 220.0]]),
+            "scores": torch.tensor([0.9]),
+            "labels": torch.tensor([1]),
+        }
+    }
     assert coco_eval(ds, preds, ["bg", "person"]).ap == pytest.approx(1.0)
 
 
 def test_coco_eval_ground_truth_is_perfect_and_shifted_is_not():
     ds = CocoDataset(COCO128, "val2017", max_images=8)
-    names = ["__background__"] + list(ds.category_ids_by_name)
+    names = ["__background__", *ds.category_ids_by_name]
     label_of = {cid: names.index(n) for n, cid in ds.category_ids_by_name.items()}
     preds, shifted = {}, {}
     for image_id in ds.image_ids:
@@ -128,22 +145,48 @@ def test_coco_eval_ground_truth_is_perfect_and_shifted_is_not():
 
 def test_cli_eval_writes_json(tmp_path, capsys):
     from ssdmobile.models import create_model
+
     ckpt = tmp_path / "m.pth"
     torch.save(create_model("ssdlite320_mobilenet_v3_large").core.state_dict(), ckpt)
     out = tmp_path / "r.json"
-    rc = main(["eval", "--model", "ssdlite320_mobilenet_v3_large", "--weights", str(ckpt), "--data", str(COCO128),
-               "--split", "val2017", "--classes", "person", "--max-images", "4", "--out", str(out), "--no-progress"])
+    rc = main(
+        [
+            "eval",
+            "--model",
+            "ssdlite320_mobilenet_v3_large",
+            "--weights",
+            str(ckpt),
+            "--data",
+            str(COCO128),
+            "--split",
+            "val2017",
+            "--classes",
+            "person",
+            "--max-images",
+            "4",
+            "--out",
+            str(out),
+            "--no-progress",
+        ]
+    )
     assert rc == 0
     result = json.loads(out.read_text())
-    assert result["num_images"] == 4 and result["classes"] == ["person"] and len(result["stats"]) == 12
+    assert (
+        result["num_images"] == 4 and result["classes"] == ["person"] and len(result["stats"]) == 12
+    )
     assert "Average Precision" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["eval", "--model", "nope", "--data", str(COCO128)], "unknown model 'nope'"),
-    (["eval", "--model", "ssdlite320_mobilenet_v3_large", "--data", "/nonexistent"],
-     "argument --data: directory not found: /nonexistent"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["eval", "--model", "nope", "--data", str(COCO128)], "unknown model 'nope'"),
+        (
+            ["eval", "--model", "ssdlite320_mobilenet_v3_large", "--data", "/nonexistent"],
+            "argument --data: directory not found: /nonexistent",
+        ),
+    ],
+)
 def test_cli_errors_are_one_line(argv, message, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err

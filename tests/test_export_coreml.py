@@ -1,28 +1,38 @@
 """Core ML: converts here, runs only on macOS. The spec is checked instead: image input, outputs,
 metadata, NMS pipeline with class labels and thresholds, fp16 weights."""
+
 import platform
 
 import pytest
 
-from export_fixtures import tiny_detector
 from ssdmobile.runtime import ArtifactError, RuntimeUnavailable
 from ssdmobile.runtime.coreml import check_spec
-from ssdmobile.targets import export, load_runner
 from ssdmobile.sidecar import read_sidecar
+from ssdmobile.targets import export, load_runner
+
+from export_fixtures import tiny_detector
 
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     d = tmp_path_factory.mktemp("coreml")
     det = tiny_detector()
-    return det, export(det, "coreml", None, d)[0].path, export(det, "coreml", None, d, nms=True)[0].path
+    return (
+        det,
+        export(det, "coreml", None, d)[0].path,
+        export(det, "coreml", None, d, nms=True)[0].path,
+    )
 
 
 def test_raw_mlpackage_spec(exported):
-    det, raw, _ = exported
+    _det, raw, _ = exported
     assert raw.suffix == ".mlpackage" and raw.is_dir() and (raw / "Manifest.json").is_file()
     sc = read_sidecar(raw)
-    assert sc["precision"] == "fp16" and sc["input"]["name"] == "image" and sc["nms"]["in_graph"] is False
+    assert (
+        sc["precision"] == "fp16"
+        and sc["input"]["name"] == "image"
+        and sc["nms"]["in_graph"] is False
+    )
     s = check_spec(raw)
     assert s["type"] == "mlProgram" and s["precision"] == "fp16"
     assert s["inputs"] == ["image"] and s["image"] == [64, 64]
@@ -36,9 +46,17 @@ def test_nms_pipeline_spec_is_vision_ready(exported):
     s = check_spec(piped)
     assert s["type"] == "pipeline" and s["precision"] == "fp16"
     assert s["outputs"] == ["confidence", "coordinates"]
-    assert s["inputs"][0] == "image" and set(s["inputs"][1:]) == {"iouThreshold", "confidenceThreshold"}
+    assert s["inputs"][0] == "image" and set(s["inputs"][1:]) == {
+        "iouThreshold",
+        "confidenceThreshold",
+    }
     pp = det.spec.postprocess
-    assert s["nms"] == {"iou": pp.iou_thresh, "confidence": pp.score_thresh, "per_class": True, "labels": 2}
+    assert s["nms"] == {
+        "iou": pp.iou_thresh,
+        "confidence": pp.score_thresh,
+        "per_class": True,
+        "labels": 2,
+    }
     spec = ct.utils.load_spec(str(piped))
     first, last = spec.pipeline.models
     assert first.WhichOneof("Type") == "mlProgram"

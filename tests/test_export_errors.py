@@ -1,16 +1,18 @@
-"""Bad input to export: one typed error each, and a failing export leaves nothing under the final name."""
+"""Bad input to export: one typed error each, and a failing export
+leaves nothing under the final name."""
+
 import os
 
 import pytest
 
-from export_fixtures import tiny_detector
 from ssdmobile.cli import main
 from ssdmobile.errors import SSDMobileError
-from ssdmobile.export import ExportError, PrecisionNotAvailable
-from ssdmobile.export import onnx as onnx_target
+from ssdmobile.export import ExportError, PrecisionNotAvailable, onnx as onnx_target
 from ssdmobile.export._common import atomic_output
 from ssdmobile.fileio import OutputPathError
 from ssdmobile.targets import TARGETS, export
+
+from export_fixtures import tiny_detector
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +23,9 @@ def detector():
 def test_registry_lists_every_target():
     assert set(TARGETS) == {"torchscript", "onnx", "coreml", "executorch"}
     for name, t in TARGETS.items():
-        assert t.name == name and t.default_precision in t.precisions and t.suffixes[0].startswith(".")
+        assert (
+            t.name == name and t.default_precision in t.precisions and t.suffixes[0].startswith(".")
+        )
         assert t.runs_here() or t.verify is not None  # what cannot run here is checked another way
 
 
@@ -30,7 +34,9 @@ def test_unknown_target_and_precision(detector, tmp_path):
         export(detector, "tflite", "fp32", tmp_path)
     with pytest.raises(ExportError, match="unknown precision 'fp8'"):
         export(detector, "onnx", "fp8", tmp_path)
-    with pytest.raises(SSDMobileError, match="int8 for executorch needs calibration images: pass --calib-data"):
+    with pytest.raises(
+        SSDMobileError, match="int8 for executorch needs calibration images: pass --calib-data"
+    ):
         export(detector, "executorch", "int8", tmp_path)
     with pytest.raises(PrecisionNotAvailable, match="onnx exports fp32, int8, not fp16"):
         export(detector, "onnx", "fp16", tmp_path)
@@ -52,7 +58,7 @@ def test_unwritable_output_directory(detector, tmp_path):
 def test_output_path_that_is_a_file(detector, tmp_path):
     f = tmp_path / "file"
     f.write_text("x")
-    with pytest.raises(OutputPathError, match="not a directory|cannot create"):
+    with pytest.raises(OutputPathError, match=r"not a directory|cannot create"):
         export(detector, "onnx", "fp32", f)
 
 
@@ -71,11 +77,15 @@ def test_failing_export_leaves_no_file_under_the_final_name(detector, tmp_path, 
 def test_failing_export_keeps_the_previous_artifact_intact(detector, tmp_path, monkeypatch):
     (good,) = (a.path for a in export(detector, "onnx", "fp32", tmp_path))
     before = good.read_bytes(), good.with_suffix(".json").read_text()
-    monkeypatch.setattr(onnx_target, "_torch_export", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("boom")))
+    monkeypatch.setattr(
+        onnx_target, "_torch_export", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("boom"))
+    )
     with pytest.raises(RuntimeError, match="boom"):
         export(detector, "onnx", "fp32", tmp_path)
     assert (good.read_bytes(), good.with_suffix(".json").read_text()) == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([good.name, good.with_suffix(".json").name])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [good.name, good.with_suffix(".json").name]
+    )
 
 
 def test_atomic_directory_replace(tmp_path):
@@ -86,19 +96,21 @@ def test_atomic_directory_replace(tmp_path):
             (pending.path / "Manifest.json").write_text(content)
     assert (final / "Manifest.json").read_text() == "new"
     assert [p.name for p in tmp_path.iterdir()] == ["m.mlpackage"]
-    with pytest.raises(ValueError):
-        with atomic_output(final) as pending:
-            pending.path.mkdir()
-            raise ValueError("crash while writing")
+    with pytest.raises(ValueError), atomic_output(final) as pending:
+        pending.path.mkdir()
+        raise ValueError("crash while writing")
     assert (final / "Manifest.json").read_text() == "new"
     assert [p.name for p in tmp_path.iterdir()] == ["m.mlpackage"]
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--target", "tflite"], "unknown target 'tflite'"),
-    (["--target", "onnx", "--precision", "int8"], "needs calibration images"),
-    (["--target", "onnx", "--precision", "bf16"], "unknown precision"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--target", "tflite"], "unknown target 'tflite'"),
+        (["--target", "onnx", "--precision", "int8"], "needs calibration images"),
+        (["--target", "onnx", "--precision", "bf16"], "unknown precision"),
+    ],
+)
 def test_cli_bad_input_is_one_line(argv, message, tmp_path, capsys):
     code = main(["export", *argv, "--out", str(tmp_path)])
     err = capsys.readouterr().err.strip()

@@ -1,16 +1,18 @@
 """The real TF person detector, exported and run in each runtime on real coco128 val2017 images:
 raw outputs within 1e-3, the same detections on every image, the same AP (and the in-graph NMS
 within 0.002 AP). Bounded to a few images; `ssdmobile validate` measures all 128."""
+
 import pytest
 import torch
 
-from conftest import COCO128, SHARED
 from ssdmobile.data import CocoDataset
 from ssdmobile.evaluate import coco_eval
 from ssdmobile.models import create_model
 from ssdmobile.runtime import Predictor
 from ssdmobile.targets import export, load_runner
 from ssdmobile.validate import detections_match
+
+from conftest import COCO128, SHARED
 
 GRAPH = SHARED / "models" / "ssdlite_mobilenet_v2_person" / "frozen_inference_graph.pb"
 NUM_IMAGES = 8
@@ -54,14 +56,20 @@ def _run(path, data, person):
 
 @pytest.mark.parametrize("target", ["onnx", "torchscript", "executorch"])
 def test_raw_artifact_matches_eager(target, person, data, tmp_path):
-    delta_ap, max_diff, matched = _run(export(person, target, "fp32", tmp_path)[0].path, data, person)
+    delta_ap, max_diff, matched = _run(
+        export(person, target, "fp32", tmp_path)[0].path, data, person
+    )
     assert max_diff < 1e-3
     assert matched == NUM_IMAGES
     assert abs(delta_ap) <= 0.001
 
 
-@pytest.mark.parametrize("target", ["onnx", "torchscript"])  # executorch runs the same traced NMS module
+@pytest.mark.parametrize(
+    "target", ["onnx", "torchscript"]
+)  # executorch runs the same traced NMS module
 def test_nms_in_graph_ap(target, person, data, tmp_path):
-    delta_ap, _, matched = _run(export(person, target, "fp32", tmp_path, nms=True)[0].path, data, person)
+    delta_ap, _, matched = _run(
+        export(person, target, "fp32", tmp_path, nms=True)[0].path, data, person
+    )
     assert abs(delta_ap) <= 0.002
     assert matched >= NUM_IMAGES - 1  # ONNX's NMS orders exact score ties its own way

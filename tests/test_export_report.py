@@ -1,15 +1,16 @@
 """validate's gate and report: the table, JSON and chart, and a non-zero exit on drift."""
+
 import json
 
 import pytest
 
-from export_fixtures import tiny_detector
 from ssdmobile.cli import main
 from ssdmobile.data import CocoDataset
 from ssdmobile.report import HEADERS, write_report
 from ssdmobile.validate import ValidateOptions, detections_match, validate
 
 from conftest import COCO128
+from export_fixtures import tiny_detector
 
 
 @pytest.fixture(scope="module")
@@ -20,9 +21,20 @@ def dataset():
 def test_validate_measures_and_reports(dataset, tmp_path):
     det = tiny_detector(name="tiny_ssd")
     det.spec = det.spec.replace(class_names=("__background__", "person", "car"))
-    result = validate(det, dataset, tmp_path, ValidateOptions(
-        targets=["onnx"], precisions=["fp32", "fp16"], nms_modes=(False,), runs=50, warmup=2, max_drift=0.01,
-        progress=False))
+    result = validate(
+        det,
+        dataset,
+        tmp_path,
+        ValidateOptions(
+            targets=["onnx"],
+            precisions=["fp32", "fp16"],
+            nms_modes=(False,),
+            runs=50,
+            warmup=2,
+            max_drift=0.01,
+            progress=False,
+        ),
+    )
     onnx_row, fp16_row = result.rows
     assert onnx_row.status == "ok" and onnx_row.delta_ap == 0.0 and onnx_row.max_abs_diff < 1e-4
     assert onnx_row.det_match == "3/3" and onnx_row.latency_p90_ms >= onnx_row.latency_median_ms > 0
@@ -58,8 +70,20 @@ def test_validate_gate_flags_drift(dataset, tmp_path, monkeypatch):
 
     monkeypatch.setattr(Predictor, "detections", drop_half)
     monkeypatch.setattr(v, "coco_eval", eval_with_ap_loss)
-    result = validate(tiny_detector(), dataset, tmp_path, ValidateOptions(
-        targets=["onnx"], precisions=["fp32"], nms_modes=(False,), runs=50, warmup=1, max_drift=0.0, progress=False))
+    result = validate(
+        tiny_detector(),
+        dataset,
+        tmp_path,
+        ValidateOptions(
+            targets=["onnx"],
+            precisions=["fp32"],
+            nms_modes=(False,),
+            runs=50,
+            warmup=1,
+            max_drift=0.0,
+            progress=False,
+        ),
+    )
     (row,) = result.rows
     assert row.status.startswith("DRIFT") and row.det_match == "0/3"
 
@@ -67,16 +91,20 @@ def test_validate_gate_flags_drift(dataset, tmp_path, monkeypatch):
 def test_detections_match_tolerates_only_ties_at_the_cut():
     import torch
 
-    ref = {"boxes": torch.tensor([[0., 0, 10, 10], [20, 20, 30, 30]]), "scores": torch.tensor([0.9, 0.5]),
-           "labels": torch.tensor([1, 1])}
+    ref = {
+        "boxes": torch.tensor([[0.0, 0, 10, 10], [20, 20, 30, 30]]),
+        "scores": torch.tensor([0.9, 0.5]),
+        "labels": torch.tensor([1, 1]),
+    }
     assert detections_match(ref, ref, max_detections=100)
-    moved = {**ref, "boxes": ref["boxes"] + torch.tensor([[0., 0, 0, 0], [2, 0, 0, 0]])}
+    moved = {**ref, "boxes": ref["boxes"] + torch.tensor([[0.0, 0, 0, 0], [2, 0, 0, 0]])}
     assert not detections_match(ref, moved, max_detections=100)
     swapped = {k: v.flip(0) for k, v in ref.items()}
     assert detections_match(ref, swapped, max_detections=100)
     relabeled = {**ref, "labels": torch.tensor([1, 2])}
     assert not detections_match(ref, relabeled, max_detections=100)
-    assert detections_match(ref, {k: v[:1] for k, v in ref.items()}, max_detections=2)  # tail at the cut
+    # tail at the cut
+    assert detections_match(ref, {k: v[:1] for k, v in ref.items()}, max_detections=2)
     assert not detections_match(ref, {k: v[:1] for k, v in ref.items()}, max_detections=100)
 
 
@@ -94,14 +122,32 @@ def test_validate_measures_given_artifacts(dataset, tmp_path):
 
     det = tiny_detector(name="tiny_ssd")
     (path,) = (a.path for a in export(det, "onnx", "fp32", tmp_path / "given", nms=False))
-    result = validate(det, dataset, tmp_path / "v", ValidateOptions(targets=[], artifacts=[path], runs=50, warmup=1,
-                                                                     progress=False))
+    result = validate(
+        det,
+        dataset,
+        tmp_path / "v",
+        ValidateOptions(targets=[], artifacts=[path], runs=50, warmup=1, progress=False),
+    )
     (row,) = result.rows
     assert (row.target, row.precision, row.nms, row.variant) == ("onnx", "fp32", False, "given")
-    assert row.status == "ok" and row.delta_ap == 0.0 and row.det_match == "3/3" and row.latency_median_ms > 0
+    assert (
+        row.status == "ok"
+        and row.delta_ap == 0.0
+        and row.det_match == "3/3"
+        and row.latency_median_ms > 0
+    )
     other = tiny_detector(name="another_ssd")
     with pytest.raises(SSDMobileError, match="exported from 'tiny_ssd', not from 'another_ssd'"):
-        validate(other, dataset, tmp_path / "w", ValidateOptions(targets=[], artifacts=[path], progress=False))
+        validate(
+            other,
+            dataset,
+            tmp_path / "w",
+            ValidateOptions(targets=[], artifacts=[path], progress=False),
+        )
     with pytest.raises(SSDMobileError, match="artifact not found"):
-        validate(det, dataset, tmp_path / "w", ValidateOptions(targets=[], artifacts=[tmp_path / "nope.pte"],
-                                                               progress=False))
+        validate(
+            det,
+            dataset,
+            tmp_path / "w",
+            ValidateOptions(targets=[], artifacts=[tmp_path / "nope.pte"], progress=False),
+        )

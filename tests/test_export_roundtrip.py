@@ -1,13 +1,15 @@
 """Every runnable target: export a small detector, load the artifact in its own runtime, and
 compare raw outputs and detections with the eager model on real images."""
+
 import pytest
 import torch
 
-from export_fixtures import tiny_detector
-from ssdmobile.runtime import Predictor
-from ssdmobile.targets import export, load_runner
-from ssdmobile.sidecar import read_sidecar, REQUIRED_FIELDS
 from ssdmobile.data import load_image
+from ssdmobile.runtime import Predictor
+from ssdmobile.sidecar import REQUIRED_FIELDS, read_sidecar
+from ssdmobile.targets import export, load_runner
+
+from export_fixtures import tiny_detector
 
 
 @pytest.fixture(scope="module")
@@ -34,13 +36,16 @@ def _match(a, b, box_tol=0.05, score_tol=1e-4):
 @pytest.mark.parametrize("target", ["onnx", "torchscript", "executorch"])
 def test_raw_outputs_and_detections_match_eager(target, detector, images, tmp_path):
     artifacts = export(detector, target, "fp32", tmp_path)
-    assert len(artifacts) == (2 if target == "torchscript" else 1)  # .pt and the lite interpreter's .ptl
+    # .pt and the lite interpreter's .ptl
+    assert len(artifacts) == (2 if target == "torchscript" else 1)
     x = detector.preprocess(images)
     with torch.no_grad():
         ref = detector.forward_core(x)
     for artifact in artifacts:
         sc = read_sidecar(artifact.path)
-        assert sc["target"] == target and sc["nms"]["in_graph"] is False and sc["precision"] == "fp32"
+        assert (
+            sc["target"] == target and sc["nms"]["in_graph"] is False and sc["precision"] == "fp32"
+        )
         assert sc["artifact"] == artifact.path.name
         assert [o["name"] for o in sc["outputs"]] == ["box_encodings", "class_logits"]
         runner = load_runner(artifact.path, threads=2)
@@ -54,21 +59,29 @@ def test_raw_outputs_and_detections_match_eager(target, detector, images, tmp_pa
 
 @pytest.mark.parametrize("target", ["onnx", "torchscript", "executorch"])
 def test_nms_in_graph_matches_eager_nms(target, detector, images, tmp_path):
-    path = export(detector, target, "fp32", tmp_path, nms=True)[-1].path  # torchscript: the lite file
+    # torchscript: the lite file
+    path = export(detector, target, "fp32", tmp_path, nms=True)[-1].path
     sc = read_sidecar(path)
     assert sc["nms"]["in_graph"] is True
     assert [o["name"] for o in sc["outputs"]] == ["boxes", "scores", "labels", "num_detections"]
     runner = load_runner(path, threads=2)
     boxes, scores, labels, num = runner.run(detector.preprocess(images[:1]))
     m = detector.spec.postprocess.max_detections
-    assert boxes.shape == (1, m, 4) and scores.shape == (1, m) and labels.shape == (1, m) and num.shape == (1,)
+    assert (
+        boxes.shape == (1, m, 4)
+        and scores.shape == (1, m)
+        and labels.shape == (1, m)
+        and num.shape == (1,)
+    )
     for got, want in zip(Predictor(runner)(images), detector(images)):
         _match(got, want)
 
 
 def test_torchscript_lite_artifact_is_its_own_artifact(detector, images, tmp_path):
     full, lite = export(detector, "torchscript", "fp32", tmp_path)
-    assert (full.path.suffix, lite.path.suffix) == (".pt", ".ptl") and lite.runtime.startswith("lite interpreter")
+    assert (full.path.suffix, lite.path.suffix) == (".pt", ".ptl") and lite.runtime.startswith(
+        "lite interpreter"
+    )
     assert lite.path.is_file() and read_sidecar(lite.path)["artifact"] == lite.path.name
     assert lite.path.name == full.path.stem + "_lite.ptl"
     lite = lite.path

@@ -9,10 +9,11 @@ import pytest
 import torch
 from torchvision.ops import box_iou
 
-from conftest import COCO128, PERSON_GRAPH, randomize_
 from ssdmobile.data import CocoDataset
 from ssdmobile.fuse import FusionError, count_batchnorms, fuse_detector
 from ssdmobile.models import create_model
+
+from conftest import COCO128, PERSON_GRAPH, randomize_
 
 NUM_IMAGES = 2
 
@@ -23,7 +24,9 @@ def images():
     return [s.image for s in ds]
 
 
-@pytest.mark.parametrize("name,pairs", [("ssdlite_mobilenet_v2_person", 76), ("ssdlite320_mobilenet_v3_large", 70)])
+@pytest.mark.parametrize(
+    "name,pairs", [("ssdlite_mobilenet_v2_person", 76), ("ssdlite320_mobilenet_v3_large", 70)]
+)
 @torch.no_grad()
 def test_fold_is_exact_on_real_images(name, pairs, images):
     det = randomize_(create_model(name, None), seed=1).double()
@@ -69,7 +72,9 @@ def test_real_person_detector_float32(images):
                 continue
             n += 1
             iou = box_iou(box[None], b["boxes"])[0]
-            assert ((iou > 0.999) & (b["labels"] == label) & ((b["scores"] - score).abs() < 1e-4)).any()
+            assert (
+                (iou > 0.999) & (b["labels"] == label) & ((b["scores"] - score).abs() < 1e-4)
+            ).any()
     assert n > 0
 
 
@@ -77,8 +82,27 @@ def test_fuse_command(tmp_path, capsys):
     from ssdmobile.cli import main
 
     out = tmp_path / "fused.pth"
-    assert main(["fuse", "--model", "ssdlite_mobilenet_v2_person", "--weights", str(PERSON_GRAPH),
-                 "--data", str(COCO128), "--split", "val2017", "--num-images", "2", "--runs", "0",
-                 "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "fuse",
+                "--model",
+                "ssdlite_mobilenet_v2_person",
+                "--weights",
+                str(PERSON_GRAPH),
+                "--data",
+                str(COCO128),
+                "--split",
+                "val2017",
+                "--num-images",
+                "2",
+                "--runs",
+                "0",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     text = capsys.readouterr().out
     assert "folded 76 Conv2d+BatchNorm2d pairs" in text and out.is_file()

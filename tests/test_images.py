@@ -2,15 +2,17 @@
 float, LA, RGBA, palette with transparency, CMYK or with an EXIF rotation decodes to the very
 pixels of its 8-bit RGB equivalent, so the person detector finds the very same people (a 16-bit
 PNG used to decode as a white image: AP 0.0 against 0.193)."""
+
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from conftest import PERSON_GRAPH, VAL_IMAGES
 from ssdmobile.data import load_image
 from ssdmobile.errors import ImageError
 from ssdmobile.models import create_model
+
+from conftest import PERSON_GRAPH, VAL_IMAGES
 
 
 @pytest.fixture(scope="module")
@@ -39,14 +41,21 @@ def variants(photo, tmp):
     save("rgb8", photo, rgb)
     save("gray16", Image.fromarray(gray.astype(np.uint16) * 257), gray_rgb)
     save("gray32_int", Image.fromarray(gray.astype(np.int32) * 257, mode="I"), gray_rgb, fmt="TIFF")
-    save("gray_float", Image.fromarray(gray.astype(np.float32) / 255.0, mode="F"), gray_rgb, fmt="TIFF")
+    save(
+        "gray_float",
+        Image.fromarray(gray.astype(np.float32) / 255.0, mode="F"),
+        gray_rgb,
+        fmt="TIFF",
+    )
     alpha = Image.fromarray(np.full(gray.shape, 128, np.uint8))
     save("la", Image.merge("LA", (Image.fromarray(gray), alpha)), gray_rgb)
     save("rgba", Image.merge("RGBA", (*photo.split(), alpha)), rgb)
     pal = photo.quantize(64)
     pal.info["transparency"] = 0
     save("palette_transparent", pal, np.asarray(pal.convert("RGB")))
-    save("cmyk", photo.convert("CMYK"), np.asarray(photo.convert("CMYK").convert("RGB")), fmt="TIFF")
+    save(
+        "cmyk", photo.convert("CMYK"), np.asarray(photo.convert("CMYK").convert("RGB")), fmt="TIFF"
+    )
     exif = Image.Exif()
     exif[0x0112] = 8  # orientation: rotated 90 clockwise when shown, so stored 90 counter-clockwise
     save("exif_rotated", photo.transpose(Image.Transpose.ROTATE_270), rgb, exif=exif)
@@ -64,11 +73,20 @@ def test_the_detector_sees_the_same_people_in_every_mode(photo, tmp_path):
     det = create_model("ssdlite_mobilenet_v2_person", weights=PERSON_GRAPH)
     cases = {name: path for name, path, _ in variants(photo, tmp_path)}
     with torch.no_grad():
-        ref_gray, ref_rgb = det([torch.from_numpy(np.repeat(_gray(photo)[..., None], 3, -1)).permute(2, 0, 1)]), \
-            det([load_image(cases["rgb8"])])
-        assert float(ref_gray[0]["scores"][0]) > 0.5 and float(ref_rgb[0]["scores"][0]) > 0.5  # people found
-        for name, ref in (("gray16", ref_gray), ("gray32_int", ref_gray), ("gray_float", ref_gray),
-                          ("la", ref_gray), ("rgba", ref_rgb), ("exif_rotated", ref_rgb)):
+        ref_gray, ref_rgb = (
+            det([torch.from_numpy(np.repeat(_gray(photo)[..., None], 3, -1)).permute(2, 0, 1)]),
+            det([load_image(cases["rgb8"])]),
+        )
+        # people found
+        assert float(ref_gray[0]["scores"][0]) > 0.5 and float(ref_rgb[0]["scores"][0]) > 0.5
+        for name, ref in (
+            ("gray16", ref_gray),
+            ("gray32_int", ref_gray),
+            ("gray_float", ref_gray),
+            ("la", ref_gray),
+            ("rgba", ref_rgb),
+            ("exif_rotated", ref_rgb),
+        ):
             got = det([load_image(cases[name])])[0]
             for k in ("boxes", "scores", "labels"):
                 assert torch.equal(got[k], ref[0][k]), (name, k)

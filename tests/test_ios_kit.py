@@ -3,6 +3,7 @@
 checks (fast), and with ios_demo/SSDMobileKit/test.sh the reference data from real images and the
 drift-check fixtures from real ExecuTorch programs (slow); the device result the Swift writer
 saved is then read by `ssdmobile device-report`."""
+
 import json
 import os
 import re
@@ -11,7 +12,11 @@ import subprocess
 
 import pytest
 
+from ssdmobile.cli import main
+from ssdmobile.device import read_results
+
 from conftest import REPO
+from device_results import report_for
 
 KIT = REPO / "ios_demo" / "SSDMobileKit"
 SCRIPT = KIT / "test.sh"
@@ -26,8 +31,11 @@ def _swift() -> str | None:
 
 
 SWIFT = _swift()
-NO_SWIFT = pytest.mark.skipif(SWIFT is None, reason="swift not found on PATH or in /opt/swift/usr/bin "
-                                                    "(a Swift toolchain from swift.org builds ios_demo/SSDMobileKit)")
+NO_SWIFT = pytest.mark.skipif(
+    SWIFT is None,
+    reason="swift not found on PATH or in /opt/swift/usr/bin "
+    "(a Swift toolchain from swift.org builds ios_demo/SSDMobileKit)",
+)
 
 
 def _env(**extra) -> dict:
@@ -41,18 +49,45 @@ def test_swift_kit_vectors_and_formats(tmp_path_factory):
     """No fixtures needed: every tests/vectors/*.json case through the Kit (VectorsTests), the
     generated decoders' refusals (FormatTests) and the app-facing API (KitTests)."""
     scratch = tmp_path_factory.mktemp("swift-fast")
-    build = subprocess.run([SWIFT, "build", "--build-tests", "--scratch-path", str(scratch)], cwd=KIT,
-                           capture_output=True, text=True, env=_env(), timeout=1200)
+    build = subprocess.run(
+        [SWIFT, "build", "--build-tests", "--scratch-path", str(scratch)],
+        cwd=KIT,
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=1200,
+    )
     assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
-    warnings = [line for line in (build.stdout + build.stderr).splitlines()
-                if "warning:" in line and "/Generated/" not in line]
+    warnings = [
+        line
+        for line in (build.stdout + build.stderr).splitlines()
+        if "warning:" in line and "/Generated/" not in line
+    ]
     assert not warnings, "\n".join(warnings)
     env = _env()
-    for var in ("SSDMOBILE_REFERENCE_DIRS", "SSDMOBILE_DRIFT_DIR", "SSDMOBILE_RESULTS_OUT", "SSDMOBILE_VECTORS_DIR"):
+    for var in (
+        "SSDMOBILE_REFERENCE_DIRS",
+        "SSDMOBILE_DRIFT_DIR",
+        "SSDMOBILE_RESULTS_OUT",
+        "SSDMOBILE_VECTORS_DIR",
+    ):
         env.pop(var, None)
-    proc = subprocess.run([SWIFT, "test", "--skip-build", "--scratch-path", str(scratch),
-                           "--filter", r"SSDMobileKitTests\.(VectorsTests|FormatTests|KitTests)"],
-                          cwd=KIT, capture_output=True, text=True, env=env, timeout=600)
+    proc = subprocess.run(
+        [
+            SWIFT,
+            "test",
+            "--skip-build",
+            "--scratch-path",
+            str(scratch),
+            "--filter",
+            r"SSDMobileKitTests\.(VectorsTests|FormatTests|KitTests)",
+        ],
+        cwd=KIT,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-4000:]
     assert "with 0 failures" in out
@@ -64,8 +99,13 @@ def test_swift_kit_vectors_and_formats(tmp_path_factory):
 def swift_run(phone_fixtures, tmp_path_factory):
     """test.sh once, on the session's phone fixtures: swift build, swift test (every test class)."""
     build = tmp_path_factory.mktemp("swift")
-    proc = subprocess.run(["bash", str(SCRIPT)], capture_output=True, text=True, timeout=1800,
-                          env=_env(FIXTURES=str(phone_fixtures), BUILD_DIR=str(build)))
+    proc = subprocess.run(
+        ["bash", str(SCRIPT)],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        env=_env(FIXTURES=str(phone_fixtures), BUILD_DIR=str(build)),
+    )
     return phone_fixtures, build, proc
 
 
@@ -76,39 +116,42 @@ def test_swift_kit_on_reference_data_and_drift_fixtures(swift_run, tmp_path, cap
     programs (the true ones pass, the perturbed ones fail, with the Python check's numbers), and the
     device result its writer saved, merged by `ssdmobile device-report` into a report whose row is
     that artifact."""
-    from ssdmobile.bench import Timing
-    from ssdmobile.cli import main
-    from ssdmobile.device import read_results
-    from ssdmobile.report import Report, render
-    from ssdmobile.validate import EagerSummary, Row, ValidateResult
 
     fixtures, build, proc = swift_run
     print(proc.stdout[-4000:], proc.stderr[-4000:])
     assert proc.returncode == 0, proc.stderr[-3000:] or proc.stdout[-3000:]
     out = proc.stdout + proc.stderr
-    assert "with 0 failures" in out and not re.search(r"\d+ tests? skipped", out)  # every fixture was there
+    # every fixture was there
+    assert "with 0 failures" in out and not re.search(r"\d+ tests? skipped", out)
     assert "drift person_fp32: PASS" in out and "drift person_fp32_perturb: FAIL" in out
     assert "drift tiny_nms: PASS" in out and "drift tiny_nms_perturb: FAIL" in out
 
-    golden = json.loads((fixtures / "drift/person/ssdlite_mobilenet_v2_person_executorch_fp32.golden/golden.json")
-                        .read_text())
+    golden = json.loads(
+        (
+            fixtures / "drift/person/ssdlite_mobilenet_v2_person_executorch_fp32.golden/golden.json"
+        ).read_text()
+    )
     sha = golden["artifact_sha256"]
     (written,) = (build / "results").glob("result_*.json")
     (result,) = read_results(written)
-    assert result.app == "ios" and result.artifact == golden["artifact"] and result.artifact_sha256 == sha
-    assert written.name == "result_ssdlite_mobilenet_v2_person_executorch_fp32_20250102T030405Z.json"
-    python = next(c["python"] for c in json.loads((fixtures / "drift/cases.json").read_text())["cases"]
-                  if c["name"] == "person_fp32")
-    assert json.loads(written.read_text())["drift"] == python  # the Swift check's numbers are Python's
+    assert (
+        result.app == "ios"
+        and result.artifact == golden["artifact"]
+        and result.artifact_sha256 == sha
+    )
+    assert (
+        written.name == "result_ssdlite_mobilenet_v2_person_executorch_fp32_20250102T030405Z.json"
+    )
+    python = next(
+        c["python"]
+        for c in json.loads((fixtures / "drift/cases.json").read_text())["cases"]
+        if c["name"] == "person_fp32"
+    )
+    # the Swift check's numbers are Python's
+    assert json.loads(written.read_text())["drift"] == python
 
     # merged into a report whose row is that very artifact; another artifact's result is refused
-    t = Timing(40.0, 50.0, 50, 2)
-    row = Row("executorch", "fp32", False, artifact=golden["artifact"], sha256=sha, ap=0.2, delta_ap=0.0,
-              max_abs_diff=1.5e-4, det_match="4/4", latency_median_ms=13.8, latency_p90_ms=20.6, speedup=2.9)
-    meta = {"model": "ssdlite_mobilenet_v2_person", "images": 4, "classes": ["person"], "threads": 2, "runs": 50,
-            "warmup": 5, "max_drift": None, "machine": {"cpu": "x", "cores": 2, "system": "Linux", "torch": "2"},
-            "seconds": 1.0, "box_tol_px": 0.5, "score_tol": 1e-3}
-    paths = render(Report(ValidateResult([row], EagerSummary(0.2, 0.4, t, t), meta)), tmp_path / "report")
+    paths = report_for(golden["artifact"], sha, tmp_path / "report")
     capsys.readouterr()
     assert main(["device-report", str(written), "--report", str(paths["json"])]) == 0
     md = paths["md"].read_text()

@@ -1,15 +1,23 @@
 """ssdmobile's SSDlite320 MobileNetV3-Large against torchvision's own model on real images."""
+
 import pytest
 import torchvision
 
-from torchvision_twins import assert_detections_one_to_one, assert_raw_outputs_match, rgb_images, twins
+from torchvision_twins import (
+    assert_detections_one_to_one,
+    assert_raw_outputs_match,
+    rgb_images,
+    twins,
+)
 
 NUM_IMAGES = 16
 
 
 @pytest.fixture(scope="module")
 def models():
-    return twins(torchvision.models.detection.ssdlite320_mobilenet_v3_large, "ssdlite320_mobilenet_v3_large")
+    return twins(
+        torchvision.models.detection.ssdlite320_mobilenet_v3_large, "ssdlite320_mobilenet_v3_large"
+    )
 
 
 @pytest.fixture(scope="module")

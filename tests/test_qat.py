@@ -1,5 +1,6 @@
 """Quantization-aware training: recipes, the SSD loss, and two DDP steps under torchrun (2 CPU
 processes, gloo) that end with identical weights on both ranks."""
+
 import os
 import subprocess
 import sys
@@ -7,43 +8,70 @@ import sys
 import pytest
 import torch
 
-from conftest import COCO128, PERSON_GRAPH, REPO
 from ssdmobile.commands.train import load_recipe
 from ssdmobile.config import ConfigError
 from ssdmobile.errors import SSDMobileError
 from ssdmobile.quant.loss import SSDLossConfig, encode_boxes, match, ssd_loss
 from ssdmobile.spec import BoxCoder
 
+from conftest import COCO128, PERSON_GRAPH, REPO
+
 RECIPE = REPO / "recipes" / "qat_ssdlite_person_coco128.yaml"
 
 
 def test_recipes_load_with_nested_overrides():
-    module, r = load_recipe(RECIPE, ["train.steps=2", "optimizer.lr=3e-5", "export=[]",
-                                     "model.name=ssdlite320_mobilenet_v3_small"])
-    assert r.train.steps == 2 and r.optimizer["lr"] == 3e-5 and r.export == [] and r.data.split == "train2017"
-    assert r.model.name == "ssdlite320_mobilenet_v3_small" and r.optimizer["_component_"] == "torch.optim.Adam"
+    module, r = load_recipe(
+        RECIPE,
+        [
+            "train.steps=2",
+            "optimizer.lr=3e-5",
+            "export=[]",
+            "model.name=ssdlite320_mobilenet_v3_small",
+        ],
+    )
+    assert (
+        r.train.steps == 2
+        and r.optimizer["lr"] == 3e-5
+        and r.export == []
+        and r.data.split == "train2017"
+    )
+    assert (
+        r.model.name == "ssdlite320_mobilenet_v3_small"
+        and r.optimizer["_component_"] == "torch.optim.Adam"
+    )
     assert module.__name__.endswith("qat")
     # full COCO is not here: its recipe loads and type-checks; its data checks need the data
-    _, v3 = load_recipe(REPO / "recipes" / "qat_ssdlite320_mobilenet_v3_large_coco.yaml", ["eval.data=null"])
-    assert v3.model.name == "ssdlite320_mobilenet_v3_large" and v3.optimizer["_component_"] == "torch.optim.SGD"
+    _, v3 = load_recipe(
+        REPO / "recipes" / "qat_ssdlite320_mobilenet_v3_large_coco.yaml", ["eval.data=null"]
+    )
+    assert (
+        v3.model.name == "ssdlite320_mobilenet_v3_large"
+        and v3.optimizer["_component_"] == "torch.optim.SGD"
+    )
 
 
-@pytest.mark.parametrize("override,message", [
-    (["train.stepz=2"], "train.stepz.*not in 'TrainConfig'"),
-    (["stepz=2"], "stepz.*not in 'QATConfig'"),
-    (["train.steps=two"], "train.steps.*could not be converted to Integer"),
-    (["optimizer._component_=torch.optim.Nope"], "optimizer._component_: cannot import 'torch.optim.Nope'"),
-    (["optimizer.lrr=1e-4"], "optimizer: .*lrr.*torch.optim.Adam"),
-    (["loss.distill_wieght=1"], "loss: .*distill_wieght.*DetectionLoss"),
-    (["data.split=val2017"], "training images include 128 of the 128 evaluation images"),
-    (["data.hflip=maybe"], "data.hflip.*not a valid bool"),
-    (["nonsense"], "key=value"),
-    (["quant.observer=percentile"], "minmax or histogram"),
-    (["quant.calibrate_images=null"], "needs a calibration pass"),
-    (["quant.freeze_observers_after=3"], "calibrated once and frozen"),
-    (["train.steps=-1"], "at least 0"),
-    (["export=[coreml]"], "QAT exports executorch, onnx, torchscript"),
-])
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        (["train.stepz=2"], "train.stepz.*not in 'TrainConfig'"),
+        (["stepz=2"], "stepz.*not in 'QATConfig'"),
+        (["train.steps=two"], "train.steps.*could not be converted to Integer"),
+        (
+            ["optimizer._component_=torch.optim.Nope"],
+            "optimizer._component_: cannot import 'torch.optim.Nope'",
+        ),
+        (["optimizer.lrr=1e-4"], "optimizer: .*lrr.*torch.optim.Adam"),
+        (["loss.distill_wieght=1"], "loss: .*distill_wieght.*DetectionLoss"),
+        (["data.split=val2017"], "training images include 128 of the 128 evaluation images"),
+        (["data.hflip=maybe"], "data.hflip.*not a valid bool"),
+        (["nonsense"], "key=value"),
+        (["quant.observer=percentile"], "minmax or histogram"),
+        (["quant.calibrate_images=null"], "needs a calibration pass"),
+        (["quant.freeze_observers_after=3"], "calibrated once and frozen"),
+        (["train.steps=-1"], "at least 0"),
+        (["export=[coreml]"], "QAT exports executorch, onnx, torchscript"),
+    ],
+)
 def test_bad_recipe_values_are_one_line(override, message):
     with pytest.raises(SSDMobileError, match=message) as e:
         load_recipe(RECIPE, override)
@@ -75,8 +103,15 @@ def test_encode_inverts_decode(order):
 
 
 def test_ssd_loss_matching_and_mining():
-    anchors = torch.tensor([[0.25, 0.25, 0.5, 0.5], [0.75, 0.75, 0.5, 0.5], [0.75, 0.25, 0.5, 0.5],
-                            [0.25, 0.75, 0.5, 0.5], [0.5, 0.5, 0.2, 0.2]])
+    anchors = torch.tensor(
+        [
+            [0.25, 0.25, 0.5, 0.5],
+            [0.75, 0.75, 0.5, 0.5],
+            [0.75, 0.25, 0.5, 0.5],
+            [0.25, 0.75, 0.5, 0.5],
+            [0.5, 0.5, 0.2, 0.2],
+        ]
+    )
     gt = {"boxes": torch.tensor([[0.0, 0.0, 0.5, 0.5]]), "labels": torch.tensor([1])}
     assert match(anchors, gt["boxes"], 0.5).tolist() == [0, -1, -1, -1, -1]
     coder = BoxCoder(clamp=None)
@@ -89,11 +124,14 @@ def test_ssd_loss_matching_and_mining():
     # 3:1 mining: with one positive, only the 3 hardest of 4 negatives count
     logits2 = logits.clone()
     logits2[0, 4, 1] = 8.0  # one very wrong negative
-    mined, _ = ssd_loss(perfect_enc, logits2, [gt], anchors, coder, "sigmoid", SSDLossConfig(neg_pos_ratio=0.0))
+    mined, _ = ssd_loss(
+        perfect_enc, logits2, [gt], anchors, coder, "sigmoid", SSDLossConfig(neg_pos_ratio=0.0)
+    )
     assert mined < 0.01  # ratio 0: no negatives at all
-    focal, _ = ssd_loss(perfect_enc, logits2, [gt], anchors, coder, "softmax", SSDLossConfig(focal=True))
+    focal, _ = ssd_loss(
+        perfect_enc, logits2, [gt], anchors, coder, "softmax", SSDLossConfig(focal=True)
+    )
     assert torch.isfinite(focal)
-
 
 
 def _free_port() -> int:
@@ -104,15 +142,37 @@ def _free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 
+
 @pytest.mark.slow
 def test_torchrun_two_processes_identical_weights(tmp_path):
     out = tmp_path / "qat"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(_free_port()),
-           "-m", "ssdmobile", "train", "--recipe", str(RECIPE), "train.steps=2", "data.batch_size=2",
-           "data.num_images=8", "train.threads=1", "export=[]", "eval.data=null", f"out_dir={out}",
-           "train.log_every=1", "train.checkpoint_every=2", "quant.calibrate_images=2", f"data.root={COCO128}",
-           f"model.weights={PERSON_GRAPH}"]  # the shared graph, imported offline
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        str(_free_port()),
+        "-m",
+        "ssdmobile",
+        "train",
+        "--recipe",
+        str(RECIPE),
+        "train.steps=2",
+        "data.batch_size=2",
+        "data.num_images=8",
+        "train.threads=1",
+        "export=[]",
+        "eval.data=null",
+        f"out_dir={out}",
+        "train.log_every=1",
+        "train.checkpoint_every=2",
+        "quant.calibrate_images=2",
+        f"data.root={COCO128}",
+        f"model.weights={PERSON_GRAPH}",  # the shared graph, imported offline
+    ]
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "step 2/2" in proc.stdout
@@ -122,7 +182,6 @@ def test_torchrun_two_processes_identical_weights(tmp_path):
     assert ckpt["step"] == 2
     # the trained float weights load into the registry's model (they feed PTQ of every target)
     from ssdmobile.models import create_model
-
     from ssdmobile.models.weights import load_state_dict_file
 
     sd = load_state_dict_file(out / "float.pth")
@@ -141,6 +200,7 @@ def test_prepared_qat_model_is_the_float_model():
     from ssdmobile.models import create_model
     from ssdmobile.quant.ptq import _evaluable
     from ssdmobile.quant.qat import float_state_dict, prepare_qat, set_bn_frozen
+
     from conftest import VAL_IMAGES
 
     det = create_model("ssdlite_mobilenet_v2_person", weights=PERSON_GRAPH).eval()

@@ -3,28 +3,40 @@ interpreter) against float and against ExecuTorch int8, the sensitivity ranking,
 fallback through each int8 tool. No trained MobileNetV3 weights exist here: the checkpoints are
 random with realistic BatchNorm statistics and data-aligned filters (realistic_random_ on 8
 train2017 images), so the tests compare int8 with float, never with ground truth."""
+
 import pytest
 import torch
 from torch import nn
 from torchvision.ops import box_iou
 
-from conftest import COCO128
 from ssdmobile.data import CocoDataset
 from ssdmobile.models import create_model
 from ssdmobile.models.weights import realistic_random_
 from ssdmobile.quant.eager import quantize_core_eager, quantize_detector_eager
-from ssdmobile.quant.ptq import Calibration, QuantizationError, calibration_inputs, quantize_detector_pt2e
+from ssdmobile.quant.ptq import (
+    Calibration,
+    QuantizationError,
+    calibration_inputs,
+    quantize_detector_pt2e,
+)
 from ssdmobile.quant.sensitivity import sqnr_db
 from ssdmobile.sidecar import read_sidecar
 from ssdmobile.targets import export, export_quantized, load_predictor, load_runner
+
+from conftest import COCO128
 
 BN_IMAGES, CALIB_IMAGES = 8, 4
 # calibration here is min-max: the histogram observers (the default) take minutes in eager mode
 # one unit of each MobileNetV3 kind, in Small: hardswish conv, squeeze-excite fc1 / fc2, ReLU6 extra
 # block, the heads' depthwise conv and prediction conv
-SMALL_UNITS = ["backbone.features.0.4.block.0", "backbone.features.0.4.block.2.fc1",
-               "backbone.features.0.4.block.2.fc2", "backbone.extra.0.1",
-               "head.classification_head.module_list.0.0", "head.regression_head.module_list.1.1"]
+SMALL_UNITS = [
+    "backbone.features.0.4.block.0",
+    "backbone.features.0.4.block.2.fc1",
+    "backbone.features.0.4.block.2.fc2",
+    "backbone.extra.0.1",
+    "head.classification_head.module_list.0.0",
+    "head.regression_head.module_list.1.1",
+]
 
 
 def _model(name, **kwargs):
@@ -50,8 +62,9 @@ def val_images():
 
 
 def _lite_artifact(qdet, record, out):
-    """The int8 detector exported by the target table's TorchScript exporter: its lite interpreter file."""
-    pt, ptl = (a.path for a in export_quantized(qdet, "torchscript", out, record))
+    """The int8 detector exported by the target table's TorchScript
+    exporter: its lite interpreter file."""
+    _pt, ptl = (a.path for a in export_quantized(qdet, "torchscript", out, record))
     assert ptl.suffix == ".ptl"
     return ptl
 
@@ -63,7 +76,9 @@ def assert_overlaps_float(det, predictor, images):
         float_dets, int8_dets = det(images), predictor(images)
     for f, q in zip(float_dets, int8_dets):
         assert len(q["scores"]) > 0
-        iou = box_iou(f["boxes"][:10], q["boxes"][:100]) * (f["labels"][:10, None] == q["labels"][None, :100])
+        iou = box_iou(f["boxes"][:10], q["boxes"][:100]) * (
+            f["labels"][:10, None] == q["labels"][None, :100]
+        )
         assert (iou.max(1).values > 0.5).all()
 
 
@@ -83,13 +98,23 @@ def test_qnnpack_lite_matches_float_on_real_images(which, request, val_images, t
 
 
 def test_torchscript_int8_through_the_target_table(small, val_images, tmp_path):
-    """`ssdmobile export/quantize --target torchscript --precision int8` on MobileNetV3 Small, with one
-    unit kept in float: both files written, the sidecar records the float module, the lite file
+    """`ssdmobile export/quantize --target torchscript --precision int8` on MobileNetV3 Small, with
+    one unit kept in float: both files written, the sidecar records the float module, the lite file
     runs and finds what float finds."""
     det, _ = small
     keep = ["backbone.features.0.4.block.2.fc1"]
-    pt, ptl = (a.path for a in export(det, "torchscript", "int8", tmp_path, progress=False, float_modules=keep,
-                                     calibration=Calibration(str(COCO128), "train2017", 2, "minmax")))
+    pt, ptl = (
+        a.path
+        for a in export(
+            det,
+            "torchscript",
+            "int8",
+            tmp_path,
+            progress=False,
+            float_modules=keep,
+            calibration=Calibration(str(COCO128), "train2017", 2, "minmax"),
+        )
+    )
     assert "quantized::hardswish" in str(torch.jit.load(str(pt)).inlined_graph)
     quantization = read_sidecar(ptl)["quantization"]
     assert quantization["engine"] == "qnnpack" and quantization["float_modules"] == keep
@@ -97,8 +122,9 @@ def test_torchscript_int8_through_the_target_table(small, val_images, tmp_path):
 
 
 def test_hardswish_hardsigmoid_and_se_run_quantized(small):
-    """The converted module computes hardswish, hardsigmoid, the SE average pool and multiply and the
-    residual adds on quantized tensors; the only dequantizations are the 12 at the prediction convs."""
+    """The converted module computes hardswish, hardsigmoid, the SE average pool and multiply and
+    the residual adds on quantized tensors; the only dequantizations are the 12
+    at the prediction convs."""
     from torch.ao.nn.quantized import Hardswish as QuantizedHardswish
 
     det, calib = small
@@ -107,16 +133,29 @@ def test_hardswish_hardsigmoid_and_se_run_quantized(small):
     quantized_in_out = {}
 
     def record(m, args, out):
-        quantized_in_out.setdefault(type(m).__name__, set()).add((args[0].is_quantized, out.is_quantized))
+        quantized_in_out.setdefault(type(m).__name__, set()).add(
+            (args[0].is_quantized, out.is_quantized)
+        )
+
     for m in qcore.modules():
         if isinstance(m, (nn.Hardsigmoid, QuantizedHardswish, nn.AdaptiveAvgPool2d)):
             m.register_forward_hook(record)
     with torch.no_grad():
         qcore(calib[0])
-        ops = [n.kind() for n in torch.jit.trace(qcore, calib[0], check_trace=False).inlined_graph.nodes()]
-    assert quantized_in_out == {"Hardsigmoid": {(True, True)}, "Hardswish": {(True, True)},
-                                "AdaptiveAvgPool2d": {(True, True)}}
-    assert ops.count("quantized::hardswish") > 10 and "quantized::mul" in ops and "quantized::add" in ops
+        ops = [
+            n.kind()
+            for n in torch.jit.trace(qcore, calib[0], check_trace=False).inlined_graph.nodes()
+        ]
+    assert quantized_in_out == {
+        "Hardsigmoid": {(True, True)},
+        "Hardswish": {(True, True)},
+        "AdaptiveAvgPool2d": {(True, True)},
+    }
+    assert (
+        ops.count("quantized::hardswish") > 10
+        and "quantized::mul" in ops
+        and "quantized::add" in ops
+    )
     assert ops.count("aten::dequantize") == 12 and ops.count("aten::quantize_per_tensor") == 1
 
 
@@ -149,7 +188,7 @@ def test_width_and_tail_variants_quantize(kwargs, small):
 def test_unknown_core_is_one_clear_error():
     from ssdmobile.quant.eager import make_quantizable
 
-    with pytest.raises(QuantizationError, match="cannot do mystery_net: .*Sequential"):
+    with pytest.raises(QuantizationError, match=r"cannot do mystery_net: .*Sequential"):
         make_quantizable(nn.Sequential(nn.Conv2d(3, 8, 3)), name="mystery_net")
 
 
@@ -159,8 +198,10 @@ def test_qnnpack_sqnr_within_3db_of_executorch(small, tmp_path):
     runtime (lite interpreter; ExecuTorch with XNNPACK) on the same val2017 images."""
     det, calib = small
     xs = [det.preprocess([s.image]) for s in CocoDataset(COCO128, "val2017", max_images=3)]
-    lite = load_runner(_lite_artifact(*quantize_detector_eager(det, calib, "minmax", progress=False), tmp_path),
-                       threads=2)
+    lite = load_runner(
+        _lite_artifact(*quantize_detector_eager(det, calib, "minmax", progress=False), tmp_path),
+        threads=2,
+    )
     qdet, record = quantize_detector_pt2e(det, calib, "minmax", progress=False)
     (pte,) = (a.path for a in export_quantized(qdet, "executorch", tmp_path, record))
     pte = load_runner(pte, threads=2)
@@ -193,18 +234,27 @@ def test_float_fallback_eager_qnnpack(small, tmp_path):
     from ssdmobile.quant.float_fallback import FloatIsland
 
     det, calib = small
-    qcore = quantize_core_eager(det.core, calib[:2], observer="minmax", progress=False, float_modules=SMALL_UNITS)
+    qcore = quantize_core_eager(
+        det.core, calib[:2], observer="minmax", progress=False, float_modules=SMALL_UNITS
+    )
     modules = dict(qcore.core.named_modules())
     for name in SMALL_UNITS:
         island = modules[name]
         assert isinstance(island, FloatIsland)
-        assert any(type(m) in (nn.Conv2d, torch.ao.nn.intrinsic.ConvReLU2d) for m in island.module.modules())
-        assert not any(type(m).__module__.startswith("torch.ao.nn.quantized") for m in island.module.modules())
-    # the ReLU6 unit's float output keeps its [0, 6] clamp; the prediction conv's output leaves in float
+        assert any(
+            type(m) in (nn.Conv2d, torch.ao.nn.intrinsic.ConvReLU2d)
+            for m in island.module.modules()
+        )
+        assert not any(
+            type(m).__module__.startswith("torch.ao.nn.quantized") for m in island.module.modules()
+        )
+    # the ReLU6 unit's float output keeps its [0, 6] clamp; the
+    # prediction conv's output leaves in float
     assert isinstance(modules["backbone.extra.0.1"].quant, Quantize)
     assert abs(float(modules["backbone.extra.0.1"].quant.scale) - 6 / 255) < 1e-7
     assert isinstance(modules["head.regression_head.module_list.1.1"].quant, nn.Identity)
-    assert sum(isinstance(m, torch.ao.nn.quantized.Conv2d) for m in qcore.modules()) > 20  # the rest is int8
+    # the rest is int8
+    assert sum(isinstance(m, torch.ao.nn.quantized.Conv2d) for m in qcore.modules()) > 20
     with torch.no_grad():
         assert sqnr_db(det.core(calib[3]), qcore(calib[3])) > 12
 
@@ -220,7 +270,9 @@ def test_float_fallback_executorch(small):
         if n.op == "call_function" and "conv2d" in str(n.target):
             module = list(n.meta["nn_module_stack"].values())[-1][0]
             (int8_convs if "dequantize" in str(n.args[1].target) else float_convs).add(module)
-    assert any(m.startswith(keep[0]) for m in float_convs) and any(m.startswith(keep[1]) for m in float_convs)
+    assert any(m.startswith(keep[0]) for m in float_convs) and any(
+        m.startswith(keep[1]) for m in float_convs
+    )
     assert not any(m.startswith(tuple(keep)) for m in int8_convs) and len(int8_convs) > 40
 
 
@@ -233,7 +285,9 @@ def test_float_fallback_onnx(small, tmp_path):
     (fp32,) = (a.path for a in export(det, "onnx", "fp32", tmp_path))
     keep = ["backbone.features.0.4.block.0", "backbone.features.0.4.block.2.fc1"]
     excluded = nodes_for_modules(onnx.load(str(fp32)), keep)
-    assert {"Conv", "HardSwish"} <= {n.op_type for n in onnx.load(str(fp32)).graph.node if n.name in excluded}
+    assert {"Conv", "HardSwish"} <= {
+        n.op_type for n in onnx.load(str(fp32)).graph.node if n.name in excluded
+    }
     int8 = tmp_path / "int8.onnx"
     record = quantize_onnx_file(fp32, int8, calib[:1], "minmax", float_modules=keep)
     assert record["float_nodes"] == excluded
@@ -243,7 +297,7 @@ def test_float_fallback_onnx(small, tmp_path):
     weight_is_int8 = {n.name: producer.get(n.input[1]) == "DequantizeLinear" for n in convs}
     assert not any(weight_is_int8[n] for n in excluded if n in weight_is_int8)
     assert sum(weight_is_int8.values()) > 40
-    with pytest.raises(QuantizationError, match="backbone.nope"):
+    with pytest.raises(QuantizationError, match=r"backbone.nope"):
         nodes_for_modules(onnx.load(str(fp32)), ["backbone.nope"])
 
 
@@ -254,24 +308,41 @@ def test_onnx_int8_with_nms_histogram_calibration(large, val_images, tmp_path):
     ("inhomogeneous shape"); only the core's tensors are observed now, decode and NMS stay float."""
     import onnx
 
-    det, calib = large
-    (art,) = export(det, "onnx", "int8", tmp_path, nms=True,
-                    calibration=Calibration(str(COCO128), "train2017", CALIB_IMAGES, "histogram"), progress=False)
+    det, _calib = large
+    (art,) = export(
+        det,
+        "onnx",
+        "int8",
+        tmp_path,
+        nms=True,
+        calibration=Calibration(str(COCO128), "train2017", CALIB_IMAGES, "histogram"),
+        progress=False,
+    )
     graph = onnx.load(str(art.path)).graph
     assert sum(n.op_type == "QuantizeLinear" for n in graph.node) > 50
     assert "NonMaxSuppression" in {n.op_type for n in graph.node}
     assert read_sidecar(art.path)["quantization"]["observer"] == "histogram"
     with torch.no_grad():
         float_dets, int8_dets = det(val_images), load_predictor(art.path)(val_images)
-    for f, q in zip(float_dets, int8_dets):  # float's 10 best: at least 8 found again (same label, IoU > 0.5)
+    for f, q in zip(
+        float_dets, int8_dets
+    ):  # float's 10 best: at least 8 found again (same label, IoU > 0.5)
         assert len(q["scores"]) > 0
-        iou = box_iou(f["boxes"][:10], q["boxes"][:100]) * (f["labels"][:10, None] == q["labels"][None, :100])
+        iou = box_iou(f["boxes"][:10], q["boxes"][:100]) * (
+            f["labels"][:10, None] == q["labels"][None, :100]
+        )
         assert int((iou.max(1).values > 0.5).sum()) >= 8
 
 
 # onnx and executorch export twice each (minutes on 2 shared cores): slow
-@pytest.mark.parametrize("target", ["torchscript", pytest.param("onnx", marks=pytest.mark.slow),
-                                    pytest.param("executorch", marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+    "target",
+    [
+        "torchscript",
+        pytest.param("onnx", marks=pytest.mark.slow),
+        pytest.param("executorch", marks=pytest.mark.slow),
+    ],
+)
 def test_sensitivity_float_fallback_command(target, small, tmp_path, capsys):
     """`ssdmobile sensitivity --model ssdlite320_mobilenet_v3_small --float-fallback 2 --target T`
     ranks every unit and writes the all-int8 and the fallback artifacts of T, the fallback one
@@ -284,9 +355,30 @@ def test_sensitivity_float_fallback_command(target, small, tmp_path, capsys):
     ckpt = tmp_path / "small_random.pth"
     torch.save(det.core.state_dict(), ckpt)
     out = tmp_path / "out"
-    assert main(["sensitivity", "--model", det.spec.name, "--weights", str(ckpt), "--calib-data", str(COCO128),
-                 "--num-images", "1", "--calib-images", "1", "--observer", "minmax", "--float-fallback", "2",
-                 "--target", target, "--out", str(out), "--no-progress"]) in (None, 0)
+    assert main(
+        [
+            "sensitivity",
+            "--model",
+            det.spec.name,
+            "--weights",
+            str(ckpt),
+            "--calib-data",
+            str(COCO128),
+            "--num-images",
+            "1",
+            "--calib-images",
+            "1",
+            "--observer",
+            "minmax",
+            "--float-fallback",
+            "2",
+            "--target",
+            target,
+            "--out",
+            str(out),
+            "--no-progress",
+        ]
+    ) in (None, 0)
     ranking = json.loads((out / f"{det.spec.name}_sensitivity.json").read_text())["ranking"]
     assert len(ranking) == sum(isinstance(m, nn.Conv2d) for m in det.core.modules())
     fallback = [p for p in out.iterdir() if "_fallback2" in p.name and p.suffix != ".json"]

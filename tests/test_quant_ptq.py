@@ -1,26 +1,33 @@
-"""Post-training int8 (ssdmobile.quant) on the real person detector: every runnable target's artifact,
-run in its own runtime, finds the people the float model finds on real val2017 images.
+"""Post-training int8 (ssdmobile.quant) on the real person detector: every runnable target's
+artifact, run in its own runtime, finds the people the float model finds on real val2017 images.
 Calibration: 2 train2017 images (min-max), enough for a smoke-sized but real int8 model."""
+
 import json
 
 import pytest
 import torch
 from torchvision.ops import box_iou
 
-from conftest import COCO128, PERSON_GRAPH
 from ssdmobile.data import CocoDataset, open_dataset, refuse_shared_images
 from ssdmobile.errors import DatasetError
 from ssdmobile.models import create_model
-from ssdmobile.quant.ptq import (Calibration, QuantizationError, calibration_inputs, quantize_core_pt2e,
-                                 xnnpack_quantization_config)
+from ssdmobile.quant.ptq import (
+    Calibration,
+    QuantizationError,
+    calibration_inputs,
+    quantize_core_pt2e,
+    xnnpack_quantization_config,
+)
 from ssdmobile.targets import export, load_predictor
+
+from conftest import COCO128, PERSON_GRAPH
 
 CALIB_IMAGES = 2
 
 
 def test_refuses_to_calibrate_on_the_scored_images():
-    """Calibration is refused by image content (sha256), not by split name: the scored val2017 images
-    cannot calibrate, train2017 ones can."""
+    """Calibration is refused by image content (sha256), not by split name: the scored val2017
+    images cannot calibrate, train2017 ones can."""
     val = open_dataset(COCO128, "val2017", 4)
     with pytest.raises(DatasetError, match="include 4 of the 4 evaluation images"):
         refuse_shared_images(open_dataset(COCO128, "val2017", 8), val)
@@ -53,7 +60,8 @@ CALIB = Calibration(str(COCO128), "train2017", CALIB_IMAGES, "minmax")
 
 @pytest.fixture(scope="module")
 def people_images(person):
-    """3 val2017 images on which the float model is confident someone is there, and its detections."""
+    """3 val2017 images on which the float model is confident
+    someone is there, and its detections."""
     ds = CocoDataset(COCO128, "val2017", max_images=16)
     images = [s.image for s in ds]
     with torch.no_grad():
@@ -71,7 +79,9 @@ def assert_overlaps_float(predict, people_images):
         assert len(q["scores"]) > 0
         for box in f["boxes"][f["scores"] > 0.5]:
             ious = box_iou(box[None], q["boxes"][q["scores"] > 0.2])[0]
-            assert ious.numel() and ious.max() > 0.5, "a confident float detection has no int8 counterpart"
+            assert ious.numel() and ious.max() > 0.5, (
+                "a confident float detection has no int8 counterpart"
+            )
             matched += 1
     assert matched >= 3
 
@@ -80,16 +90,22 @@ def check_sidecar(path, target):
     side = json.loads(path.with_suffix(".json").read_text())
     assert side["precision"] == "int8" and side["target"] == target
     q = side["quantization"]
-    assert q["calibration"]["num_images"] == CALIB_IMAGES and q["calibration"]["split"] == "train2017"
+    assert (
+        q["calibration"]["num_images"] == CALIB_IMAGES and q["calibration"]["split"] == "train2017"
+    )
     assert "per-channel symmetric" in q["weights"]
 
 
 @pytest.mark.slow
 def test_executorch_int8(person, people_images, tmp_path):
-    (path,) = (a.path for a in export(person, "executorch", "int8", tmp_path, calibration=CALIB, progress=False))
+    (path,) = (
+        a.path
+        for a in export(person, "executorch", "int8", tmp_path, calibration=CALIB, progress=False)
+    )
     check_sidecar(path, "executorch")
     delegation = json.loads(path.with_suffix(".json").read_text())["executorch"]["delegation"]
-    assert delegation["delegated_ops"] > 100 and delegation["non_delegated_ops"] == 0, delegation  # all XNNPACK
+    # all XNNPACK
+    assert delegation["delegated_ops"] > 100 and delegation["non_delegated_ops"] == 0, delegation
     assert_overlaps_float(load_predictor(path, threads=2), people_images)
 
 
@@ -111,20 +127,27 @@ def test_onnx_int8_with_nms_keeps_decode_in_float(person, people_images, tmp_pat
     -0.0050 against -0.0010 without NMS, and no image's detections matched float)."""
     import onnx
 
-    (path,) = (a.path for a in export(person, "onnx", "int8", tmp_path, nms=True, calibration=CALIB))
+    (path,) = (
+        a.path for a in export(person, "onnx", "int8", tmp_path, nms=True, calibration=CALIB)
+    )
     graph = onnx.load(str(path)).graph
     quantized = {i for n in graph.node if n.op_type == "QuantizeLinear" for i in n.input}
     assert len(quantized) > 50  # the core is int8
     producers = {o: n for n in graph.node for o in n.output}
     for name in ("nms_boxes_in", "nms_scores_in", "boxes", "scores"):
         assert name not in quantized and producers[name].op_type != "DequantizeLinear", name
-    assert json.loads(path.with_suffix(".json").read_text())["quantization"]["method"].endswith("(decode and NMS float)")
+    assert json.loads(path.with_suffix(".json").read_text())["quantization"]["method"].endswith(
+        "(decode and NMS float)"
+    )
     assert_overlaps_float(load_predictor(path, threads=2), people_images)
 
 
 @pytest.mark.slow
 def test_torchscript_int8_lite(person, people_images, tmp_path):
-    path, lite = (a.path for a in export(person, "torchscript", "int8", tmp_path, calibration=CALIB, progress=False))
+    path, lite = (
+        a.path
+        for a in export(person, "torchscript", "int8", tmp_path, calibration=CALIB, progress=False)
+    )
     assert lite.name == path.stem + "_lite.ptl"
     check_sidecar(path, "torchscript")
     check_sidecar(lite, "torchscript")
@@ -139,7 +162,10 @@ def test_coreml_int8_weights_spec(person, tmp_path):
 
     (path,) = (a.path for a in export(person, "coreml", "int8", tmp_path))
     summary = check_int8_spec(path)
-    assert summary["int8_weight_ops"] > 50 and summary["outputs"] == ["box_encodings", "class_logits"]
+    assert summary["int8_weight_ops"] > 50 and summary["outputs"] == [
+        "box_encodings",
+        "class_logits",
+    ]
     fp16_bytes = 4.5e6  # the fp16 package is ~9 MB: int8 weights halve it
     assert sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) < fp16_bytes
 
@@ -147,17 +173,32 @@ def test_coreml_int8_weights_spec(person, tmp_path):
 def test_tagged_export_keeps_the_untagged_one(tmp_path):
     """sensitivity --float-fallback writes the all-int8 artifact and then a tagged one into the same
     directory: the tagged export must not move the first one away (it did, before staging)."""
-    from export_fixtures import tiny_detector
     from ssdmobile.sidecar import read_sidecar
+
+    from export_fixtures import tiny_detector
 
     det = tiny_detector()
     out = tmp_path / "out"
-    (plain,) = (a.path for a in export(det, "executorch", "int8", out, calibration=CALIB, progress=False))
-    (tagged,) = (a.path for a in export(det, "executorch", "int8", out, calibration=CALIB, float_modules=["cls"],
-                                        tag="_fallback1", progress=False))
+    (plain,) = (
+        a.path for a in export(det, "executorch", "int8", out, calibration=CALIB, progress=False)
+    )
+    (tagged,) = (
+        a.path
+        for a in export(
+            det,
+            "executorch",
+            "int8",
+            out,
+            calibration=CALIB,
+            float_modules=["cls"],
+            tag="_fallback1",
+            progress=False,
+        )
+    )
     assert plain.is_file() and tagged.is_file() and plain != tagged
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        [plain.name, tagged.name, plain.with_suffix(".json").name, tagged.with_suffix(".json").name])
+        [plain.name, tagged.name, plain.with_suffix(".json").name, tagged.with_suffix(".json").name]
+    )
     sc = read_sidecar(tagged)
     assert sc["artifact"] == tagged.name and sc["quantization"]["float_modules"] == ["cls"]
     assert read_sidecar(plain)["quantization"]["float_modules"] == []
@@ -172,8 +213,11 @@ class _Cancelling(torch.nn.Module):
         super().__init__()
         self.conv = torch.nn.Conv2d(2, 2, 1)
         with torch.no_grad():
-            self.conv.weight.copy_(torch.tensor([[1.0, -1.0], [0.5, -0.5]]).reshape(2, 2, 1, 1) if cancel
-                                   else torch.tensor([[1.0, 0.2], [0.5, 0.3]]).reshape(2, 2, 1, 1))
+            self.conv.weight.copy_(
+                torch.tensor([[1.0, -1.0], [0.5, -0.5]]).reshape(2, 2, 1, 1)
+                if cancel
+                else torch.tensor([[1.0, 0.2], [0.5, 0.3]]).reshape(2, 2, 1, 1)
+            )
             self.conv.bias.zero_()
 
     def forward(self, x):
@@ -181,13 +225,17 @@ class _Cancelling(torch.nn.Module):
 
 
 def test_a_requantization_scale_xnnpack_refuses_fails_at_export_in_one_line():
-    """ExecuTorch 1.5.1 aborts the whole process (XNNPACK's unsupported_parameter, then a double free)
-    when it loads such a program: quantize_core_pt2e must refuse it first, naming the layer and the
-    float fallback that avoids it; the fallback then quantizes, and an ordinary conv passes."""
-    inputs = [torch.rand(1, 1, 8, 8) * 1e4 for _ in range(4)]  # activations a trained model never has
+    """ExecuTorch 1.5.1 aborts the whole process (XNNPACK's unsupported_parameter, then a double
+    free) when it loads such a program: quantize_core_pt2e must refuse it first, naming the layer
+    and the float fallback that avoids it; the fallback then quantizes, and
+    an ordinary conv passes."""
+    # activations a trained model never has
+    inputs = [torch.rand(1, 1, 8, 8) * 1e4 for _ in range(4)]
     with pytest.raises(QuantizationError) as e:
         quantize_core_pt2e(_Cancelling(True), inputs, progress=False)
     msg = str(e.value)
-    assert "\n" not in msg and "requantization scale" in msg and msg.endswith("--float-modules conv"), msg
+    assert (
+        "\n" not in msg and "requantization scale" in msg and msg.endswith("--float-modules conv")
+    ), msg
     quantize_core_pt2e(_Cancelling(True), inputs, float_modules=["conv"], progress=False)
     quantize_core_pt2e(_Cancelling(False), inputs, progress=False)

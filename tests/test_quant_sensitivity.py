@@ -1,12 +1,14 @@
 """Sensitivity ranking (ssdmobile.quant.sensitivity) on one real calibration image."""
+
 import math
 
 import torch
 
-from conftest import COCO128, PERSON_GRAPH
 from ssdmobile.models import create_model
 from ssdmobile.quant.ptq import calibration_inputs
 from ssdmobile.quant.sensitivity import quant_units, rank_layers, sqnr_db
+
+from conftest import COCO128, PERSON_GRAPH
 
 
 def test_units_cover_every_conv():
@@ -14,7 +16,8 @@ def test_units_cover_every_conv():
     units = quant_units(det.core)
     convs = sum(isinstance(m, torch.nn.Conv2d) for m in det.core.modules())
     assert len(units) == convs == 88
-    assert "backbone.0" in units and "box_head.0.1" in units  # Conv+BN+ReLU6 unit, bare prediction conv
+    # Conv+BN+ReLU6 unit, bare prediction conv
+    assert "backbone.0" in units and "box_head.0.1" in units
 
 
 def test_sqnr():
@@ -47,8 +50,13 @@ def test_float_fallback_keeps_named_layers_in_float():
 
     def quantized_conv_weights(gm):
         """Module names of the convs whose weight comes out of a dequantize (int8 weights)."""
-        return {list(n.meta["nn_module_stack"].values())[-1][0] for n in gm.graph.nodes
-                if n.op == "call_function" and "conv2d" in str(n.target) and "dequantize" in str(n.args[1].target)}
+        return {
+            list(n.meta["nn_module_stack"].values())[-1][0]
+            for n in gm.graph.nodes
+            if n.op == "call_function"
+            and "conv2d" in str(n.target)
+            and "dequantize" in str(n.args[1].target)
+        }
 
     everything = quantize_core_pt2e(det.core, inputs, progress=False)
     mixed = quantize_core_pt2e(det.core, inputs, float_modules=keep, progress=False)

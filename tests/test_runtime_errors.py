@@ -1,16 +1,18 @@
 """Bad artifacts: missing, truncated, not what the extension says, missing or mismatching sidecar,
 Core ML off macOS: one clear typed error each (and one line from the CLI)."""
+
 import json
 import platform
 import shutil
 
 import pytest
 
-from export_fixtures import tiny_detector
 from ssdmobile.cli import main
 from ssdmobile.runtime import ArtifactError, RuntimeUnavailable
-from ssdmobile.targets import export, load_runner
 from ssdmobile.sidecar import SidecarError
+from ssdmobile.targets import export, load_runner
+
+from export_fixtures import tiny_detector
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +35,7 @@ def test_missing_and_unknown(tmp_path):
     with pytest.raises(ArtifactError, match="not found"):
         load_runner(tmp_path / "nope.onnx")
     (tmp_path / "m.tflite").write_bytes(b"x")
-    with pytest.raises(ArtifactError, match="unknown artifact type '.tflite'"):
+    with pytest.raises(ArtifactError, match=r"unknown artifact type '.tflite'"):
         load_runner(tmp_path / "m.tflite")
 
 
@@ -42,7 +44,7 @@ def test_truncated(target, artifacts, tmp_path):
     p = _copy(artifacts[target], tmp_path)
     data = p.read_bytes()
     p.write_bytes(data[: len(data) // 2])
-    with pytest.raises(ArtifactError, match="truncated|sha256|not a"):
+    with pytest.raises(ArtifactError, match=r"truncated|sha256|not a"):
         load_runner(p)
     # without the checksum in the sidecar, the runtime's own loader still refuses it
     sc = json.loads(p.with_suffix(".json").read_text())
@@ -55,7 +57,7 @@ def test_truncated(target, artifacts, tmp_path):
 @pytest.mark.parametrize("src, fake", [("onnx", ".pte"), ("executorch", ".onnx"), ("onnx", ".pt")])
 def test_content_is_not_what_the_extension_says(src, fake, artifacts, tmp_path):
     p = _copy(artifacts[src], tmp_path, "renamed" + fake)
-    with pytest.raises(ArtifactError, match="not an? "):
+    with pytest.raises(ArtifactError, match=r"not an? "):
         load_runner(p)
 
 
@@ -74,7 +76,7 @@ def test_mismatching_sidecar(artifacts, tmp_path):
     with pytest.raises(ArtifactError, match="describes a executorch artifact"):
         load_runner(p)
     sc_path.write_text(json.dumps({**sc, "artifact": "other.onnx"}))
-    with pytest.raises(ArtifactError, match="written for other.onnx"):
+    with pytest.raises(ArtifactError, match=r"written for other.onnx"):
         load_runner(p)
     # another export (different weights) under this name, beside this sidecar
     sc_path.write_text(json.dumps(sc))
@@ -97,8 +99,18 @@ def test_coreml_needs_macos(tmp_path):
     (pkg / "Manifest.json").write_text("{}")
     det = tiny_detector()
     from ssdmobile.sidecar import build_sidecar
-    sc = build_sidecar(det.spec, det.anchors, target="coreml", precision="fp16", artifact=pkg.name,
-                       input_name="image", input_shape=[1, 3, 64, 64], outputs=[], nms_in_graph=False)
+
+    sc = build_sidecar(
+        det.spec,
+        det.anchors,
+        target="coreml",
+        precision="fp16",
+        artifact=pkg.name,
+        input_name="image",
+        input_shape=[1, 3, 64, 64],
+        outputs=[],
+        nms_in_graph=False,
+    )
     pkg.with_suffix(".json").write_text(json.dumps(sc))
     with pytest.raises(RuntimeUnavailable, match="only on macOS"):
         load_runner(pkg)

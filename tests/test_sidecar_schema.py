@@ -6,17 +6,27 @@ metrics `validate` records) validates against the committed file with the `jsons
 an implementation independent of the models; and Python refuses a bad sidecar on read and on
 write with one line naming the file and the field.
 """
+
 import json
 from pathlib import Path
 
 import jsonschema
 import pytest
 
+from ssdmobile.schema import SCHEMA_FILE, SCHEMA_ID, is_stale
+from ssdmobile.sidecar import (
+    REQUIRED_FIELDS,
+    SCHEMA_VERSION,
+    Sidecar,
+    SidecarError,
+    build_sidecar,
+    load_sidecar,
+    read_sidecar,
+    write_sidecar,
+)
+
 from conftest import COCO128
 from export_fixtures import tiny_detector
-from ssdmobile.schema import SCHEMA_FILE, SCHEMA_ID, is_stale
-from ssdmobile.sidecar import (REQUIRED_FIELDS, SCHEMA_VERSION, Sidecar, SidecarError, build_sidecar, load_sidecar,
-                               read_sidecar, write_sidecar)
 
 
 @pytest.fixture(scope="module")
@@ -39,11 +49,15 @@ def calibration():
 
 
 def schema_errors(validator, d: dict) -> list[str]:
-    return [f"{'/'.join(map(str, e.absolute_path)) or '<top>'}: {e.message[:120]}" for e in validator.iter_errors(d)]
+    return [
+        f"{'/'.join(map(str, e.absolute_path)) or '<top>'}: {e.message[:120]}"
+        for e in validator.iter_errors(d)
+    ]
 
 
 def check_written(validator, directory: Path, expected: int, pattern: str = "*.json") -> list[dict]:
-    """Every sidecar in `directory` passes the committed schema, and Python reads back what was written."""
+    """Every sidecar in `directory` passes the committed schema, and
+    Python reads back what was written."""
     paths = sorted(directory.glob(pattern))
     assert len(paths) == expected, [p.name for p in paths]
     out = []
@@ -70,14 +84,24 @@ def test_schema_is_published_with_id_and_version():
 
 # -- every exporter --------------------------------------------------------------------------------
 
-FAST = [("torchscript", "fp32", False), ("torchscript", "fp32", True), ("onnx", "fp32", False), ("onnx", "fp32", True),
-        ("coreml", "fp32", False), ("coreml", "fp16", True), ("executorch", "fp32", False)]
+FAST = [
+    ("torchscript", "fp32", False),
+    ("torchscript", "fp32", True),
+    ("onnx", "fp32", False),
+    ("onnx", "fp32", True),
+    ("coreml", "fp32", False),
+    ("coreml", "fp16", True),
+    ("executorch", "fp32", False),
+]
 SLOW = [("executorch", "fp32", True)]
 
 
-@pytest.mark.parametrize("target,precision,nms",
-                         FAST + [pytest.param(*c, marks=pytest.mark.slow) for c in SLOW])
-def test_every_export_sidecar_passes_the_schema(validator, detector, tmp_path, target, precision, nms):
+@pytest.mark.parametrize(
+    "target,precision,nms", FAST + [pytest.param(*c, marks=pytest.mark.slow) for c in SLOW]
+)
+def test_every_export_sidecar_passes_the_schema(
+    validator, detector, tmp_path, target, precision, nms
+):
     from ssdmobile.targets import export
 
     export(detector, target, precision, tmp_path, nms=nms)
@@ -93,16 +117,27 @@ def _int8(name, detector, calibration, out, nms):
     from ssdmobile.models import create_model
     from ssdmobile.targets import export
 
-    if name == "torchscript":  # eager qnnpack int8 needs a registered architecture, not the tiny core
+    if (
+        name == "torchscript"
+    ):  # eager qnnpack int8 needs a registered architecture, not the tiny core
         detector = create_model("ssdlite_mobilenet_v2_person", weights=None).eval()
     return export(detector, name, "int8", out, nms=nms, calibration=calibration, progress=False)
 
 
-@pytest.mark.parametrize("target,nms", [("onnx", False), ("onnx", True), ("coreml", False),
-                                        pytest.param("executorch", False, marks=pytest.mark.slow),
-                                        pytest.param("executorch", True, marks=pytest.mark.slow),
-                                        pytest.param("torchscript", False, marks=pytest.mark.slow)])
-def test_every_int8_sidecar_passes_the_schema(validator, detector, calibration, tmp_path, target, nms):
+@pytest.mark.parametrize(
+    "target,nms",
+    [
+        ("onnx", False),
+        ("onnx", True),
+        ("coreml", False),
+        pytest.param("executorch", False, marks=pytest.mark.slow),
+        pytest.param("executorch", True, marks=pytest.mark.slow),
+        pytest.param("torchscript", False, marks=pytest.mark.slow),
+    ],
+)
+def test_every_int8_sidecar_passes_the_schema(
+    validator, detector, calibration, tmp_path, target, nms
+):
     _int8(target, detector, calibration, tmp_path, nms)
     for d in check_written(validator, tmp_path, 2 if target == "torchscript" else 1):
         q = d["quantization"]
@@ -123,8 +158,19 @@ def test_validate_metrics_pass_the_schema(validator, detector, tmp_path):
     from ssdmobile.data import CocoDataset
     from ssdmobile.validate import ValidateOptions, validate
 
-    validate(detector, CocoDataset(COCO128, "val2017", max_images=2), tmp_path, ValidateOptions(
-        targets=["onnx"], precisions=["fp32"], nms_modes=(False,), runs=3, warmup=1, progress=False))
+    validate(
+        detector,
+        CocoDataset(COCO128, "val2017", max_images=2),
+        tmp_path,
+        ValidateOptions(
+            targets=["onnx"],
+            precisions=["fp32"],
+            nms_modes=(False,),
+            runs=3,
+            warmup=1,
+            progress=False,
+        ),
+    )
     (d,) = check_written(validator, tmp_path / "artifacts", 1)
     m = d["metrics"]
     assert m["images"] == 2 and m["latency_ms"]["runs"] == 3 and m["detections_match"] == "2/2"
@@ -132,20 +178,33 @@ def test_validate_metrics_pass_the_schema(validator, detector, tmp_path):
 
 # -- Python reads and writes only valid sidecars ---------------------------------------------------
 
+
 def _sidecar(detector, **changes) -> dict:
     h, w = detector.spec.preprocess.size
-    return build_sidecar(detector.spec, detector.anchors, target="executorch", precision="fp32", artifact="m.pte",
-                         input_name="input", input_shape=[1, 3, h, w],
-                         outputs=[{"name": "box_encodings", "shape": [1, 128, 4], "dtype": "float32", "meaning": "x"}],
-                         nms_in_graph=False, **changes)
+    return build_sidecar(
+        detector.spec,
+        detector.anchors,
+        target="executorch",
+        precision="fp32",
+        artifact="m.pte",
+        input_name="input",
+        input_shape=[1, 3, h, w],
+        outputs=[
+            {"name": "box_encodings", "shape": [1, 128, 4], "dtype": "float32", "meaning": "x"}
+        ],
+        nms_in_graph=False,
+        **changes,
+    )
 
 
 def test_build_sidecar_returns_the_validated_dict(validator, detector):
     d = _sidecar(detector, extra={"runtime": "executorch.runtime"})
     assert not schema_errors(validator, d)
     assert d["nms"]["max_per_class"] is None and "max_per_class" in d["nms"]  # null, never absent
-    assert "opset" not in d and d["runtime"] == "executorch.runtime"  # optional fields only where written
-    assert d["preprocess"]["size"] == [64, 64] and "spec" not in d  # the JSON, not ModelSpec's tuples; stored once
+    # optional fields only where written
+    assert "opset" not in d and d["runtime"] == "executorch.runtime"
+    # the JSON, not ModelSpec's tuples; stored once
+    assert d["preprocess"]["size"] == [64, 64] and "spec" not in d
     assert "nms.max_per_class" in REQUIRED_FIELDS and "artifact_sha256" not in REQUIRED_FIELDS
 
 
@@ -153,7 +212,9 @@ def test_load_sidecar_is_typed(detector, tmp_path):
     path = write_sidecar(tmp_path / "m.json", _sidecar(detector))
     sc = load_sidecar(tmp_path / "m.pte")
     assert isinstance(sc, Sidecar)
-    assert sc.nms.max_detections == 20 and sc.decode.box_coder.order == "yxhw" and sc.metrics is None
+    assert (
+        sc.nms.max_detections == 20 and sc.decode.box_coder.order == "yxhw" and sc.metrics is None
+    )
     assert len(sc.decode.anchors) == detector.anchors.shape[0]
     assert sc.to_dict() == json.loads(path.read_text())
 
@@ -178,7 +239,11 @@ BAD = [  # (field, new value or ... to delete, what the error says)
     ("decode.anchors.3", [0.5, 0.5, 0.1], "decode.anchors[3]: list should have at least 4 items"),
     ("outputs.0.dtype", "float64", "outputs[0].dtype"),
     ("colour", "red", "unknown field colour"),
-    ("quantization", {"dtype": "int8"}, "lacks quantization.weights, quantization.activations, quantization.method"),
+    (
+        "quantization",
+        {"dtype": "int8"},
+        "lacks quantization.weights, quantization.activations, quantization.method",
+    ),
     ("checkpoint", {"sha256": "abc"}, "checkpoint.sha256: string should match pattern"),
     ("schema_version", 3, "schema_version 3 is newer than this ssdmobile understands"),
     ("schema_version", 1, "schema_version 1 was written by an older ssdmobile"),
@@ -187,7 +252,9 @@ BAD = [  # (field, new value or ... to delete, what the error says)
 
 
 @pytest.mark.parametrize("field,value,message", BAD, ids=[f"{b[0]}={b[1]!r}"[:40] for b in BAD])
-def test_bad_sidecar_is_one_line_naming_file_and_field(validator, detector, tmp_path, field, value, message):
+def test_bad_sidecar_is_one_line_naming_file_and_field(
+    validator, detector, tmp_path, field, value, message
+):
     d = _sidecar(detector)
     _mutate(d, field, value)
     assert schema_errors(validator, d), "the schema accepts what Python refuses"
@@ -195,15 +262,24 @@ def test_bad_sidecar_is_one_line_naming_file_and_field(validator, detector, tmp_
     path.write_text(json.dumps(d))
     with pytest.raises(SidecarError) as e:
         load_sidecar(path)
-    assert str(e.value).startswith(f"{path}: ") and message in str(e.value) and "\n" not in str(e.value)
-    with pytest.raises(SidecarError, match="m2.json"):  # and nothing invalid is written
+    assert (
+        str(e.value).startswith(f"{path}: ")
+        and message in str(e.value)
+        and "\n" not in str(e.value)
+    )
+    with pytest.raises(SidecarError, match=r"m2.json"):  # and nothing invalid is written
         write_sidecar(tmp_path / "m2.json", d)
     assert not (tmp_path / "m2.json").exists()
 
 
-@pytest.mark.parametrize("extra,message", [({"opset": "17"}, "opset: input should be a valid integer"),
-                                           ({"colour": "red"}, "unknown field colour"),
-                                           ({"coreml": {"input": "image"}}, "lacks coreml.image_resize")])
+@pytest.mark.parametrize(
+    "extra,message",
+    [
+        ({"opset": "17"}, "opset: input should be a valid integer"),
+        ({"colour": "red"}, "unknown field colour"),
+        ({"coreml": {"input": "image"}}, "lacks coreml.image_resize"),
+    ],
+)
 def test_build_sidecar_refuses_untyped_extras(detector, extra, message):
     with pytest.raises(SidecarError, match=f"^sidecar of m.pte: .*{message}"):
         _sidecar(detector, extra=extra)
@@ -213,8 +289,10 @@ def test_unreadable_sidecars(tmp_path):
     with pytest.raises(SidecarError, match="sidecar not found"):
         load_sidecar(tmp_path / "x.pte")
     (tmp_path / "x.json").write_text("{not json")
-    with pytest.raises(SidecarError, match="x.json: not valid JSON"):
+    with pytest.raises(SidecarError, match=r"x.json: not valid JSON"):
         load_sidecar(tmp_path / "x.pte")
     (tmp_path / "x.json").write_text(json.dumps({"format": "ssdmobile-sidecar"}))
-    with pytest.raises(SidecarError, match="x.json: sidecar lacks schema_version, ssdmobile_version, model"):
+    with pytest.raises(
+        SidecarError, match=r"x.json: sidecar lacks schema_version, ssdmobile_version, model"
+    ):
         read_sidecar(tmp_path / "x.json")

@@ -2,6 +2,7 @@
 (DeepLearningExamples/PyTorch/Detection/SSD): the default-box formula computed here independently,
 the layout of their heads, their decoding and NMS written out from their description, and
 checkpoints written in their layout."""
+
 import itertools
 import math
 
@@ -10,12 +11,13 @@ import torch
 from torch import nn
 from torchvision.ops import box_iou
 
-from conftest import COCO128, randomize_
 from ssdmobile.data import CocoDataset
 from ssdmobile.errors import WeightsError
 from ssdmobile.models import create_model, get_entry
 from ssdmobile.models.ssd_resnet50 import COCO_80_CLASSES
 from ssdmobile.models.weights import reestimate_batchnorm_
+
+from conftest import COCO128, randomize_
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +47,10 @@ def published_dboxes():
         sk, sk1 = scales[k] / fig, scales[k + 1] / fig
         shapes = [(sk, sk), (math.sqrt(sk * sk1), math.sqrt(sk * sk1))]
         for a in ratios[k]:
-            shapes += [(sk * math.sqrt(a), sk / math.sqrt(a)), (sk / math.sqrt(a), sk * math.sqrt(a))]
+            shapes += [
+                (sk * math.sqrt(a), sk / math.sqrt(a)),
+                (sk / math.sqrt(a), sk * math.sqrt(a)),
+            ]
         for w, h in shapes:
             for i, j in itertools.product(range(f), repeat=2):
                 box = [(j + 0.5) * steps[k] / fig, (i + 0.5) * steps[k] / fig, w, h]
@@ -68,16 +73,26 @@ def test_architecture_is_nvidias():
     assert len(core.feature_extractor.feature_extractor) == 7  # conv5_x, avgpool, fc removed
     with torch.no_grad():
         maps = core.feature_maps(torch.zeros(1, 3, 300, 300))
-    assert [m.shape[1:] for m in maps] == [(1024, 38, 38), (512, 19, 19), (512, 10, 10), (256, 5, 5),
-                                           (256, 3, 3), (256, 1, 1)]
-    # heads: one plain conv each (bias, no BatchNorm); BatchNorm only in backbone and additional blocks
+    assert [m.shape[1:] for m in maps] == [
+        (1024, 38, 38),
+        (512, 19, 19),
+        (512, 10, 10),
+        (256, 5, 5),
+        (256, 3, 3),
+        (256, 1, 1),
+    ]
+    # heads: one plain conv each (bias, no BatchNorm); BatchNorm only in
+    # backbone and additional blocks
     for head in (*core.loc, *core.conf):
         assert type(head) is nn.Conv2d and head.kernel_size == (3, 3) and head.bias is not None
     bns = [n for n, m in core.named_modules() if isinstance(m, nn.BatchNorm2d)]
     assert sum(n.startswith("additional_blocks.") for n in bns) == 10
     assert not [n for n in bns if n.startswith(("loc", "conf"))]
     assert [c.out_channels for c in core.conf] == [n * 81 for n in (4, 6, 6, 6, 4, 4)]
-    assert create_model("ssd300_resnet50_v1_1").spec.class_names == COCO_80_CLASSES and len(COCO_80_CLASSES) == 81
+    assert (
+        create_model("ssd300_resnet50_v1_1").spec.class_names == COCO_80_CLASSES
+        and len(COCO_80_CLASSES) == 81
+    )
 
 
 @torch.no_grad()
@@ -89,18 +104,22 @@ def test_head_layout_is_nvidias_view(model, images):
     box, cls = core(x)
     maps = core.feature_maps(x)
     offset = 0
-    for k, (m, loc, conf) in enumerate(zip(maps, core.loc, core.conf)):
+    for m, loc, conf in zip(maps, core.loc, core.conf):
         lo, co = loc(m), conf(m)
         nd, h, w = lo.shape[1] // 4, lo.shape[2], lo.shape[3]
         for d, i, j in [(0, 0, 0), (nd - 1, h - 1, w - 1), (nd // 2, h // 2, 0)]:
             a = offset + d * h * w + i * w + j
             assert torch.allclose(box[0, a], lo[0, [c * nd + d for c in range(4)], i, j], atol=1e-5)
-            assert torch.allclose(cls[0, a], co[0, [c * nd + d for c in range(81)], i, j], atol=1e-5)
+            assert torch.allclose(
+                cls[0, a], co[0, [c * nd + d for c in range(81)], i, j], atol=1e-5
+            )
         offset += nd * h * w
     assert offset == 8732
 
 
-def nvidia_decode(box, cls, dboxes, criteria=0.5, max_output=200, max_num=200, thresh=0.05, clip=True):
+def nvidia_decode(
+    box, cls, dboxes, criteria=0.5, max_output=200, max_num=200, thresh=0.05, clip=True
+):
     """Encoder.scale_back_batch + decode_single as NVIDIA describe them: xy = 0.1 * t * wh_a + xy_a,
     wh = exp(0.2 * t) * wh_a, softmax; per class: score > 0.05, the 200 best, greedy NMS keeping
     boxes with IoU < criteria; the 200 best overall. Written out box by box.
@@ -144,8 +163,17 @@ def test_nvidia_checkpoint_layout_loads(model, tmp_path, prefix):
     opt = torch.optim.SGD(model.core.parameters(), lr=2.6e-3, momentum=0.9)
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[43, 54], gamma=0.1)
     ckpt = tmp_path / "epoch_64.pt"
-    torch.save({"epoch": 65, "iteration": 1000, "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                "label_map": dict(enumerate(COCO_80_CLASSES)), "model": {prefix + k: v for k, v in sd.items()}}, ckpt)
+    torch.save(
+        {
+            "epoch": 65,
+            "iteration": 1000,
+            "optimizer": opt.state_dict(),
+            "scheduler": sched.state_dict(),
+            "label_map": dict(enumerate(COCO_80_CLASSES)),
+            "model": {prefix + k: v for k, v in sd.items()},
+        },
+        ckpt,
+    )
     loaded = create_model("ssd300_resnet50_v1_1", weights=ckpt)
     assert all(torch.equal(loaded.core.state_dict()[k], v) for k, v in sd.items())
 

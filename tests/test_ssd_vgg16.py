@@ -1,5 +1,6 @@
 """ssdmobile's SSD300 VGG16 against torchvision's own model on real images, its official checkpoint
 layout, and the two Pascal VOC configurations."""
+
 import pytest
 import torch
 import torchvision
@@ -8,7 +9,13 @@ from torchvision.models.detection.image_list import ImageList
 from ssdmobile.errors import WeightsError
 from ssdmobile.models import create_model, get_entry
 from ssdmobile.models.ssd_vgg16 import VOC_CLASS_NAMES
-from torchvision_twins import assert_detections_one_to_one, assert_raw_outputs_match, rgb_images, twins
+
+from torchvision_twins import (
+    assert_detections_one_to_one,
+    assert_raw_outputs_match,
+    rgb_images,
+    twins,
+)
 
 NUM_IMAGES = 2  # VGG16 at 300x300 is ~35 GMACs an image: a few real images, not 16
 
@@ -25,16 +32,21 @@ def images(val_image_paths):
 
 def test_same_state_dict_keys_and_shapes(models):
     tv, ours = models
-    assert [(k, v.shape) for k, v in tv.state_dict().items()] == \
-           [(k, v.shape) for k, v in ours.core.state_dict().items()]
+    assert [(k, v.shape) for k, v in tv.state_dict().items()] == [
+        (k, v.shape) for k, v in ours.core.state_dict().items()
+    ]
     assert "backbone.scale_weight" in ours.core.state_dict()  # conv4_3's L2-normalization scale
 
 
 def test_spec_is_torchvisions(models):
     tv, ours = models
     pp, pre = ours.spec.postprocess, ours.spec.preprocess
-    assert (pp.score_thresh, pp.iou_thresh, pp.topk_candidates, pp.max_detections) == \
-           (tv.score_thresh, tv.nms_thresh, tv.topk_candidates, tv.detections_per_img)
+    assert (pp.score_thresh, pp.iou_thresh, pp.topk_candidates, pp.max_detections) == (
+        tv.score_thresh,
+        tv.nms_thresh,
+        tv.topk_candidates,
+        tv.detections_per_img,
+    )
     assert list(pre.mean) == tv.transform.image_mean and list(pre.std) == tv.transform.image_std
     assert pre.size == tuple(tv.transform.fixed_size) == (300, 300)
     assert ours.spec.box_coder.weights == tv.box_coder.weights
@@ -74,7 +86,9 @@ def test_official_checkpoint_layout_loads(models, tmp_path, monkeypatch):
     with pytest.raises(WeightsError, match="sha256"):
         create_model("ssd300_vgg16", weights="default")
     m = create_model("ssd300_vgg16", weights=cache / entry.weights.filename)
-    assert torch.equal(m.core.state_dict()["backbone.scale_weight"], tv.state_dict()["backbone.scale_weight"])
+    assert torch.equal(
+        m.core.state_dict()["backbone.scale_weight"], tv.state_dict()["backbone.scale_weight"]
+    )
 
 
 def test_offline_without_checkpoint_says_where(tmp_path, monkeypatch):
@@ -82,8 +96,9 @@ def test_offline_without_checkpoint_says_where(tmp_path, monkeypatch):
 
     def offline(url, dst, *a, **k):
         raise OSError("[Errno -3] Temporary failure in name resolution")
+
     monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
-    with pytest.raises(WeightsError, match="ssd300_vgg16_coco-b556d3b4.pth.*--weights"):
+    with pytest.raises(WeightsError, match=r"ssd300_vgg16_coco-b556d3b4.pth.*--weights"):
         create_model("ssd300_vgg16", weights="default")
 
 
@@ -95,7 +110,10 @@ def test_voc_configurations():
     v37 = create_model("ssd300_vgg16_voc37")
     sizes = [f.shape[-1] for f in v37.core.backbone(torch.zeros(1, 3, 300, 300)).values()]
     assert sizes == [37, 18, 18, 9, 5, 2]
-    assert v37.anchors.shape == (37 * 37 * 4 + 18 * 18 * 6 * 2 + 9 * 9 * 6 + 5 * 5 * 4 + 2 * 2 * 4, 4)
+    assert v37.anchors.shape == (
+        37 * 37 * 4 + 18 * 18 * 6 * 2 + 9 * 9 * 6 + 5 * 5 * 4 + 2 * 2 * 4,
+        4,
+    )
     # centers at (j + 0.5) / cells, first box of a cell at the map's scale (0.1 on the 37-cell map)
     assert torch.allclose(v37.anchors[0], torch.tensor([0.5 / 37, 0.5 / 37, 0.1, 0.1]))
     box, cls = v37.core(torch.zeros(1, 3, 300, 300))

@@ -4,23 +4,33 @@ TorchScript and ExecuTorch, the NonMaxSuppression graph ONNX gets) against nms_p
 person-detector outputs and on a synthetic COCO-scale case (90 classes, 3234 anchors, 300
 detections, overlapping boxes, a class with more than topk_candidates candidates). And the
 ExecuTorch program keeping its matrix work in the XNNPACK delegate."""
+
 import numpy as np
 import pytest
 import torch
+from torchvision.ops import batched_nms
 
-from conftest import PERSON_GRAPH, VAL_IMAGES
 from ssdmobile.data import load_image
 from ssdmobile.export._tensor_nms import TensorNMS
 from ssdmobile.export.onnx import _append_nms
 from ssdmobile.models import create_model
 from ssdmobile.ops.boxes import nms_per_class
 from ssdmobile.spec import ModelSpec, Postprocess, Preprocess
-from torchvision.ops import batched_nms
 
-COCO_PP = Postprocess(score="softmax", score_thresh=0.001, iou_thresh=0.55, topk_candidates=300, max_detections=300)
+from conftest import PERSON_GRAPH, VAL_IMAGES
+
+COCO_PP = Postprocess(
+    score="softmax", score_thresh=0.001, iou_thresh=0.55, topk_candidates=300, max_detections=300
+)
 
 
-def coco_like(seed: int, num_anchors: int = 3234, num_classes: int = 91, objects: int = 60, one_class: bool = False):
+def coco_like(
+    seed: int,
+    num_anchors: int = 3234,
+    num_classes: int = 91,
+    objects: int = 60,
+    one_class: bool = False,
+):
     """Boxes clustered around `objects` objects (jittered copies overlap at every IoU, which makes
     suppression chains), softmax scores where each object's class stands out of a background
     that dominates. one_class puts every object in class 1: more than 300 candidates there."""
@@ -32,7 +42,11 @@ def coco_like(seed: int, num_anchors: int = 3234, num_classes: int = 91, objects
     wh = sizes[obj] * (0.7 + 0.6 * torch.rand(num_anchors, 2, generator=g))
     boxes = torch.cat([c - wh / 2, c + wh / 2], 1)
     logits = torch.randn(num_anchors, num_classes, generator=g)
-    cls = torch.ones(objects, dtype=torch.long) if one_class else torch.randint(1, num_classes, (objects,), generator=g)
+    cls = (
+        torch.ones(objects, dtype=torch.long)
+        if one_class
+        else torch.randint(1, num_classes, (objects,), generator=g)
+    )
     logits[torch.arange(num_anchors), cls[obj]] += 12 * torch.rand(num_anchors, generator=g)
     logits[:, 0] += 10
     return boxes, torch.softmax(logits, -1)
@@ -48,15 +62,26 @@ def reference_nms(boxes, scores, pp):
         keep = []
         for c in cls_idx.unique():
             idx = (cls_idx == c).nonzero()[:, 0]
-            keep.append(idx[torch.argsort(cand_scores[idx], descending=True, stable=True)][:pp.topk_candidates])
+            keep.append(
+                idx[torch.argsort(cand_scores[idx], descending=True, stable=True)][
+                    : pp.topk_candidates
+                ]
+            )
         keep = torch.cat(keep).sort().values
         anchor_idx, cls_idx, cand_scores = anchor_idx[keep], cls_idx[keep], cand_scores[keep]
     keep = batched_nms(boxes[anchor_idx], cand_scores, cls_idx, pp.iou_thresh)
     if pp.max_per_class is not None:
         counts = {}
-        keep = torch.tensor([k for k in keep.tolist() if counts.setdefault(int(cls_idx[k]), []).append(k)
-                             or len(counts[int(cls_idx[k])]) <= pp.max_per_class], dtype=torch.long)
-    keep = keep[:pp.max_detections]
+        keep = torch.tensor(
+            [
+                k
+                for k in keep.tolist()
+                if counts.setdefault(int(cls_idx[k]), []).append(k)
+                or len(counts[int(cls_idx[k])]) <= pp.max_per_class
+            ],
+            dtype=torch.long,
+        )
+    keep = keep[: pp.max_detections]
     return boxes[anchor_idx[keep]], cand_scores[keep], cls_idx[keep] + 1
 
 
@@ -88,7 +113,9 @@ def assert_same(got, pp, boxes, scores, prefix: bool = False):
 
 def tensor_nms(pp, boxes, scores, pool=None):
     with torch.no_grad():
-        return TensorNMS(pp, boxes.shape[0], scores.shape[1] - 1, pool=pool)(boxes.clamp(0, 1), scores[:, 1:])
+        return TensorNMS(pp, boxes.shape[0], scores.shape[1] - 1, pool=pool)(
+            boxes.clamp(0, 1), scores[:, 1:]
+        )
 
 
 def onnx_nms(pp, boxes, scores):
@@ -98,13 +125,27 @@ def onnx_nms(pp, boxes, scores):
 
     a, k = scores.shape[0], scores.shape[1] - 1
     graph = helper.make_graph(
-        [helper.make_node("Identity", ["b"], ["b_out"]), helper.make_node("Identity", ["s"], ["s_out"])], "nms",
-        [helper.make_tensor_value_info("b", TensorProto.FLOAT, [1, a, 4]),
-         helper.make_tensor_value_info("s", TensorProto.FLOAT, [1, a, k])],
-        [helper.make_tensor_value_info("b_out", TensorProto.FLOAT, [1, a, 4]),
-         helper.make_tensor_value_info("s_out", TensorProto.FLOAT, [1, a, k])])
+        [
+            helper.make_node("Identity", ["b"], ["b_out"]),
+            helper.make_node("Identity", ["s"], ["s_out"]),
+        ],
+        "nms",
+        [
+            helper.make_tensor_value_info("b", TensorProto.FLOAT, [1, a, 4]),
+            helper.make_tensor_value_info("s", TensorProto.FLOAT, [1, a, k]),
+        ],
+        [
+            helper.make_tensor_value_info("b_out", TensorProto.FLOAT, [1, a, 4]),
+            helper.make_tensor_value_info("s_out", TensorProto.FLOAT, [1, a, k]),
+        ],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=9)
-    spec = ModelSpec(name="nms", preprocess=Preprocess(size=(8, 8)), class_names=("bg",) + ("c",) * k, postprocess=pp)
+    spec = ModelSpec(
+        name="nms",
+        preprocess=Preprocess(size=(8, 8)),
+        class_names=("bg",) + ("c",) * k,
+        postprocess=pp,
+    )
     model = _append_nms(model, spec)
     sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     return sess.run(None, {"b": boxes.clamp(0, 1)[None].numpy(), "s": scores[None, :, 1:].numpy()})
@@ -124,7 +165,8 @@ def test_coco_scale(seed, one_class):
     the same with a pool that deep, and with the default pool of 512 the same first detections."""
     boxes, scores = coco_like(seed, one_class=one_class)
     candidates = (scores[:, 1:] > COCO_PP.score_thresh).sum(0)
-    assert candidates.sum() > 1000  # COCO scale, and batched_nms's per-class loop (no offset rounding)
+    # COCO scale, and batched_nms's per-class loop (no offset rounding)
+    assert candidates.sum() > 1000
     assert (candidates.max() > COCO_PP.topk_candidates) == one_class
     assert_same(onnx_nms(COCO_PP, boxes, scores), COCO_PP, boxes, scores)
     assert_same(tensor_nms(COCO_PP, boxes, scores, pool=2560), COCO_PP, boxes, scores)
@@ -138,7 +180,9 @@ def test_host_nms_is_batched_nms(case, person_outputs):
     if case == "person":
         pp, outputs = person_outputs
         cases = outputs
-    elif case == "few_candidates":  # under 1000 candidates: batched_nms's single call on offset boxes
+    elif (
+        case == "few_candidates"
+    ):  # under 1000 candidates: batched_nms's single call on offset boxes
         pp = COCO_PP
         boxes, scores = coco_like(4)
         scores[400:, 1:] = 0  # fewer candidates
@@ -154,8 +198,14 @@ def test_host_nms_is_batched_nms(case, person_outputs):
 
 def test_max_per_class_and_small_pool():
     """The TF-style cap per class after NMS, and a model with fewer candidates than the pool."""
-    pp = Postprocess(score="sigmoid", score_thresh=0.05, iou_thresh=0.5, topk_candidates=None, max_per_class=3,
-                     max_detections=20)
+    pp = Postprocess(
+        score="sigmoid",
+        score_thresh=0.05,
+        iou_thresh=0.5,
+        topk_candidates=None,
+        max_per_class=3,
+        max_detections=20,
+    )
     boxes, scores = coco_like(3, num_anchors=200, num_classes=4, objects=8)
     for nms in (tensor_nms, onnx_nms):
         assert_same(nms(pp, boxes, scores), pp, boxes, scores)
@@ -173,29 +223,48 @@ def test_executorch_keeps_the_matrix_work_in_xnnpack():
     boxes, scores = coco_like(0)
     module = TensorNMS(COCO_PP, boxes.shape[0], scores.shape[1] - 1, pool=256).eval()
     inputs = (boxes.clamp(0, 1), scores[:, 1:].contiguous())
-    edge = to_edge_transform_and_lower(torch.export.export(module, inputs, strict=False),
-                                       partitioner=[XnnpackPartitioner()])
+    edge = to_edge_transform_and_lower(
+        torch.export.export(module, inputs, strict=False), partitioner=[XnnpackPartitioner()]
+    )
     graph = edge.exported_program().graph_module
     info = get_delegation_info(graph)
     df = info.get_operator_delegation_dataframe().set_index("op_type")
-    for op in ("aten_bmm_default", "aten_div_tensor", "aten_minimum_default", "aten_maximum_default",
-               "aten_relu_default", "aten_hardtanh_default"):
+    for op in (
+        "aten_bmm_default",
+        "aten_div_tensor",
+        "aten_minimum_default",
+        "aten_maximum_default",
+        "aten_relu_default",
+        "aten_hardtanh_default",
+    ):
         assert df.loc[op, "occurrences_in_non_delegated_graphs"] == 0, op
         assert df.loc[op, "occurrences_in_delegated_graphs"] > 0, op
-    outside = [n for n in graph.graph.nodes if n.op == "call_function" and isinstance(n.meta.get("val"), torch.Tensor)]
+    outside = [
+        n
+        for n in graph.graph.nodes
+        if n.op == "call_function" and isinstance(n.meta.get("val"), torch.Tensor)
+    ]
     # vectors, [P, 4] boxes, and the one gather of the pool anchors' class scores [P, K]
     small = [n for n in outside if n.meta["val"].dim() <= 1 or n.meta["val"].shape[-1] <= 4]
     gathers = [n for n in outside if n not in small]
-    assert small and [tuple(n.meta["val"].shape) for n in gathers] == [(module.pool, scores.shape[1] - 1)]
+    assert small and [tuple(n.meta["val"].shape) for n in gathers] == [
+        (module.pool, scores.shape[1] - 1)
+    ]
     assert all("index_select" in str(n.target) for n in gathers)
     assert info.num_delegated_subgraphs <= 4
     program = Runtime.get().load_program(edge.to_executorch().buffer)
-    assert assert_same(program.load_method("forward").execute(inputs), COCO_PP, boxes, scores, prefix=True) > 50
+    assert (
+        assert_same(
+            program.load_method("forward").execute(inputs), COCO_PP, boxes, scores, prefix=True
+        )
+        > 50
+    )
 
 
 @pytest.mark.slow
 def test_every_person_val_image():
-    """Both in-graph NMS give the eager detections on all 128 val2017 images of the person detector."""
+    """Both in-graph NMS give the eager detections on all 128 val2017
+    images of the person detector."""
     det = create_model("ssdlite_mobilenet_v2_person", weights=PERSON_GRAPH)
     pp = det.spec.postprocess
     paths = sorted(VAL_IMAGES.glob("*.jpg"))

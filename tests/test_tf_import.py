@@ -1,5 +1,7 @@
 """The TF Object Detection API person SSDLite, imported from its frozen graph, against the tensors
 TensorFlow itself computed (../shared/reference/tf_person_ssdlite_tensors.npz, 4 val2017 images)."""
+
+import itertools
 import json
 import os
 from pathlib import Path
@@ -11,10 +13,15 @@ from torch import nn
 
 from ssdmobile.errors import SSDMobileError
 from ssdmobile.models.ssdlite_mobilenet_v2 import SSDLiteMobileNetV2Core, tf_ssd_anchors
+from ssdmobile.models.tf_import import (
+    TFImportError,
+    graph_to_state_dict,
+    import_tf_graph,
+    read_graph_def,
+)
 from ssdmobile.ops.boxes import decode_boxes
 from ssdmobile.ops.preprocess import tf_inception_preprocess
 from ssdmobile.spec import BoxCoder
-from ssdmobile.models.tf_import import TFImportError, graph_to_state_dict, import_tf_graph, read_graph_def
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 GRAPH = SHARED / "models" / "ssdlite_mobilenet_v2_person" / "frozen_inference_graph.pb"
@@ -71,7 +78,10 @@ def test_metadata(imported):
     assert meta["num_classes"] == 2 and meta["class_names"] == ["background", "person"]
     assert meta["nms"]["iou_threshold"] == 0.6 and meta["nms"]["score_threshold"] == 1e-8
     assert meta["nms"]["max_total_detections"] == 100
-    assert meta["spec"]["preprocess"]["mean"] == [0.5] * 3 and meta["spec"]["preprocess"]["std"] == [0.5] * 3
+    assert (
+        meta["spec"]["preprocess"]["mean"] == [0.5] * 3
+        and meta["spec"]["preprocess"]["std"] == [0.5] * 3
+    )
     assert meta["box_coder"]["scale_factors"] == [10.0, 10.0, 5.0, 5.0]
 
 
@@ -94,7 +104,9 @@ def test_feature_maps_match_tf(ref, outputs):
 def test_head_outputs_match_tf(ref, outputs):
     _, (box_encodings, class_logits) = outputs
     for i in range(NUM_IMAGES):
-        assert (box_encodings[i] - torch.from_numpy(ref[f"{i}/box_encodings"][0, :, 0])).abs().max() < 1e-3
+        assert (
+            box_encodings[i] - torch.from_numpy(ref[f"{i}/box_encodings"][0, :, 0])
+        ).abs().max() < 1e-3
         assert (class_logits[i] - torch.from_numpy(ref[f"{i}/class_logits"][0])).abs().max() < 1e-3
 
 
@@ -136,8 +148,11 @@ def test_conv_bn_pairs_fuse(core, tf_input):
     for name, module in core.named_modules():
         if isinstance(module, nn.Sequential):
             children = list(module.named_children())
-            pairs += [[f"{name}.{a}", f"{name}.{b}"] for (a, ca), (b, cb) in zip(children, children[1:])
-                      if isinstance(ca, nn.Conv2d) and isinstance(cb, nn.BatchNorm2d)]
+            pairs += [
+                [f"{name}.{a}", f"{name}.{b}"]
+                for (a, ca), (b, cb) in itertools.pairwise(children)
+                if isinstance(ca, nn.Conv2d) and isinstance(cb, nn.BatchNorm2d)
+            ]
     num_bn = sum(isinstance(m, nn.BatchNorm2d) for m in core.modules())
     assert len(pairs) == num_bn == 76  # as many as the TF graph has FusedBatchNorms
     fused = fuse_modules(copy.deepcopy(core), pairs)
@@ -151,16 +166,23 @@ def test_conv_bn_pairs_fuse(core, tf_input):
 def test_import_writes_checkpoint_and_metadata(tmp_path, core):
     pth = import_tf_graph(GRAPH, tmp_path / "out", class_names=["background", "pedestrian"])
     assert pth == tmp_path / "out" / "frozen_inference_graph.pth"
-    assert sorted(p.name for p in pth.parent.iterdir()) == ["frozen_inference_graph.json", "frozen_inference_graph.pth"]
+    assert sorted(p.name for p in pth.parent.iterdir()) == [
+        "frozen_inference_graph.json",
+        "frozen_inference_graph.pth",
+    ]
     state_dict = torch.load(pth, weights_only=True)
     assert list(state_dict) == list(core.state_dict())
     assert all(torch.equal(state_dict[k], v) for k, v in core.state_dict().items())
     meta = json.loads(pth.with_suffix(".json").read_text())
     assert meta["class_names"] == ["background", "pedestrian"]
-    assert meta["source"]["sha256"] == "7a23982e5825c809853351c9c3e7f7dc05891513ad79b4eded4eea93198cc47a"
+    assert (
+        meta["source"]["sha256"]
+        == "7a23982e5825c809853351c9c3e7f7dc05891513ad79b4eded4eea93198cc47a"
+    )
 
 
-# -- bad input --------------------------------------------------------------------------------------
+# -- bad input -------------------------------------------------------------------------------------
+
 
 def test_truncated_graph(tmp_path):
     bad = tmp_path / "truncated.pb"
@@ -193,7 +215,7 @@ def _without(graph, prefix: str, tmp_path: Path):
 
 def test_graph_missing_a_box_predictor(graph, tmp_path):
     edited = _without(graph, "BoxPredictor_3/", tmp_path)
-    with pytest.raises(TFImportError, match="not an SSDLite-MobileNetV2 graph: .*BoxPredictor_3"):
+    with pytest.raises(TFImportError, match=r"not an SSDLite-MobileNetV2 graph: .*BoxPredictor_3"):
         graph_to_state_dict(edited)
 
 
@@ -204,13 +226,14 @@ def test_graph_missing_a_backbone_block(graph, tmp_path):
 
 
 def test_graph_with_a_head_on_the_wrong_feature_map(graph):
-    """Same weights, different wiring: BoxPredictor_3 reading the 256-channel map meant for BoxPredictor_4."""
+    """Same weights, different wiring: BoxPredictor_3 reading the
+    256-channel map meant for BoxPredictor_4."""
     edited = type(graph)()
     edited.CopyFrom(graph)
     for node in edited.node:
         if node.name == "BoxPredictor_3/BoxEncodingPredictor_depthwise/depthwise":
             node.input[0] = "FeatureExtractor/MobilenetV2/layer_19_2_Conv2d_4_3x3_s2_256/Relu6"
-    with pytest.raises(TFImportError, match="BoxPredictor_3 reads .*Conv2d_4"):
+    with pytest.raises(TFImportError, match=r"BoxPredictor_3 reads .*Conv2d_4"):
         graph_to_state_dict(edited)
 
 
@@ -222,7 +245,10 @@ def test_weight_with_the_wrong_shape(graph):
             value = next(a.value for a in node.attr if a.key == "value")
             value.tensor.tensor_shape.dim[0].size = 20
             value.tensor.tensor_content = np.zeros(20, np.float32).tobytes()
-    with pytest.raises(TFImportError, match=r"shape mismatch: .*BoxPredictor_1/BoxEncodingPredictor/biases .*\(20,\)"):
+    with pytest.raises(
+        TFImportError,
+        match=r"shape mismatch: .*BoxPredictor_1/BoxEncodingPredictor/biases .*\(20,\)",
+    ):
         graph_to_state_dict(edited)
 
 

@@ -1,9 +1,11 @@
 """The cross-language test vectors (tests/vectors/*.json, see its README.md) run through the Python
 reference: every case of every section, named by (file, section, case). The Kotlin (VectorsTest in
-android_demo/postprocess) and Swift (VectorsTests in ios_demo/SSDMobileKit) runners check the same files.
+android_demo/postprocess) and Swift (VectorsTests in ios_demo/SSDMobileKit)
+runners check the same files.
 
 The `compute_*` functions take a case as plain JSON data and return what the reference computes in
 the case's expected fields; tests/vectors/make_vectors.py uses them to fill those fields in."""
+
 from __future__ import annotations
 
 import math
@@ -29,6 +31,7 @@ NON_FINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
 
 # -- the reference, on one case as JSON data ------------------------------------------------------
 
+
 def _f32(values) -> torch.Tensor:
     return torch.tensor(values, dtype=torch.float32)
 
@@ -43,21 +46,42 @@ def compute_decode(case: dict) -> dict:
 
 def compute_nms(case: dict) -> dict:
     c = case["config"]
-    cfg = Postprocess(score_thresh=c["score_thresh"], iou_thresh=c["iou_thresh"], topk_candidates=c["topk_candidates"],
-                      max_per_class=c["max_per_class"], max_detections=c["max_detections"])
-    boxes, scores, labels = nms_per_class(_f32(case["boxes"]).reshape(-1, 4), _f32(case["scores"]), cfg)
-    return {"expected": [{"box": b, "score": s, "label": k}
-                         for b, s, k in zip(boxes.double().tolist(), scores.double().tolist(), labels.tolist())]}
+    cfg = Postprocess(
+        score_thresh=c["score_thresh"],
+        iou_thresh=c["iou_thresh"],
+        topk_candidates=c["topk_candidates"],
+        max_per_class=c["max_per_class"],
+        max_detections=c["max_detections"],
+    )
+    boxes, scores, labels = nms_per_class(
+        _f32(case["boxes"]).reshape(-1, 4), _f32(case["scores"]), cfg
+    )
+    return {
+        "expected": [
+            {"box": b, "score": s, "label": k}
+            for b, s, k in zip(boxes.double().tolist(), scores.double().tolist(), labels.tolist())
+        ]
+    }
 
 
 def _detections(dets: list[dict]) -> dict:
-    return {"boxes": _f32([d["box"] for d in dets]).reshape(-1, 4), "scores": _f32([d["score"] for d in dets]),
-            "labels": torch.tensor([d["label"] for d in dets], dtype=torch.long)}
+    return {
+        "boxes": _f32([d["box"] for d in dets]).reshape(-1, 4),
+        "scores": _f32([d["score"] for d in dets]),
+        "labels": torch.tensor([d["label"] for d in dets], dtype=torch.long),
+    }
 
 
 def compute_match(case: dict) -> dict:
-    return {"expected": detections_match(_detections(case["reference"]), _detections(case["candidate"]),
-                                         case["max_detections"], case["box_tol_px"], case["score_tol"])}
+    return {
+        "expected": detections_match(
+            _detections(case["reference"]),
+            _detections(case["candidate"]),
+            case["max_detections"],
+            case["box_tol_px"],
+            case["score_tol"],
+        )
+    }
 
 
 def compute_drift(case: dict) -> dict:
@@ -66,7 +90,9 @@ def compute_drift(case: dict) -> dict:
     images = case["images"]
     raw = {im["float_outputs"] is not None for im in images}
     if len(raw) != 1:
-        raise ValueError("either every image of a case has float_outputs or none has (NMS in the graph)")
+        raise ValueError(
+            "either every image of a case has float_outputs or none has (NMS in the graph)"
+        )
     raw = raw.pop()
     max_diff, within, non_finite, matched = 0.0, True, 0, 0
     for im in images:
@@ -77,22 +103,45 @@ def compute_drift(case: dict) -> dict:
         non_finite += bad
         if raw:
             if len(im["float_outputs"]) != len(device):
-                raise ValueError(f"{len(device)} device outputs for {len(im['float_outputs'])} float outputs")
+                raise ValueError(
+                    f"{len(device)} device outputs for {len(im['float_outputs'])} float outputs"
+                )
             for want, got in zip(im["float_outputs"], device):
                 if len(want) != got.size:
-                    raise ValueError(f"a device output has {got.size} values, the float one {len(want)}")
-                diff, ok = raw_difference(np.asarray(want, dtype=np.float32), got, case["rtol"], case["atol"])
+                    raise ValueError(
+                        f"a device output has {got.size} values, the float one {len(want)}"
+                    )
+                diff, ok = raw_difference(
+                    np.asarray(want, dtype=np.float32), got, case["rtol"], case["atol"]
+                )
                 max_diff, within = max(max_diff, diff), within and ok
         matched += bad == 0 and im["detections_match"]
     raw_ok = within if raw else None
-    return {"expected": {"max_abs_diff_raw": max_diff if raw else None, "raw_within_tolerance": raw_ok,
-                         "non_finite": non_finite, "detections_matched": matched,
-                         "passed": verdict(non_finite, raw_ok, matched, case["min_images_matched"])}}
+    return {
+        "expected": {
+            "max_abs_diff_raw": max_diff if raw else None,
+            "raw_within_tolerance": raw_ok,
+            "non_finite": non_finite,
+            "detections_matched": matched,
+            "passed": verdict(non_finite, raw_ok, matched, case["min_images_matched"]),
+        }
+    }
 
 
 def compute_preview(case: dict) -> dict:
-    return {"expected": list(preview_box(case["box"], case["src_width"], case["src_height"], case["view_width"],
-                                         case["view_height"], case["mode"], case["mirror"]))}
+    return {
+        "expected": list(
+            preview_box(
+                case["box"],
+                case["src_width"],
+                case["src_height"],
+                case["view_width"],
+                case["view_height"],
+                case["mode"],
+                case["mirror"],
+            )
+        )
+    }
 
 
 def compute_latency(case: dict) -> dict:
@@ -101,11 +150,18 @@ def compute_latency(case: dict) -> dict:
     return {"expected_median": median, "expected_p90": p90}
 
 
-COMPUTE = {"decode": compute_decode, "nms": compute_nms, "match": compute_match, "drift": compute_drift,
-           "preview": compute_preview, "latency": compute_latency}
+COMPUTE = {
+    "decode": compute_decode,
+    "nms": compute_nms,
+    "match": compute_match,
+    "drift": compute_drift,
+    "preview": compute_preview,
+    "latency": compute_latency,
+}
 
 
 # -- the files ------------------------------------------------------------------------------------
+
 
 def _load() -> tuple[dict[str, TestVectors], dict[str, str]]:
     files, errors = {}, {}
@@ -118,13 +174,19 @@ def _load() -> tuple[dict[str, TestVectors], dict[str, str]]:
 
 
 FILES, ERRORS = _load()
-CASES = [(name, section, case) for name, vectors in FILES.items() for section in SECTIONS
-         for case in getattr(vectors, section)]
+CASES = [
+    (name, section, case)
+    for name, vectors in FILES.items()
+    for section in SECTIONS
+    for case in getattr(vectors, section)
+]
 
 
 @pytest.mark.parametrize("name", sorted([*FILES, *ERRORS]))
 def test_file_is_valid(name):
-    assert name not in ERRORS, f"tests/vectors/{name} is not a valid TestVectors file:\n{ERRORS[name]}"
+    assert name not in ERRORS, (
+        f"tests/vectors/{name} is not a valid TestVectors file:\n{ERRORS[name]}"
+    )
 
 
 def test_every_section_has_cases():
@@ -134,8 +196,9 @@ def test_every_section_has_cases():
 def test_case_names_unique_within_section():
     seen: dict[tuple[str, str], str] = {}
     for file, section, case in CASES:
-        assert (section, case.name) not in seen, \
+        assert (section, case.name) not in seen, (
             f"{section} case {case.name!r} is in {seen[section, case.name]} and {file}"
+        )
         seen[section, case.name] = file
 
 
@@ -164,13 +227,18 @@ def _check_nms(case, got):
 
 def _check_drift(case, got):
     got, want = got["expected"], case.expected.model_dump()
-    assert {k: v for k, v in got.items() if k != "max_abs_diff_raw"} == \
-        {k: v for k, v in want.items() if k != "max_abs_diff_raw"}
+    assert {k: v for k, v in got.items() if k != "max_abs_diff_raw"} == {
+        k: v for k, v in want.items() if k != "max_abs_diff_raw"
+    }
     if want["max_abs_diff_raw"] is None or got["max_abs_diff_raw"] is None:
         assert got["max_abs_diff_raw"] == want["max_abs_diff_raw"]
     else:  # the same double subtractions of float32 values: exact up to the JSON round trip
-        _close(got["max_abs_diff_raw"], want["max_abs_diff_raw"], 1e-12 * max(1.0, want["max_abs_diff_raw"]),
-               "max_abs_diff_raw")
+        _close(
+            got["max_abs_diff_raw"],
+            want["max_abs_diff_raw"],
+            1e-12 * max(1.0, want["max_abs_diff_raw"]),
+            "max_abs_diff_raw",
+        )
 
 
 def _check_preview(case, got):
@@ -179,11 +247,19 @@ def _check_preview(case, got):
 
 def _check_exact(case, got):
     for key, value in got.items():
-        assert value == getattr(case, key), f"{key}: the reference says {value!r}, the case {getattr(case, key)!r}"
+        assert value == getattr(case, key), (
+            f"{key}: the reference says {value!r}, the case {getattr(case, key)!r}"
+        )
 
 
-CHECK = {"decode": _check_decode, "nms": _check_nms, "match": _check_exact, "drift": _check_drift,
-         "preview": _check_preview, "latency": _check_exact}
+CHECK = {
+    "decode": _check_decode,
+    "nms": _check_nms,
+    "match": _check_exact,
+    "drift": _check_drift,
+    "preview": _check_preview,
+    "latency": _check_exact,
+}
 
 
 @pytest.mark.parametrize("file,section,case", CASES, ids=[f"{f}-{s}-{c.name}" for f, s, c in CASES])

@@ -1,21 +1,24 @@
 """Weight resolution and loading with checkpoint files the tests write themselves."""
+
 import hashlib
+from pathlib import Path
 
 import pytest
 import torch
 
 from ssdmobile.errors import UnknownModelError, WeightsError
-from ssdmobile.models import create_model, get_entry
-from ssdmobile.models import weights as W
+from ssdmobile.models import create_model, get_entry, weights as W
 
 
 @pytest.fixture
 def hub(tmp_path, monkeypatch):
-    """An empty torch hub cache, and no network: a download attempt fails like an offline machine."""
+    """An empty torch hub cache, and no network: a download attempt
+    fails like an offline machine."""
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
 
     def offline(url, dst, *a, **k):
         raise OSError("[Errno -3] Temporary failure in name resolution")
+
     monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
     return tmp_path / "hub" / "checkpoints"
 
@@ -33,16 +36,22 @@ def test_explicit_path_loads_exactly(small_checkpoint):
     loaded = create_model("ssdlite320_mobilenet_v3_small", weights=path, num_classes=3)
     for k, v in model.core.state_dict().items():
         assert torch.equal(loaded.core.state_dict()[k], v), k
-    assert loaded.weights.path == str(path) and loaded.weights.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
-    assert loaded.weights.meta is None  # a user's file: the registered metadata does not describe it
+    assert (
+        loaded.weights.path == str(path)
+        and loaded.weights.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+    )
+    # a user's file: the registered metadata does not describe it
+    assert loaded.weights.meta is None
 
 
 def test_training_checkpoint_with_model_key(small_checkpoint, tmp_path):
-    path, model = small_checkpoint
+    _path, model = small_checkpoint
     wrapped = tmp_path / "train.pth"
     torch.save({"model": model.core.state_dict(), "epoch": 3}, wrapped)
     loaded = create_model("ssdlite320_mobilenet_v3_small", weights=wrapped, num_classes=3)
-    assert torch.equal(next(iter(loaded.core.state_dict().values())), next(iter(model.core.state_dict().values())))
+    assert torch.equal(
+        next(iter(loaded.core.state_dict().values())), next(iter(model.core.state_dict().values()))
+    )
 
 
 def test_num_classes_mismatch_names_the_tensor(small_checkpoint):
@@ -61,7 +70,9 @@ def test_other_architecture_is_rejected(small_checkpoint):
 def test_corrupt_files(small_checkpoint, tmp_path, content):
     path, _ = small_checkpoint
     bad = tmp_path / "bad.pth"
-    bad.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2] if content == "truncated" else content)
+    bad.write_bytes(
+        path.read_bytes()[: len(path.read_bytes()) // 2] if content == "truncated" else content
+    )
     with pytest.raises(WeightsError, match="not a readable PyTorch checkpoint"):
         create_model("ssdlite320_mobilenet_v3_small", weights=bad, num_classes=3)
 
@@ -83,10 +94,13 @@ def test_missing_file(tmp_path):
 
 
 def test_default_weights_from_hub_cache_verified(hub, small_checkpoint):
-    path, model = small_checkpoint
+    path, _model = small_checkpoint
     data = path.read_bytes()
-    source = W.Weights("official.pth", url="https://example.invalid/official.pth",
-                       sha256=hashlib.sha256(data).hexdigest())
+    source = W.Weights(
+        "official.pth",
+        url="https://example.invalid/official.pth",
+        sha256=hashlib.sha256(data).hexdigest(),
+    )
     hub.mkdir(parents=True)
     (hub / "official.pth").write_bytes(data)
     assert W.resolve_weights(source) == hub / "official.pth"
@@ -106,14 +120,22 @@ def test_offline_without_file_names_file_and_place(hub):
 
 def test_download_is_verified_and_atomic(hub, small_checkpoint, monkeypatch):
     path, _ = small_checkpoint
-    monkeypatch.setattr(torch.hub, "download_url_to_file", lambda url, dst, **k: open(dst, "wb").write(b"junk"))
-    source = W.Weights("official.pth", url="https://example.invalid/official.pth",
-                       sha256=hashlib.sha256(path.read_bytes()).hexdigest())
+    monkeypatch.setattr(
+        torch.hub, "download_url_to_file", lambda url, dst, **k: Path(dst).write_bytes(b"junk")
+    )
+    source = W.Weights(
+        "official.pth",
+        url="https://example.invalid/official.pth",
+        sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
+    )
     with pytest.raises(WeightsError, match="sha256"):
         W.resolve_weights(source)
     assert not list(hub.glob("*")), "nothing half-written under the cache"
-    monkeypatch.setattr(torch.hub, "download_url_to_file",
-                        lambda url, dst, **k: open(dst, "wb").write(path.read_bytes()))
+    monkeypatch.setattr(
+        torch.hub,
+        "download_url_to_file",
+        lambda url, dst, **k: Path(dst).write_bytes(path.read_bytes()),
+    )
     assert W.resolve_weights(source).read_bytes() == path.read_bytes()
 
 
@@ -121,31 +143,45 @@ def test_official_checkpoint_layout_loads(hub):
     """The official file's keys and shapes: a torchvision-built state_dict under the official
     file name in the hub cache loads through the registered source (sha256 check aside)."""
     import torchvision
-    tv = torchvision.models.detection.ssdlite320_mobilenet_v3_large(weights=None, weights_backbone=None)
+
+    tv = torchvision.models.detection.ssdlite320_mobilenet_v3_large(
+        weights=None, weights_backbone=None
+    )
     entry = get_entry("ssdlite320_mobilenet_v3_large")
     hub.mkdir(parents=True)
     torch.save(tv.state_dict(), hub / entry.weights.filename)
     with pytest.raises(WeightsError, match="sha256"):  # not the official bytes
         create_model("ssdlite320_mobilenet_v3_large", weights="default")
     m = create_model("ssdlite320_mobilenet_v3_large", weights=hub / entry.weights.filename)
-    assert torch.equal(m.core.state_dict()["head.regression_head.module_list.0.1.weight"],
-                       tv.state_dict()["head.regression_head.module_list.0.1.weight"])
+    assert torch.equal(
+        m.core.state_dict()["head.regression_head.module_list.0.1.weight"],
+        tv.state_dict()["head.regression_head.module_list.0.1.weight"],
+    )
 
 
 def test_unknown_model():
-    with pytest.raises(UnknownModelError, match="unknown model 'ssd9000'.*ssdlite320_mobilenet_v3_large"):
+    with pytest.raises(
+        UnknownModelError, match=r"unknown model 'ssd9000'.*ssdlite320_mobilenet_v3_large"
+    ):
         create_model("ssd9000")
 
 
 def test_backbone_knobs_change_the_model():
     base = sum(p.numel() for p in create_model("ssdlite320_mobilenet_v3_large").parameters())
-    narrow = sum(p.numel() for p in create_model("ssdlite320_mobilenet_v3_large", width_mult=0.5).parameters())
-    full_tail = sum(p.numel() for p in create_model("ssdlite320_mobilenet_v3_large", reduced_tail=False).parameters())
+    narrow = sum(
+        p.numel()
+        for p in create_model("ssdlite320_mobilenet_v3_large", width_mult=0.5).parameters()
+    )
+    full_tail = sum(
+        p.numel()
+        for p in create_model("ssdlite320_mobilenet_v3_large", reduced_tail=False).parameters()
+    )
     assert narrow < base < full_tail
 
 
 def test_published_hash_prefix_is_checked(hub, small_checkpoint):
-    """torchvision publishes only a sha256 prefix (in the file name); that prefix is what is checked."""
+    """torchvision publishes only a sha256 prefix (in the file name);
+    that prefix is what is checked."""
     path, _ = small_checkpoint
     data = path.read_bytes()
     digest = hashlib.sha256(data).hexdigest()
@@ -168,4 +204,6 @@ def test_declared_parameter_counts_are_the_models():
         built = sum(p.numel() for p in entry.builder().core.parameters())
         assert built == entry.num_params, (entry.name, built, entry.num_params)
         if entry.weights is not None and entry.weights.categories:
-            assert len(entry.weights.categories) == len(entry.builder().spec.class_names), entry.name
+            assert len(entry.weights.categories) == len(entry.builder().spec.class_names), (
+                entry.name
+            )

@@ -1,5 +1,7 @@
 """One check, two models: an ssdmobile model against torchvision's own (same randomized state_dict)
-on real images. Used by test_parity_torchvision.py (SSDlite320 MobileNetV3) and test_ssd_vgg16.py."""
+on real images. Used by test_parity_torchvision.py (SSDlite320 MobileNetV3)
+and test_ssd_vgg16.py."""
+
 import torch
 from torchvision.io import ImageReadMode, decode_image, read_file
 
@@ -26,8 +28,10 @@ def assert_raw_outputs_match(tv, ours, images, atol: float = 1e-5):
     box_encodings, class_logits = ours.forward_core(batch.tensors)
     assert (box_encodings - head["bbox_regression"]).abs().max() < atol
     assert (class_logits - head["cls_logits"]).abs().max() < atol
-    assert (ours.preprocess(images) - batch.tensors).abs().max() < atol  # our preprocessing: same input
-    assert torch.softmax(class_logits, -1).max() > 0.5  # randomized weights: scores far from uniform
+    # our preprocessing: same input
+    assert (ours.preprocess(images) - batch.tensors).abs().max() < atol
+    # randomized weights: scores far from uniform
+    assert torch.softmax(class_logits, -1).max() > 0.5
 
 
 @torch.no_grad()
@@ -41,8 +45,12 @@ def assert_detections_one_to_one(tv, ours, images, min_per_image: int = 10):
         total += len(e["scores"])
         unused = torch.ones(len(g["scores"]), dtype=torch.bool)
         for box, score, label in zip(e["boxes"], e["scores"], e["labels"]):
-            ok = (unused & (g["labels"] == label) & ((g["scores"] - score).abs() < 1e-5)
-                  & ((g["boxes"] - box).abs().amax(-1) < 1e-3))
+            ok = (
+                unused
+                & (g["labels"] == label)
+                & ((g["scores"] - score).abs() < 1e-5)
+                & ((g["boxes"] - box).abs().amax(-1) < 1e-3)
+            )
             assert ok.any(), f"no match for label {label} score {score} box {box.tolist()}"
             unused[ok.nonzero()[0, 0]] = False
     assert total > len(images) * min_per_image

@@ -4,6 +4,7 @@ before any model loads, and a bad one is one line (`ssdmobile CMD: error: argume
 Output paths are proven writable by creating them (os.access says yes to root on read-only
 mounts); what a failed run created and left empty is removed again by the CLI
 (ssdmobile.fileio.remove_created_dirs)."""
+
 from __future__ import annotations
 
 import argparse
@@ -17,52 +18,67 @@ from ..targets import TARGETS
 
 def count(minimum: int = 1):
     """An integer >= minimum (image counts, runs, threads, batch sizes...)."""
+
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number >= {minimum}, got {text!r}") from None
+            raise argparse.ArgumentTypeError(
+                f"expected a whole number >= {minimum}, got {text!r}"
+            ) from None
         if value < minimum:
             raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
         return value
+
     parse.__name__ = f"count>={minimum}"
     return parse
 
 
 def number(minimum: float = 0.0, strict: bool = False):
     """A finite float >= minimum (> minimum with strict)."""
+
     def parse(text: str) -> float:
         try:
             value = float(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
         if not math.isfinite(value) or value < minimum or (strict and value == minimum):
-            raise argparse.ArgumentTypeError(f"must be a finite number {'>' if strict else '>='} {minimum:g}, "
-                                             f"got {text!r}")
+            raise argparse.ArgumentTypeError(
+                f"must be a finite number {'>' if strict else '>='} {minimum:g}, got {text!r}"
+            )
         return value
+
     parse.__name__ = "number"
     return parse
 
 
 def int8_formats_help() -> str:
     """The int8 formats of the targets that have several, as the target table lists them."""
-    return "; ".join(f"{t.name}: " + ", ".join(f"{k}{' (default)' if k == t.int8.default_format else ''}"
-                                             for k in t.int8.formats)
-                     for t in TARGETS.values() if t.int8 and t.int8.formats)
+    return "; ".join(
+        f"{t.name}: "
+        + ", ".join(
+            f"{k}{' (default)' if k == t.int8.default_format else ''}" for k in t.int8.formats
+        )
+        for t in TARGETS.values()
+        if t.int8 and t.int8.formats
+    )
 
 
 def existing_dir(text: str) -> Path:
     p = Path(text)
     if not p.is_dir():
-        raise argparse.ArgumentTypeError(f"directory not found: {text}" if not p.exists()
-                                         else f"not a directory: {text}")
+        raise argparse.ArgumentTypeError(
+            f"directory not found: {text}" if not p.exists() else f"not a directory: {text}"
+        )
     return p
 
 
 def existing_file(text: str) -> Path:
     p = Path(text)
     if not p.is_file():
-        raise argparse.ArgumentTypeError(f"file not found: {text}" if not p.exists() else f"not a file: {text}")
+        raise argparse.ArgumentTypeError(
+            f"file not found: {text}" if not p.exists() else f"not a file: {text}"
+        )
     return p
 
 
@@ -83,7 +99,8 @@ def output_dir(text: str) -> Path:
 
 
 def output_file(text: str) -> Path:
-    """A file the command writes: not a directory, in a directory created now and proven writable."""
+    """A file the command writes: not a directory, in a directory
+    created now and proven writable."""
     p = Path(text)
     if p.is_dir():
         raise argparse.ArgumentTypeError(f"{text} is a directory; give a file name")

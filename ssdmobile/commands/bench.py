@@ -18,10 +18,17 @@ HELP = "latency of an exported artifact in its runtime, or of the eager model: m
 
 def add_arguments(p):
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--artifact", type=existing_path, help="an exported artifact (its sidecar JSON beside it)")
+    src.add_argument(
+        "--artifact", type=existing_path, help="an exported artifact (its sidecar JSON beside it)"
+    )
     src.add_argument("--model", help="registered model name: the float eager core")
-    p.add_argument("--weights", help="checkpoint for --model (default: random init; latency does not depend on it)")
-    p.add_argument("--image", type=existing_file, help="an image to feed (default: a fixed synthetic input)")
+    p.add_argument(
+        "--weights",
+        help="checkpoint for --model (default: random init; latency does not depend on it)",
+    )
+    p.add_argument(
+        "--image", type=existing_file, help="an image to feed (default: a fixed synthetic input)"
+    )
     p.add_argument("--threads", type=count(1), default=2)
     p.add_argument("--runs", type=count(50), default=50, help="timed runs (at least 50)")
     p.add_argument("--warmup", type=count(0), default=10)
@@ -30,7 +37,9 @@ def add_arguments(p):
 
 def _input(spec, image):
     if image:
-        return Detector(torch.nn.Identity(), torch.zeros(1, 4), spec).preprocess([load_image(image)])
+        return Detector(torch.nn.Identity(), torch.zeros(1, 4), spec).preprocess(
+            [load_image(image)]
+        )
     g = torch.Generator().manual_seed(0)
     return torch.rand(1, 3, *spec.preprocess.size, generator=g) * 2 - 1
 
@@ -48,9 +57,21 @@ def run(args):
     with torch.no_grad():
         t = measure(fn, args.runs, args.warmup, args.threads)
     m = machine_info()
-    print_table(["artifact", "median", "p90", "runs", "threads", "machine"],
-                [[name, f"{t.median_ms:.2f} ms", f"{t.p90_ms:.2f} ms", t.runs, t.threads,
-                  f"{m['cpu']} ({m['cores']} cores visible)"]])
+    print_table(
+        ["artifact", "median", "p90", "runs", "threads", "machine"],
+        [
+            [
+                name,
+                f"{t.median_ms:.2f} ms",
+                f"{t.p90_ms:.2f} ms",
+                t.runs,
+                t.threads,
+                f"{m['cpu']} ({m['cores']} cores visible)",
+            ]
+        ],
+    )
     if args.json:
-        write_json_atomic(args.json, {"artifact": name, **t.to_dict(), "warmup": args.warmup, "machine": m})
+        write_json_atomic(
+            args.json, {"artifact": name, **t.to_dict(), "warmup": args.warmup, "machine": m}
+        )
     return 0

@@ -17,16 +17,31 @@ HELP = "COCO AP (pycocotools) of a model or an exported artifact on a COCO-forma
 def add_arguments(p):
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--model", help="registered model name (see `ssdmobile models`)")
-    src.add_argument("--artifact", type=existing_path, help="an exported artifact, run in its own runtime")
+    src.add_argument(
+        "--artifact", type=existing_path, help="an exported artifact, run in its own runtime"
+    )
     p.add_argument("--weights", help="checkpoint path (default: the model's registered weights)")
-    p.add_argument("--data", required=True, type=existing_dir, help="dataset root (COCO: images/<split>, annotations/instances_<split>.json)")
+    p.add_argument(
+        "--data",
+        required=True,
+        type=existing_dir,
+        help="dataset root (COCO: images/<split>, annotations/instances_<split>.json)",
+    )
     p.add_argument("--split", default="val2017")
-    p.add_argument("--classes", nargs="+", help="class names to evaluate (default: all the model predicts)")
-    p.add_argument("--resize", choices=["bilinear", "tf1_bilinear"],
-                   help="override the model's resize (e.g. half-pixel bilinear for a TF model, to measure its cost)")
+    p.add_argument(
+        "--classes", nargs="+", help="class names to evaluate (default: all the model predicts)"
+    )
+    p.add_argument(
+        "--resize",
+        choices=["bilinear", "tf1_bilinear"],
+        help="override the model's resize (e.g. half-pixel bilinear for a TF model, to measure its "
+        "cost)",
+    )
     p.add_argument("--max-images", type=count(1), help="only the first N images (sorted by id)")
     p.add_argument("--batch-size", type=count(1), default=8)
-    p.add_argument("--out", type=output_file, help="result JSON (default: runs/eval/<model>_<split>.json)")
+    p.add_argument(
+        "--out", type=output_file, help="result JSON (default: runs/eval/<model>_<split>.json)"
+    )
     p.add_argument("--no-progress", action="store_true")
 
 
@@ -36,20 +51,35 @@ def run(args):
     dataset = open_dataset(args.data, args.split, args.max_images)
     t0 = time.perf_counter()
     if args.artifact:
-        result = evaluate_artifact(args.artifact, dataset, args.classes, progress=not args.no_progress)
+        result = evaluate_artifact(
+            args.artifact, dataset, args.classes, progress=not args.no_progress
+        )
         name, source = Path(args.artifact).stem, str(args.artifact)
     else:
         detector = create_model(args.model, weights=args.weights or "default")
         if args.resize:
             detector.spec = detector.spec.replace(
-                preprocess=dataclasses.replace(detector.spec.preprocess, resize=args.resize))
-        result = evaluate_model(detector, dataset, args.classes, args.batch_size, not args.no_progress)
+                preprocess=dataclasses.replace(detector.spec.preprocess, resize=args.resize)
+            )
+        result = evaluate_model(
+            detector, dataset, args.classes, args.batch_size, not args.no_progress
+        )
         name, source = args.model, detector.weights.path
     print(result.summary)
     print_table(["class", "AP"], [[c, f"{ap:.4f}"] for c, ap in result.per_class.items()])
-    print(f"{name}: AP {result.ap:.4f}  AP50 {result.ap50:.4f}  on {result.num_images} images of "
-          f"{args.data} {args.split} ({time.perf_counter() - t0:.1f} s)")
+    print(
+        f"{name}: AP {result.ap:.4f}  AP50 {result.ap50:.4f}  on {result.num_images} images of "
+        f"{args.data} {args.split} ({time.perf_counter() - t0:.1f} s)"
+    )
     out = args.out or output_file(str(Path("runs/eval") / f"{name}_{args.split}.json"))
-    write_json_atomic(out, {"model": name, "weights": source, "data": str(args.data), "split": args.split,
-                            **result.to_dict()})
+    write_json_atomic(
+        out,
+        {
+            "model": name,
+            "weights": source,
+            "data": str(args.data),
+            "split": args.split,
+            **result.to_dict(),
+        },
+    )
     print(f"wrote {out}")

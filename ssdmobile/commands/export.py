@@ -1,4 +1,5 @@
 """`ssdmobile export`: one target, its artifacts plus their sidecar JSON."""
+
 import json
 
 from ..bundle import REPO_ROOT
@@ -12,60 +13,133 @@ from ._args import count, existing_dir, int8_formats_help, output_dir
 NAME = "export"
 HELP = "export a detector to torchscript, onnx, coreml or executorch (artifact + sidecar JSON)"
 DEFAULT_MODEL = "ssdlite_mobilenet_v2_person"
-DEFAULT_GOLDEN_DATA = REPO_ROOT.parent / "shared" / "data" / "coco128"  # a source checkout's shared data
+# a source checkout's shared data
+DEFAULT_GOLDEN_DATA = REPO_ROOT.parent / "shared" / "data" / "coco128"
 
 
 def add_arguments(p):
     # choices are not listed in argparse: an unknown target is the library's typed error, one line
     p.add_argument("--target", required=True, help="torchscript, onnx, coreml or executorch")
-    p.add_argument("--model", default=DEFAULT_MODEL, help=f"registered model name (default {DEFAULT_MODEL})")
+    p.add_argument(
+        "--model", default=DEFAULT_MODEL, help=f"registered model name (default {DEFAULT_MODEL})"
+    )
     p.add_argument("--weights", help="checkpoint path (default: the model's registered weights)")
-    p.add_argument("--precision", help="fp32, fp16 or int8 (default: the target's own; fp16 for coreml)")
-    p.add_argument("--nms", action="store_true", default=False, help="NMS in the graph (fixed-size detections out)")
-    p.add_argument("--no-nms", dest="nms", action="store_false", help="raw box encodings and class logits out (default)")
-    p.add_argument("--out", default="artifacts", type=output_dir, help="output directory (default ./artifacts)")
+    p.add_argument(
+        "--precision", help="fp32, fp16 or int8 (default: the target's own; fp16 for coreml)"
+    )
+    p.add_argument(
+        "--nms",
+        action="store_true",
+        default=False,
+        help="NMS in the graph (fixed-size detections out)",
+    )
+    p.add_argument(
+        "--no-nms",
+        dest="nms",
+        action="store_false",
+        help="raw box encodings and class logits out (default)",
+    )
+    p.add_argument(
+        "--out", default="artifacts", type=output_dir, help="output directory (default ./artifacts)"
+    )
     q = p.add_argument_group("int8 calibration (--precision int8)")
-    q.add_argument("--calib-data", type=existing_dir, help="COCO-format dataset root whose images calibrate int8 activations")
-    q.add_argument("--calib-split", default="train2017", help="never the split you evaluate on (default train2017)")
-    q.add_argument("--num-images", type=count(1), default=128, help="calibration images (default 128)")
+    q.add_argument(
+        "--calib-data",
+        type=existing_dir,
+        help="COCO-format dataset root whose images calibrate int8 activations",
+    )
+    q.add_argument(
+        "--calib-split",
+        default="train2017",
+        help="never the split you evaluate on (default train2017)",
+    )
+    q.add_argument(
+        "--num-images", type=count(1), default=128, help="calibration images (default 128)"
+    )
     q.add_argument("--observer", choices=["histogram", "minmax"], default="histogram")
-    # not argparse choices: an unknown format is the library's typed error, one line naming the valid ones
-    q.add_argument("--int8-format", help=f"int8 file format, for targets that offer several ({int8_formats_help()}; "
-                                         "see `ssdmobile targets`)")
+    # not argparse choices: an unknown format is the library's typed error,
+    # one line naming the valid ones
+    q.add_argument(
+        "--int8-format",
+        help=f"int8 file format, for targets that offer several ({int8_formats_help()}; "
+        "see `ssdmobile targets`)",
+    )
     g = p.add_argument_group("golden data for the apps' on-device drift check")
-    g.add_argument("--golden", type=count(1), metavar="N",
-                   help="attach N real images, preprocessed as the app does, with the float model's raw outputs and "
-                        "detections, beside the artifact (<stem>.golden/; for ExecuTorch also <stem>.bpte)")
-    g.add_argument("--golden-data", type=existing_dir, help=f"a dataset root (images/<split>/) or a folder of images "
-                                                           f"(default {DEFAULT_GOLDEN_DATA} when it exists)")
-    g.add_argument("--golden-split", default="val2017", help="split of --golden-data (default val2017)")
+    g.add_argument(
+        "--golden",
+        type=count(1),
+        metavar="N",
+        help="attach N real images, preprocessed as the app does, with the float model's raw "
+        "outputs and "
+        "detections, beside the artifact (<stem>.golden/; for ExecuTorch also <stem>.bpte)",
+    )
+    g.add_argument(
+        "--golden-data",
+        type=existing_dir,
+        help=f"a dataset root (images/<split>/) or a folder of images "
+        f"(default {DEFAULT_GOLDEN_DATA} when it exists)",
+    )
+    g.add_argument(
+        "--golden-split", default="val2017", help="split of --golden-data (default val2017)"
+    )
 
 
 def run(args):
-    calibration = Calibration(args.calib_data, args.calib_split, args.num_images, args.observer) \
-        if args.calib_data else None
+    calibration = (
+        Calibration(args.calib_data, args.calib_split, args.num_images, args.observer)
+        if args.calib_data
+        else None
+    )
     # a bad target, precision or missing calibration fails before the model loads
-    target, precision = check_export(args.target, args.precision, calibration, int8_format=args.int8_format)
+    target, precision = check_export(
+        args.target, args.precision, calibration, int8_format=args.int8_format
+    )
     if calibration is not None and not (precision == "int8" and target.int8.calibrated):
-        raise QuantizationError(f"--calib-data is for int8 exports that calibrate, not {args.target} {precision}")
+        raise QuantizationError(
+            f"--calib-data is for int8 exports that calibrate, not {args.target} {precision}"
+        )
     golden = _golden_images(args)  # before any model loads
     get_entry(args.model)
     detector = create_model(args.model, weights=args.weights or "default")
-    print(f"exporting {args.model} to {args.target} {precision}{' with NMS in the graph' if args.nms else ''} ...")
-    for artifact in export(detector, args.target, precision, args.out, nms=args.nms, calibration=calibration,
-                           int8_format=args.int8_format):
-        print(f"wrote {artifact.path} ({size_bytes(artifact.path) / 1e6:.1f} MB, {artifact.runtime}) "
-              f"and {artifact.sidecar}")
+    print(
+        f"exporting {args.model} to {args.target} "
+        f"{precision}{' with NMS in the graph' if args.nms else ''} ..."
+    )
+    for artifact in export(
+        detector,
+        args.target,
+        precision,
+        args.out,
+        nms=args.nms,
+        calibration=calibration,
+        int8_format=args.int8_format,
+    ):
+        print(
+            f"wrote {artifact.path} ({size_bytes(artifact.path) / 1e6:.1f} MB, {artifact.runtime}) "
+            f"and {artifact.sidecar}"
+        )
         if not target.runs_here():
             s = target.verify(artifact.path)
-            print(f"verified: {s['type']}, inputs {s['inputs']}, outputs {s['outputs']}, {s['precision']}"
-                  + (f", NMS iou {s['nms']['iou']} confidence {s['nms']['confidence']} "
-                     f"({s['nms']['labels']} labels)" if s["nms"] else ""))
-            print(f"not run: {args.target} does not run on this machine; measure its drift with "
-                  "`ssdmobile validate` where it runs")
+            print(
+                f"verified: {s['type']}, inputs {s['inputs']}, outputs {s['outputs']}, "
+                f"{s['precision']}"
+                + (
+                    f", NMS iou {s['nms']['iou']} confidence {s['nms']['confidence']} "
+                    f"({s['nms']['labels']} labels)"
+                    if s["nms"]
+                    else ""
+                )
+            )
+            print(
+                f"not run: {args.target} does not run on this machine; measure its drift with "
+                "`ssdmobile validate` where it runs"
+            )
         if golden:
             manifest = attach_golden(detector, artifact.path, golden)
-            print(f"wrote golden data for {len(golden)} images: {manifest.parent}" + _host_check(manifest))
+            print(
+                f"wrote golden data for {len(golden)} images: {manifest.parent}"
+                + _host_check(manifest)
+            )
     return 0
 
 
@@ -76,15 +150,27 @@ def _golden_images(args):
         return []
     data = args.golden_data or (DEFAULT_GOLDEN_DATA if DEFAULT_GOLDEN_DATA.is_dir() else None)
     if data is None:
-        raise GoldenError("--golden needs images: pass --golden-data DIR (a dataset root or a folder of images)")
+        raise GoldenError(
+            "--golden needs images: pass --golden-data DIR (a dataset root or a folder of images)"
+        )
     return golden_image_paths(data, args.golden_split, args.golden)
 
 
 def _host_check(manifest_path) -> str:
     manifest = json.loads(manifest_path.read_text())
     host, bpte = manifest["host"], manifest["bundled_program"]
-    text = "" if host is None else (
-        f"; on this machine: {'PASS' if host['passed'] else 'FAIL'}, detections match on {host['detections_matched']}/"
-        f"{host['images']} images" + ("" if host["max_abs_diff_raw"] is None else
-                                      f", max raw difference {host['max_abs_diff_raw']:.2e}"))
+    text = (
+        ""
+        if host is None
+        else (
+            f"; on this machine: {'PASS' if host['passed'] else 'FAIL'}, detections match on "
+            f"{host['detections_matched']}/"
+            f"{host['images']} images"
+            + (
+                ""
+                if host["max_abs_diff_raw"] is None
+                else f", max raw difference {host['max_abs_diff_raw']:.2e}"
+            )
+        )
+    )
     return text + (f"; BundledProgram {bpte['file']}" if bpte else "")

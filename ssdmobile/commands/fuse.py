@@ -1,4 +1,5 @@
 """`ssdmobile fuse`: fold BatchNorm into the convs, check it on real images, time it."""
+
 import torch
 
 from ..bench import measure_interleaved
@@ -10,19 +11,32 @@ from ..table import print_table
 from ._args import count, existing_dir, output_file
 
 NAME = "fuse"
-HELP = "fold every Conv2d+BatchNorm2d into the conv; report max output change on real images and eager speed-up"
+HELP = (
+    "fold every Conv2d+BatchNorm2d into the conv; report max output change on real "
+    "images and eager speed-up"
+)
 
 
 def add_arguments(p):
     p.add_argument("--model", required=True, help="registered model name (see `ssdmobile models`)")
     p.add_argument("--weights", help="checkpoint path (default: the model's registered weights)")
-    p.add_argument("--data", type=existing_dir, help="COCO-format dataset root to check the fold on (images/<split>)")
+    p.add_argument(
+        "--data",
+        type=existing_dir,
+        help="COCO-format dataset root to check the fold on (images/<split>)",
+    )
     p.add_argument("--split", default="val2017")
     p.add_argument("--num-images", type=count(1), default=8)
     p.add_argument("--threads", type=count(1), default=2)
-    p.add_argument("--runs", type=count(0), default=20, help="timed runs for the eager latency (0: skip)")
-    p.add_argument("--out", type=output_file, help="write the fused state_dict here (.pth); load it with "
-                                 "ssdmobile.fuse.load_fused(model_name, path)")
+    p.add_argument(
+        "--runs", type=count(0), default=20, help="timed runs for the eager latency (0: skip)"
+    )
+    p.add_argument(
+        "--out",
+        type=output_file,
+        help="write the fused state_dict here (.pth); load it with "
+        "ssdmobile.fuse.load_fused(model_name, path)",
+    )
 
 
 def run(args):
@@ -40,20 +54,30 @@ def run(args):
         what = "2 random inputs (pass --data for real images)"
     with torch.no_grad():
         ref, got = det.core(x), fused.core(x)
-    rows = [[name, f"{(a - b).abs().max().item():.2e}", f"{a.abs().max().item():.2f}"]
-            for name, a, b in zip(("box_encodings", "class_logits"), ref, got)]
+    rows = [
+        [name, f"{(a - b).abs().max().item():.2e}", f"{a.abs().max().item():.2f}"]
+        for name, a, b in zip(("box_encodings", "class_logits"), ref, got)
+    ]
     print(f"float32 outputs, fused vs unfused, on {what}:")
     print_table(["output", "max abs diff", "max abs value"], rows)
     if args.runs:
         x1 = x[:1]
         with torch.inference_mode():  # round-robin: machine noise hits both alike
-            t = measure_interleaved({"unfused": lambda: det.core(x1), "fused": lambda: fused.core(x1)},
-                                    args.runs, 3, args.threads)
+            t = measure_interleaved(
+                {"unfused": lambda: det.core(x1), "fused": lambda: fused.core(x1)},
+                args.runs,
+                3,
+                args.threads,
+            )
         t0, t1 = t["unfused"], t["fused"]
         print(f"eager core latency, 1 image, {args.threads} threads, median of {args.runs}:")
-        print_table(["model", "median ms", "p90 ms"],
-                    [["unfused", f"{t0.median_ms:.1f}", f"{t0.p90_ms:.1f}"],
-                     ["fused", f"{t1.median_ms:.1f}", f"{t1.p90_ms:.1f}"]])
+        print_table(
+            ["model", "median ms", "p90 ms"],
+            [
+                ["unfused", f"{t0.median_ms:.1f}", f"{t0.p90_ms:.1f}"],
+                ["fused", f"{t1.median_ms:.1f}", f"{t1.p90_ms:.1f}"],
+            ],
+        )
         print(f"speed-up {t0.median_ms / t1.median_ms:.2f}x")
     if args.out:
         out = args.out

@@ -1,4 +1,6 @@
-"""`ssdmobile quantize`: post-training int8 for one or more targets, calibrated on a training split."""
+"""`ssdmobile quantize`: post-training int8 for one or more targets,
+calibrated on a training split."""
+
 import time
 
 from ..data import open_dataset, refuse_shared_images
@@ -10,49 +12,89 @@ from ..targets import TARGETS, check_export, evaluate_artifact, export, int8_for
 from ._args import count, existing_dir, int8_formats_help, output_dir
 
 NAME = "quantize"
-HELP = ("post-training int8 quantization (per-channel symmetric weights, asymmetric activations): "
-        + "; ".join(f"{t.name} ({t.int8.description})" for t in TARGETS.values() if t.int8))
+HELP = (
+    "post-training int8 quantization (per-channel symmetric weights, asymmetric activations): "
+    + "; ".join(f"{t.name} ({t.int8.description})" for t in TARGETS.values() if t.int8)
+)
 INT8_TARGETS = [t.name for t in TARGETS.values() if t.int8]
 
 
 def add_arguments(p):
     p.add_argument("--model", required=True, help="registered model name (see `ssdmobile models`)")
     p.add_argument("--weights", help="checkpoint path (default: the model's registered weights)")
-    p.add_argument("--calib-data", required=True, type=existing_dir, help="COCO-format dataset root for calibration")
-    p.add_argument("--split", default="train2017", help="calibration split (never the one you report AP on)")
-    p.add_argument("--num-images", type=count(1), default=128, help="calibration images (default 128)")
+    p.add_argument(
+        "--calib-data",
+        required=True,
+        type=existing_dir,
+        help="COCO-format dataset root for calibration",
+    )
+    p.add_argument(
+        "--split", default="train2017", help="calibration split (never the one you report AP on)"
+    )
+    p.add_argument(
+        "--num-images", type=count(1), default=128, help="calibration images (default 128)"
+    )
     p.add_argument("--target", nargs="+", default=["executorch"], choices=INT8_TARGETS)
-    p.add_argument("--observer", default="histogram", choices=("histogram", "minmax"),
-                   help="activation range: histogram (L2-optimal clipping; onnx: percentile 99.999) or minmax")
-    p.add_argument("--float-modules", nargs="*", default=[],
-                   help="module names kept in float (e.g. from `ssdmobile sensitivity`)")
-    p.add_argument("--int8-format", help=f"int8 file format for the targets that offer several "
-                                         f"({int8_formats_help()})")
+    p.add_argument(
+        "--observer",
+        default="histogram",
+        choices=("histogram", "minmax"),
+        help="activation range: histogram (L2-optimal clipping; onnx: percentile 99.999) or minmax",
+    )
+    p.add_argument(
+        "--float-modules",
+        nargs="*",
+        default=[],
+        help="module names kept in float (e.g. from `ssdmobile sensitivity`)",
+    )
+    p.add_argument(
+        "--int8-format",
+        help=f"int8 file format for the targets that offer several ({int8_formats_help()})",
+    )
     p.add_argument("--nms", action="store_true", help="NMS in the graph")
     p.add_argument("--out", default="artifacts", type=output_dir, help="output directory")
-    p.add_argument("--eval-data", type=existing_dir, help="after quantizing, evaluate each runnable artifact (and the float model) "
-                                       "on this COCO-format dataset")
+    p.add_argument(
+        "--eval-data",
+        type=existing_dir,
+        help="after quantizing, evaluate each runnable artifact (and the float model) "
+        "on this COCO-format dataset",
+    )
     p.add_argument("--eval-split", default="val2017")
-    p.add_argument("--classes", nargs="+", help="classes to evaluate (default: all the model predicts)")
+    p.add_argument(
+        "--classes", nargs="+", help="classes to evaluate (default: all the model predicts)"
+    )
     p.add_argument("--no-progress", action="store_true")
 
 
 def run(args):
     if args.eval_data:  # scoring the calibration images would hide the int8 loss
-        refuse_shared_images(open_dataset(args.calib_data, args.split, args.num_images),
-                             open_dataset(args.eval_data, args.eval_split))
+        refuse_shared_images(
+            open_dataset(args.calib_data, args.split, args.num_images),
+            open_dataset(args.eval_data, args.eval_split),
+        )
     check_export(args.target[0], "int8", Calibration(args.calib_data), args.float_modules)
     formats = int8_formats_for(args.target, [args.int8_format] if args.int8_format else [])
     det = create_model(args.model, args.weights or "default")
     t0 = time.perf_counter()
     calibration = Calibration(args.calib_data, args.split, args.num_images, args.observer)
-    print(f"calibrating on {args.num_images} images of {args.calib_data} {args.split} ({args.observer} observer)")
+    print(
+        f"calibrating on {args.num_images} images of {args.calib_data} {args.split} "
+        f"({args.observer} observer)"
+    )
     written = []
     for target in args.target:
         t = time.perf_counter()
-        artifacts = export(det, target, "int8", args.out, nms=args.nms, calibration=calibration,
-                           float_modules=args.float_modules, progress=not args.no_progress,
-                           int8_format=formats[target][0])
+        artifacts = export(
+            det,
+            target,
+            "int8",
+            args.out,
+            nms=args.nms,
+            calibration=calibration,
+            float_modules=args.float_modules,
+            progress=not args.no_progress,
+            int8_format=formats[target][0],
+        )
         for a in artifacts:
             print(f"{target}: wrote {a.path} ({time.perf_counter() - t:.0f} s)")
         written += artifacts

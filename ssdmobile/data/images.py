@@ -14,6 +14,7 @@ Pillow opens becomes uint8 RGB [3, H, W], with its tones kept:
 
 Anything else (undecodable, truncated, a mode with no RGB meaning) is one ImageError line.
 """
+
 from __future__ import annotations
 
 import os
@@ -31,7 +32,9 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
 
 def _gray_to_rgb(values: np.ndarray, full_scale: float) -> np.ndarray:
-    gray = np.clip(np.rint(values.astype(np.float64) * (255.0 / full_scale)), 0, 255).astype(np.uint8)
+    gray = np.clip(np.rint(values.astype(np.float64) * (255.0 / full_scale)), 0, 255).astype(
+        np.uint8
+    )
     return np.repeat(gray[..., None], 3, axis=-1)
 
 
@@ -42,7 +45,7 @@ def to_rgb8(im: Image.Image) -> np.ndarray:
         return _gray_to_rgb(np.asarray(im), 65535.0)
     if mode == "I":
         values = np.asarray(im)
-        return _gray_to_rgb(values, 65535.0 if values.max(initial=0) <= 65535 else 2.0 ** 31 - 1)
+        return _gray_to_rgb(values, 65535.0 if values.max(initial=0) <= 65535 else 2.0**31 - 1)
     if mode == "F":
         return _gray_to_rgb(np.nan_to_num(np.asarray(im), nan=0.0), 1.0)
     if mode in ("RGBA", "LA", "PA", "RGBa", "La") or (mode == "P" and "transparency" in im.info):
@@ -57,7 +60,9 @@ def to_rgb8(im: Image.Image) -> np.ndarray:
         raise ImageError(f"image mode {mode!r} has no RGB conversion ({e})") from None
 
 
-def load_image(path: str | os.PathLike, expected_size: tuple[int, int] | None = None) -> torch.Tensor:
+def load_image(
+    path: str | os.PathLike, expected_size: tuple[int, int] | None = None
+) -> torch.Tensor:
     """expected_size (W, H), from an annotation file: annotations are made on the stored pixels,
     so the EXIF rotation is applied only when the rotated size is what the annotation expects
     (or when nothing is expected)."""
@@ -68,16 +73,29 @@ def load_image(path: str | os.PathLike, expected_size: tuple[int, int] | None = 
         with Image.open(path) as im:
             im.load()
             oriented = ImageOps.exif_transpose(im)
-            if expected_size is not None and oriented.size != tuple(expected_size) and im.size == tuple(expected_size):
+            if (
+                expected_size is not None
+                and oriented.size != tuple(expected_size)
+                and im.size == tuple(expected_size)
+            ):
                 oriented = im
             rgb = to_rgb8(oriented)
     except ImageError as e:
         raise ImageError(f"cannot decode image {path}: {e}") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+    except (
+        UnidentifiedImageError,
+        OSError,
+        SyntaxError,
+        ValueError,
+        Image.DecompressionBombError,
+    ) as e:
         raise ImageError(f"cannot decode image {path}: {e}") from None
     if rgb.ndim != 3 or rgb.shape[-1] != 3 or 0 in rgb.shape:
-        raise ImageError(f"cannot decode image {path}: decoded to shape {list(rgb.shape)}, not H x W x 3")
-    return torch.from_numpy(np.array(rgb, dtype=np.uint8)).permute(2, 0, 1).contiguous()  # a writable copy
+        raise ImageError(
+            f"cannot decode image {path}: decoded to shape {list(rgb.shape)}, not H x W x 3"
+        )
+    # a writable copy
+    return torch.from_numpy(np.array(rgb, dtype=np.uint8)).permute(2, 0, 1).contiguous()
 
 
 def image_files(paths) -> list[Path]:
@@ -86,7 +104,9 @@ def image_files(paths) -> list[Path]:
     out = []
     for p in map(Path, paths):
         if p.is_dir():
-            found = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+            found = sorted(
+                f for f in p.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES
+            )
             if not found:
                 raise ImageError(f"no images in {p} (looked for {', '.join(IMAGE_SUFFIXES)})")
             out.extend(found)

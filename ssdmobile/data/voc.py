@@ -1,6 +1,7 @@
 """Pascal VOC datasets (the SSD and DSSD papers' VOC experiments): `root/Annotations/*.xml`,
 `root/JPEGImages/*.jpg`, `root/ImageSets/Main/<split>.txt`. Converted to COCO form in memory so
 one evaluation path (pycocotools) serves both."""
+
 from __future__ import annotations
 
 import logging
@@ -14,9 +15,28 @@ from .coco import CocoDataset
 
 log = logging.getLogger(__name__)
 
-VOC_CLASSES = ("aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
-               "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa",
-               "train", "tvmonitor")
+VOC_CLASSES = (
+    "aeroplane",
+    "bicycle",
+    "bird",
+    "boat",
+    "bottle",
+    "bus",
+    "car",
+    "cat",
+    "chair",
+    "cow",
+    "diningtable",
+    "dog",
+    "horse",
+    "motorbike",
+    "person",
+    "pottedplant",
+    "sheep",
+    "sofa",
+    "train",
+    "tvmonitor",
+)
 
 
 def _text(node, tag: str, xml: Path) -> str:
@@ -31,11 +51,15 @@ def _number(node, tag: str, xml: Path, what: str, positive_int: bool = False) ->
     try:
         value = int(text) if positive_int else float(text)
     except ValueError:
-        raise DatasetError(f"{xml}: {what} <{tag}> must be {'a positive integer' if positive_int else 'a number'}, "
-                           f"got {text!r}") from None
-    if positive_int and value <= 0 or not math.isfinite(value):
-        raise DatasetError(f"{xml}: {what} <{tag}> must be {'a positive integer' if positive_int else 'finite'}, "
-                           f"got {text!r}")
+        raise DatasetError(
+            f"{xml}: {what} <{tag}> must be "
+            f"{'a positive integer' if positive_int else 'a number'}, got {text!r}"
+        ) from None
+    if (positive_int and value <= 0) or not math.isfinite(value):
+        raise DatasetError(
+            f"{xml}: {what} <{tag}> must be {'a positive integer' if positive_int else 'finite'}, "
+            f"got {text!r}"
+        )
     return value
 
 
@@ -56,9 +80,18 @@ def voc_to_coco(root: Path, split: str, include_difficult: bool = False) -> dict
             raise DatasetError(f"{xml}: cannot read VOC annotation ({e})") from None
         size = tree.find("size")
         file_name = tree.findtext("filename") or f"{stem}.jpg"
-        images.append({"id": image_id, "file_name": file_name,
-                       "width": int(_number(size, "width", xml, "<size>", True)) if size is not None else None,
-                       "height": int(_number(size, "height", xml, "<size>", True)) if size is not None else None})
+        images.append(
+            {
+                "id": image_id,
+                "file_name": file_name,
+                "width": int(_number(size, "width", xml, "<size>", True))
+                if size is not None
+                else None,
+                "height": int(_number(size, "height", xml, "<size>", True))
+                if size is not None
+                else None,
+            }
+        )
         for k, obj in enumerate(tree.findall("object")):
             name = _text(obj, "name", xml)
             if name not in cat_ids:
@@ -70,18 +103,29 @@ def voc_to_coco(root: Path, split: str, include_difficult: bool = False) -> dict
             if bb is None:
                 raise DatasetError(f"{xml}: object without <bndbox>")
             # VOC pixel coordinates are 1-based and inclusive
-            x1, y1, x2, y2 = (_number(bb, t, xml, f"object {k} ({name})") for t in ("xmin", "ymin", "xmax", "ymax"))
+            x1, y1, x2, y2 = (
+                _number(bb, t, xml, f"object {k} ({name})")
+                for t in ("xmin", "ymin", "xmax", "ymax")
+            )
             if x2 < x1 or y2 < y1:  # degenerate: skipped and counted, as for COCO (data/checks.py)
                 degenerate.append(f"{xml.name} object {k}")
                 continue
-            annotations.append({"image_id": image_id, "category_id": cat_ids[name],
-                                "bbox": [x1 - 1, y1 - 1, x2 - x1 + 1, y2 - y1 + 1], "iscrowd": 0})
+            annotations.append(
+                {
+                    "image_id": image_id,
+                    "category_id": cat_ids[name],
+                    "bbox": [x1 - 1, y1 - 1, x2 - x1 + 1, y2 - y1 + 1],
+                    "iscrowd": 0,
+                }
+            )
     for im in images:
         if im["width"] is None:
             del im["width"], im["height"]
     if degenerate:
-        log.warning(f"{root}: skipped {len(degenerate)} object(s) whose box has xmax < xmin or ymax < ymin "
-                    f"(e.g. {degenerate[0]})")
+        log.warning(
+            f"{root}: skipped {len(degenerate)} object(s) whose box has xmax < xmin or ymax < ymin "
+            f"(e.g. {degenerate[0]})"
+        )
     return {"images": images, "annotations": annotations, "categories": categories}
 
 
@@ -90,8 +134,12 @@ class VocDataset(CocoDataset):
         root = Path(root)
         if not (root / "Annotations").is_dir():
             raise DatasetError(f"{root}: not a Pascal VOC directory (no Annotations/)")
-        super().__init__(images_dir=root / "JPEGImages", annotation_file=root / "ImageSets" / "Main" / f"{split}.txt",
-                         max_images=max_images, _data=voc_to_coco(root, split))
+        super().__init__(
+            images_dir=root / "JPEGImages",
+            annotation_file=root / "ImageSets" / "Main" / f"{split}.txt",
+            max_images=max_images,
+            _data=voc_to_coco(root, split),
+        )
 
 
 def open_dataset(root: str | os.PathLike, split: str, max_images: int | None = None) -> CocoDataset:

@@ -8,6 +8,7 @@ as the sidecar's "preprocess" describes), except Core ML, whose input is an imag
 Outputs: (box_encodings, class_logits) raw, or (boxes, scores, labels, num_detections) with nms.
 Modules starting with "_" are shared helpers.
 """
+
 from ._common import Artifact, ExportError, ExportRequest, PrecisionNotAvailable
 
 __all__ = ["Artifact", "ExportError", "ExportRequest", "PrecisionNotAvailable"]

@@ -1,5 +1,6 @@
 """What every exporter shares: the request it gets, the artifacts it returns, naming, atomic
 writes, the traced modules (raw core, or core + decode for a native NMS) and the sidecar."""
+
 from __future__ import annotations
 
 import contextlib
@@ -12,14 +13,18 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import SSDMobileError
-from ..fileio import sha256_file as artifact_sha256  # files and .mlpackage directories
-from ..fileio import remove_path, replace_path
+from ..fileio import (
+    remove_path,
+    replace_path,
+    sha256_file as artifact_sha256,  # files and .mlpackage directories
+)
 from ..ops.boxes import class_scores, decode_boxes
 from ..sidecar import build_sidecar, sidecar_path, write_sidecar
 
 
 class ExportError(SSDMobileError):
-    """An export cannot be done as asked (unknown target or precision, a graph a runtime rejects...)."""
+    """An export cannot be done as asked (unknown target or precision,
+    a graph a runtime rejects...)."""
 
 
 class PrecisionNotAvailable(ExportError):
@@ -77,7 +82,9 @@ def atomic_output(final: Path):
     that check the extension are happy). On success the artifact replaces `final`, then its sidecar
     is written; on any error the temporary is removed. A crash never leaves a half written file or
     directory under the final name."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.stem}.", suffix=f".tmp{final.suffix}", dir=final.parent)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{final.stem}.", suffix=f".tmp{final.suffix}", dir=final.parent
+    )
     os.close(fd)
     pending = Pending(Path(tmp))
     pending.path.unlink()  # writers create it themselves (a file, or a directory for .mlpackage)
@@ -99,6 +106,7 @@ def atomic_output(final: Path):
 
 
 # -- what gets traced -----------------------------------------------------------------------------
+
 
 class RawCore(nn.Module):
     """image tensor -> (box_encodings [N, A, 4], class_logits [N, A, C]): the detector's core."""
@@ -131,31 +139,61 @@ class DecodedBoxes(nn.Module):
 
 def raw_outputs(num_anchors: int, num_classes: int, batch: int = 1) -> list[dict]:
     return [
-        {"name": "box_encodings", "shape": [batch, num_anchors, 4], "dtype": "float32",
-         "meaning": "box regression per anchor, decode with decode.anchors and decode.box_coder"},
-        {"name": "class_logits", "shape": [batch, num_anchors, num_classes], "dtype": "float32",
-         "meaning": "class logits per anchor (column 0 background); scores = decode.score of these"},
+        {
+            "name": "box_encodings",
+            "shape": [batch, num_anchors, 4],
+            "dtype": "float32",
+            "meaning": "box regression per anchor, decode with decode.anchors and decode.box_coder",
+        },
+        {
+            "name": "class_logits",
+            "shape": [batch, num_anchors, num_classes],
+            "dtype": "float32",
+            "meaning": (
+                "class logits per anchor (column 0 background); scores = decode.score of these"
+            ),
+        },
     ]
 
 
 def nms_outputs(max_detections: int, batch: int = 1, labels_dtype: str = "int64") -> list[dict]:
     return [
-        {"name": "boxes", "shape": [batch, max_detections, 4], "dtype": "float32",
-         "meaning": "x1, y1, x2, y2 normalized to [0, 1]; rows >= num_detections are padding"},
-        {"name": "scores", "shape": [batch, max_detections], "dtype": "float32",
-         "meaning": "descending; rows >= num_detections are padding"},
-        {"name": "labels", "shape": [batch, max_detections], "dtype": labels_dtype,
-         "meaning": "index into class_names (never 0, the background)"},
-        {"name": "num_detections", "shape": [batch], "dtype": labels_dtype,
-         "meaning": "number of valid rows"},
+        {
+            "name": "boxes",
+            "shape": [batch, max_detections, 4],
+            "dtype": "float32",
+            "meaning": "x1, y1, x2, y2 normalized to [0, 1]; rows >= num_detections are padding",
+        },
+        {
+            "name": "scores",
+            "shape": [batch, max_detections],
+            "dtype": "float32",
+            "meaning": "descending; rows >= num_detections are padding",
+        },
+        {
+            "name": "labels",
+            "shape": [batch, max_detections],
+            "dtype": labels_dtype,
+            "meaning": "index into class_names (never 0, the background)",
+        },
+        {
+            "name": "num_detections",
+            "shape": [batch],
+            "dtype": labels_dtype,
+            "meaning": "number of valid rows",
+        },
     ]
 
 
 def declared_outputs(detector, nms: bool) -> list[dict]:
-    """The sidecar's "outputs": fixed-size detections with NMS in the graph, else the raw core outputs."""
+    """The sidecar's "outputs": fixed-size detections with NMS in the
+    graph, else the raw core outputs."""
     spec = detector.spec
-    return (nms_outputs(spec.postprocess.max_detections) if nms
-            else raw_outputs(detector.anchors.shape[0], spec.num_classes))
+    return (
+        nms_outputs(spec.postprocess.max_detections)
+        if nms
+        else raw_outputs(detector.anchors.shape[0], spec.num_classes)
+    )
 
 
 def example_input(detector, batch: int = 1) -> Tensor:
@@ -168,14 +206,36 @@ def checkpoint_info(detector) -> dict | None:
     return detector.weights.to_dict() if detector.weights is not None else None
 
 
-def make_sidecar(detector, pending: Pending, final: Path, req: ExportRequest, *, target: str, input_name: str,
-                 input_shape, outputs: list[dict], input_layout: str = "NCHW", input_dtype: str = "float32",
-                 extra: dict | None = None) -> dict:
+def make_sidecar(
+    detector,
+    pending: Pending,
+    final: Path,
+    req: ExportRequest,
+    *,
+    target: str,
+    input_name: str,
+    input_shape,
+    outputs: list[dict],
+    input_layout: str = "NCHW",
+    input_dtype: str = "float32",
+    extra: dict | None = None,
+) -> dict:
     """The sidecar of the artifact written at `pending.path` (final name `final`); atomic_output
     writes it beside the final name once the artifact is in place."""
     pending.sidecar = build_sidecar(
-        detector.spec, detector.anchors, target=target, precision=req.precision, artifact=final.name,
-        input_name=input_name, input_shape=input_shape, input_layout=input_layout, input_dtype=input_dtype,
-        outputs=outputs, nms_in_graph=req.nms, quantization=req.quantization, checkpoint=checkpoint_info(detector),
-        extra={"artifact_sha256": artifact_sha256(pending.path), **(extra or {})})
+        detector.spec,
+        detector.anchors,
+        target=target,
+        precision=req.precision,
+        artifact=final.name,
+        input_name=input_name,
+        input_shape=input_shape,
+        input_layout=input_layout,
+        input_dtype=input_dtype,
+        outputs=outputs,
+        nms_in_graph=req.nms,
+        quantization=req.quantization,
+        checkpoint=checkpoint_info(detector),
+        extra={"artifact_sha256": artifact_sha256(pending.path), **(extra or {})},
+    )
     return pending.sidecar

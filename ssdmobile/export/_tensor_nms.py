@@ -29,10 +29,11 @@ greedy per-class NMS, the best max_detections) on the `pool` best (anchor, class
 Every op on the matrices is one that ExecuTorch's XNNPACK partitioner delegates (maximum, minimum,
 sub, mul, div, relu, hardtanh, bmm, slices, views): no comparisons, bools or integer math there.
 A suppression is the positive float BIG * relu(IoU - t), so a product with the kept vector is
-0 or above 1, and hardtanh(valid - product, 0, 1) is the new kept vector. Only the topk, gathers and threshold tests on vectors
-run in ExecuTorch's portable kernels. Hand-written because neither ExecuTorch nor the TorchScript
-lite interpreter has a detection NMS op.
+0 or above 1, and hardtanh(valid - product, 0, 1) is the new kept vector. Only the topk, gathers and
+threshold tests on vectors run in ExecuTorch's portable kernels. Hand-written because neither
+ExecuTorch nor the TorchScript lite interpreter has a detection NMS op.
 """
+
 from __future__ import annotations
 
 import math
@@ -50,7 +51,7 @@ DEFAULT_BLOCK = 128
 DEFAULT_ITERATIONS = 12
 # relu(IoU - t) is at least one float32 step of t when positive; BIG lifts that above 1 for any
 # t >= 1e-20, and pool * BIG stays far below float32's max
-BIG = 2.0 ** 100
+BIG = 2.0**100
 TINY = 1e-30
 
 
@@ -75,8 +76,15 @@ class TensorNMS(nn.Module):
     (boxes [M, 4], scores [M], labels [M] int64 in 1..K, num_detections [1] int64), M =
     max_detections, best first; rows past num_detections are zeros."""
 
-    def __init__(self, postprocess, num_anchors: int, num_fg: int, pool: int | None = None,
-                 block: int = DEFAULT_BLOCK, iterations: int = DEFAULT_ITERATIONS):
+    def __init__(
+        self,
+        postprocess,
+        num_anchors: int,
+        num_fg: int,
+        pool: int | None = None,
+        block: int = DEFAULT_BLOCK,
+        iterations: int = DEFAULT_ITERATIONS,
+    ):
         super().__init__()
         pp = postprocess
         self.num_fg = num_fg
@@ -86,7 +94,8 @@ class TensorNMS(nn.Module):
         self.pool = min(num_anchors, pool or default_pool(self.max_detections, block))
         self.out_rows = min(self.max_detections, self.pool)
         self.topk_candidates = self.max_per_class = None
-        # the per-class limits, where they bind; with one class, the pool and the output are the class
+        # the per-class limits, where they bind; with one class, the
+        # pool and the output are the class
         if num_fg == 1:
             self.pool = min(self.pool, pp.topk_candidates or self.pool)
             self.out_rows = min(self.out_rows, self.pool, pp.max_per_class or self.out_rows)
@@ -98,16 +107,22 @@ class TensorNMS(nn.Module):
         self.block = min(block, self.pool)
         self.iterations = iterations
         # key = class * 3P + position: "i before j in the same class" <=> 0 < key_j - key_i < 2P
-        self.register_buffer("position", torch.arange(self.pool, dtype=torch.float32)[:, None], persistent=False)
+        self.register_buffer(
+            "position", torch.arange(self.pool, dtype=torch.float32)[:, None], persistent=False
+        )
 
     def _pairs(self, cols: Tensor, rows: Tensor):
         """cols [1, N, 6] (candidates i), rows [1, 6, B] (candidates j), features x1 y1 x2 y2 area
-        key -> (BIG * suppression [1, N, B] >= 0, same class and i before j [1, N, B] in {0, >= 1})."""
-        x1, y1, x2, y2, area, key = (cols[:, :, i:i + 1] for i in range(6))  # slices, which XNNPACK takes
-        rx1, ry1, rx2, ry2, rarea, rkey = (rows[:, i:i + 1] for i in range(6))
+        key -> (BIG * suppression [1, N, B] >= 0, same class and i before j
+        [1, N, B] in {0, >= 1})."""
+        # slices, which XNNPACK takes
+        x1, y1, x2, y2, area, key = (cols[:, :, i : i + 1] for i in range(6))
+        rx1, ry1, rx2, ry2, rarea, rkey = (rows[:, i : i + 1] for i in range(6))
         # torchvision clamps both overlaps at 0; one clamp gives the same decision, as a negative
         # intersection gives a negative IoU
-        inter = F.relu(torch.minimum(x2, rx2) - torch.maximum(x1, rx1)) * (torch.minimum(y2, ry2) - torch.maximum(y1, ry1))
+        inter = F.relu(torch.minimum(x2, rx2) - torch.maximum(x1, rx1)) * (
+            torch.minimum(y2, ry2) - torch.maximum(y1, ry1)
+        )
         iou = inter / ((area + rarea) - inter)
         before = F.relu(rkey - key)
         if self.num_fg > 1:
@@ -122,10 +137,11 @@ class TensorNMS(nn.Module):
     def forward(self, boxes: Tensor, scores: Tensor):
         p, bsz = self.pool, self.block
         if self.num_fg > 1:
-            # the P best (anchor, class) pairs lie among the P anchors with the best top class, and a
-            # topk over those P x K scores costs a fraction of one over all A x K
+            # the P best (anchor, class) pairs lie among the P anchors with the best top class, and
+            # a topk over those P x K scores costs a fraction of one over all A x K
             best_anchors = scores.amax(dim=1).topk(p).indices
-            top_scores, flat_idx = scores.index_select(0, best_anchors).reshape(-1).topk(p)  # best first
+            # best first
+            top_scores, flat_idx = scores.index_select(0, best_anchors).reshape(-1).topk(p)
             row = torch.div(flat_idx, self.num_fg, rounding_mode="floor")
             anchor_idx, cls_idx = best_anchors.index_select(0, row), flat_idx - row * self.num_fg
         else:
@@ -133,8 +149,8 @@ class TensorNMS(nn.Module):
             cls_idx = torch.zeros_like(anchor_idx)
         cand = boxes.index_select(0, anchor_idx)  # [P, 4]
         valid = (top_scores > self.score_thresh).to(cand.dtype).reshape(1, 1, p)
-        # + TINY: the union of two empty boxes is not 0 (0 / 0 never suppresses in torchvision, 0 / TINY
-        # does not either); any area above 1e-22 is unchanged by it
+        # + TINY: the union of two empty boxes is not 0 (0 / 0 never suppresses in torchvision, 0 /
+        # TINY does not either); any area above 1e-22 is unchanged by it
         area = (cand[:, 2:3] - cand[:, 0:1]) * (cand[:, 3:4] - cand[:, 1:2]) + TINY
         key = self.position + cls_idx.to(cand.dtype)[:, None] * (3.0 * p)
         cols = torch.cat([cand, area, key], dim=1).reshape(1, p, 6)
@@ -146,16 +162,21 @@ class TensorNMS(nn.Module):
             end = min(p, start + bsz)
             # a slice that takes everything lowers to an alias_copy that ExecuTorch runs outside the
             # delegate, splitting it in two: skip the no-op slices
-            sup, before = self._pairs(cols if end == p else cols[:, :end],
-                                      rows if (start, end) == (0, p) else rows[:, :, start:end])  # [1, end, B]
+            sup, before = self._pairs(  # [1, end, B]
+                cols if end == p else cols[:, :end],
+                rows if (start, end) == (0, p) else rows[:, :, start:end],
+            )
             v = valid[:, :, start:end]
-            if self.topk_candidates is not None:  # rank inside its class before NMS, as eager's topk
+            if (
+                self.topk_candidates is not None
+            ):  # rank inside its class before NMS, as eager's topk
                 rank = self._count(ones[:, :, :end], F.hardtanh(before, 0.0, 1.0))
                 v = v * F.hardtanh(self.topk_candidates - rank, 0.0, 1.0)
             if self.max_per_class is not None:
                 same_before.append(F.hardtanh(before, 0.0, 1.0))
             if start > 0:  # suppressed by a kept box of an earlier, final block
-                earlier = torch.cat(keep, dim=2) if len(keep) > 1 else keep[0]  # XNNPACK concatenates 2 or more
+                # XNNPACK concatenates 2 or more
+                earlier = torch.cat(keep, dim=2) if len(keep) > 1 else keep[0]
                 v = F.hardtanh(v - self._count(earlier, sup[:, :start]), 0.0, 1.0)
             own = sup[:, start:] if start > 0 else sup
             k = v
@@ -164,7 +185,9 @@ class TensorNMS(nn.Module):
             keep.append(k)
         keep = torch.cat(keep, dim=2) if len(keep) > 1 else keep[0]
         if self.max_per_class is not None:  # cap per class after NMS (TF Object Detection API)
-            kept_before = torch.cat([self._count(keep[:, :, :m.shape[1]], m) for m in same_before], dim=2)
+            kept_before = torch.cat(
+                [self._count(keep[:, :, : m.shape[1]], m) for m in same_before], dim=2
+            )
             keep = keep * F.hardtanh(self.max_per_class - kept_before, 0.0, 1.0)
         keep = keep.reshape(p)
         m = self.out_rows
@@ -185,15 +208,22 @@ class TensorNMSDetector(nn.Module):
     """image tensor [1, 3, H, W] -> (boxes [1, M, 4] normalized xyxy, scores [1, M], labels [1, M],
     num_detections [1]); M = max_detections, rows past num_detections are zero padding."""
 
-    def __init__(self, detector, pool: int | None = None, block: int = DEFAULT_BLOCK,
-                 iterations: int = DEFAULT_ITERATIONS):
+    def __init__(
+        self,
+        detector,
+        pool: int | None = None,
+        block: int = DEFAULT_BLOCK,
+        iterations: int = DEFAULT_ITERATIONS,
+    ):
         super().__init__()
         pp = detector.spec.postprocess
         self.core = detector.core
         self.register_buffer("anchors", detector.anchors.clone())
         self.coder = detector.spec.box_coder
         self.score = pp.score
-        self.nms = TensorNMS(pp, detector.anchors.shape[0], detector.spec.num_classes - 1, pool, block, iterations)
+        self.nms = TensorNMS(
+            pp, detector.anchors.shape[0], detector.spec.num_classes - 1, pool, block, iterations
+        )
 
     def forward(self, x: Tensor):
         box_encodings, class_logits = self.core(x)

@@ -1,20 +1,23 @@
-"""Core ML: an ML Program `.mlpackage` (fp16 by default), converted with `ct.convert` from the traced
-model.
+"""Core ML: an ML Program `.mlpackage` (fp16 by default), converted with
+`ct.convert` from the traced model.
 
 Input: an RGB image (`ct.ImageType`) of the model's input size, because Vision feeds images; pixel
 / 255 is done by the image input and (x - mean) / std by the graph. Resizing to the input size is
 the caller's: Vision's `imageCropAndScaleOption = .scaleFill` (a plain bilinear resize; models
-trained with TF1's resize see slightly different pixels, which the sidecar's preprocess.resize says).
+trained with TF1's resize see slightly different pixels, which the sidecar's
+preprocess.resize says).
 
 Outputs without nms: the raw (box_encodings, class_logits), batch 1, as every other target.
 With nms: a Pipeline of the decoder (ML Program: confidence [A, C-1] foreground scores,
 coordinates [A, 4] normalized center-size boxes) and Core ML's NonMaximumSuppression model with the
 class labels, so Vision returns VNRecognizedObjectObservation directly; outputs confidence [K, C-1]
-and coordinates [K, 4], K <= max_detections, plus optional iouThreshold / confidenceThreshold inputs.
+and coordinates [K, 4], K <= max_detections, plus optional iouThreshold / confidenceThreshold
+inputs.
 
 Core ML cannot run off macOS: `check_spec` validates the saved package's spec (inputs, outputs,
 metadata, NMS parameters, precision) here; drift is measured by `validate` on a Mac.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -28,8 +31,18 @@ from torch import Tensor, nn
 
 from ..ops.boxes import xyxy_to_cxcywh
 from ..quant.coreml_int8 import INT8_RECORD, quantize_weights
-from ._common import (Artifact, DecodedBoxes, ExportError, ExportRequest, RawCore, artifact_stem, atomic_output,
-                      example_input, make_sidecar, raw_outputs)
+from ._common import (
+    Artifact,
+    DecodedBoxes,
+    ExportError,
+    ExportRequest,
+    RawCore,
+    artifact_stem,
+    atomic_output,
+    example_input,
+    make_sidecar,
+    raw_outputs,
+)
 
 TARGET = "coreml"
 SUFFIX = ".mlpackage"
@@ -62,7 +75,8 @@ class _VisionDecoder(DecodedBoxes):
 
 def _convert(module: nn.Module, detector, precision: str, output_names: list[str]):
     """-> ML Program; int8 = the fp16 program with int8 weights (quant.coreml_int8)."""
-    import coremltools as ct  # lazy: heavy optional runtime (coremltools), only when this target is exported
+    # lazy: heavy optional runtime (coremltools), only when this target is exported
+    import coremltools as ct
 
     x = (example_input(detector) + 1) / 2  # the graph sees [0, 1] pixels
     with torch.no_grad():
@@ -73,8 +87,14 @@ def _convert(module: nn.Module, detector, precision: str, output_names: list[str
         warnings.simplefilter("ignore")
         return ct.convert(
             traced,
-            inputs=[ct.ImageType(name=INPUT_NAME, shape=(1, 3, h, w), scale=1.0 / 255.0,
-                                 color_layout=ct.colorlayout.RGB)],
+            inputs=[
+                ct.ImageType(
+                    name=INPUT_NAME,
+                    shape=(1, 3, h, w),
+                    scale=1.0 / 255.0,
+                    color_layout=ct.colorlayout.RGB,
+                )
+            ],
             outputs=[ct.TensorType(name=n) for n in output_names],
             convert_to="mlprogram",
             compute_precision=ct.precision.FLOAT32 if precision == "fp32" else ct.precision.FLOAT16,
@@ -105,7 +125,7 @@ def _nms_model(spec, num_anchors: int):
         r0.lowerBound, r0.upperBound = 0, -1
         r1 = ma.shapeRange.sizeRanges.add()
         r1.lowerBound, r1.upperBound = width, width
-    for name, value in (("iouThreshold", pp.iou_thresh), ("confidenceThreshold", pp.score_thresh)):
+    for name, _value in (("iouThreshold", pp.iou_thresh), ("confidenceThreshold", pp.score_thresh)):
         f = nms_spec.description.input.add()
         f.name = name
         f.type.doubleType.MergeFromString(b"")
@@ -139,19 +159,28 @@ def _pipeline(decoder, nms_model):
 def _metadata(model, detector, precision: str, nms: bool) -> None:
     spec = detector.spec
     pp = spec.postprocess
-    model.short_description = f"ssdmobile {spec.name}, {precision}{', NMS pipeline' if nms else ', raw outputs'}"
+    model.short_description = (
+        f"ssdmobile {spec.name}, {precision}{', NMS pipeline' if nms else ', raw outputs'}"
+    )
     model.author = "ssdmobile"
     md = model.user_defined_metadata
     md["ssdmobile.model"] = spec.name
     md["ssdmobile.precision"] = precision
     md["ssdmobile.nms_in_graph"] = str(nms).lower()
-    md["ssdmobile.preprocess"] = json.dumps({"size": list(spec.preprocess.size), "resize": spec.preprocess.resize,
-                                             "mean": list(spec.preprocess.mean), "std": list(spec.preprocess.std)})
+    md["ssdmobile.preprocess"] = json.dumps(
+        {
+            "size": list(spec.preprocess.size),
+            "resize": spec.preprocess.resize,
+            "mean": list(spec.preprocess.mean),
+            "std": list(spec.preprocess.std),
+        }
+    )
     md["classes"] = ",".join(spec.class_names[1:])
     md["iou_threshold"] = str(pp.iou_thresh)
     md["confidence_threshold"] = str(pp.score_thresh)
-    model.input_description[INPUT_NAME] = (f"RGB image {spec.preprocess.size[1]}x{spec.preprocess.size[0]}; "
-                                           "normalized in the graph")
+    model.input_description[INPUT_NAME] = (
+        f"RGB image {spec.preprocess.size[1]}x{spec.preprocess.size[0]}; normalized in the graph"
+    )
 
 
 def export(detector, req: ExportRequest) -> list[Artifact]:
@@ -159,27 +188,47 @@ def export(detector, req: ExportRequest) -> list[Artifact]:
     num_anchors = detector.anchors.shape[0]
     try:
         if nms:
-            decoder = _convert(_Normalized(_VisionDecoder(detector), spec), detector, precision,
-                               ["confidence", "coordinates"])
-            if precision == "int8":  # quantize the decoder's program; Core ML's NMS model has no weights
+            decoder = _convert(
+                _Normalized(_VisionDecoder(detector), spec),
+                detector,
+                precision,
+                ["confidence", "coordinates"],
+            )
+            if (
+                precision == "int8"
+            ):  # quantize the decoder's program; Core ML's NMS model has no weights
                 decoder = quantize_weights(decoder)
             model = _pipeline(decoder, _nms_model(spec, num_anchors))
             outputs = [
-                {"name": "confidence", "shape": [-1, spec.num_classes - 1], "dtype": "float32",
-                 "meaning": "per detection, scores of class_names[1:] (background excluded)"},
-                {"name": "coordinates", "shape": [-1, 4], "dtype": "float32",
-                 "meaning": "per detection, cx, cy, w, h normalized to [0, 1]"},
+                {
+                    "name": "confidence",
+                    "shape": [-1, spec.num_classes - 1],
+                    "dtype": "float32",
+                    "meaning": "per detection, scores of class_names[1:] (background excluded)",
+                },
+                {
+                    "name": "coordinates",
+                    "shape": [-1, 4],
+                    "dtype": "float32",
+                    "meaning": "per detection, cx, cy, w, h normalized to [0, 1]",
+                },
             ]
         else:
-            model = _convert(_Normalized(RawCore(detector), spec), detector, precision,
-                             ["box_encodings", "class_logits"])
+            model = _convert(
+                _Normalized(RawCore(detector), spec),
+                detector,
+                precision,
+                ["box_encodings", "class_logits"],
+            )
             if precision == "int8":
                 model = quantize_weights(model)
             outputs = raw_outputs(num_anchors, spec.num_classes)
     except ExportError:
         raise
     except Exception as e:
-        raise ExportError(f"Core ML conversion failed: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from e
+        raise ExportError(
+            f"Core ML conversion failed: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
+        ) from e
     _metadata(model, detector, precision, nms)
     if precision == "int8" and req.quantization is None:
         req = dataclasses.replace(req, quantization=INT8_RECORD)
@@ -187,10 +236,26 @@ def export(detector, req: ExportRequest) -> list[Artifact]:
     h, w = spec.preprocess.size
     with atomic_output(final) as pending:
         model.save(str(pending.path))
-        make_sidecar(detector, pending, final, req, target=TARGET, input_name=INPUT_NAME,
-                     input_shape=[1, 3, h, w], input_layout="image_RGB", input_dtype="uint8", outputs=outputs,
-                     extra={"runtime": RUNTIME,
-                            "coreml": {"input": "image", "image_resize": "caller (Vision: scaleFill)",
-                                       "normalize_in_graph": True, "pipeline": nms,
-                                       "nms": {"per_class": True, "max_detections": None} if nms else None}})
+        make_sidecar(
+            detector,
+            pending,
+            final,
+            req,
+            target=TARGET,
+            input_name=INPUT_NAME,
+            input_shape=[1, 3, h, w],
+            input_layout="image_RGB",
+            input_dtype="uint8",
+            outputs=outputs,
+            extra={
+                "runtime": RUNTIME,
+                "coreml": {
+                    "input": "image",
+                    "image_resize": "caller (Vision: scaleFill)",
+                    "normalize_in_graph": True,
+                    "pipeline": nms,
+                    "nms": {"per_class": True, "max_detections": None} if nms else None,
+                },
+            },
+        )
     return [Artifact(final, TARGET, precision, nms, RUNTIME)]

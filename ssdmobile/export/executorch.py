@@ -3,12 +3,21 @@ as a `.pte` that `executorch.runtime` (and the Android app) runs. With nms, the 
 NMS of _tensor_nms.py is in the program (ExecuTorch has no NMS kernel); the ops XNNPACK does
 not take run on ExecuTorch's portable kernels. How much of the program XNNPACK took is measured
 (ExecuTorch's devtools) and recorded in the sidecar ("executorch.delegation")."""
+
 from __future__ import annotations
 
 import torch
 
-from ._common import (Artifact, ExportError, ExportRequest, artifact_stem, atomic_output, declared_outputs,
-                      example_input, make_sidecar)
+from ._common import (
+    Artifact,
+    ExportError,
+    ExportRequest,
+    artifact_stem,
+    atomic_output,
+    declared_outputs,
+    example_input,
+    make_sidecar,
+)
 from ._tensor_nms import traceable
 
 TARGET = "executorch"
@@ -19,20 +28,32 @@ RUNTIME = "executorch.runtime (XNNPACK delegate)"
 def delegation_summary(edge_program) -> dict:
     """Ops delegated to XNNPACK vs left to ExecuTorch's portable kernels (`getitem`, which only
     unpacks a delegate's outputs, is not an op)."""
-    from executorch.devtools.backend_debug import get_delegation_info  # lazy: heavy optional runtime
+    # lazy: heavy optional runtime
+    from executorch.devtools.backend_debug import get_delegation_info
 
     info = get_delegation_info(edge_program.exported_program().graph_module)
-    outside = {op: b.non_delegated for op, b in info.delegation_by_operator.items()
-               if b.non_delegated and op != "getitem"}
-    return {"delegated_ops": info.num_delegated_nodes, "non_delegated_ops": sum(outside.values()),
-            "delegated_subgraphs": info.num_delegated_subgraphs, "non_delegated_by_op": dict(sorted(outside.items()))}
+    outside = {
+        op: b.non_delegated
+        for op, b in info.delegation_by_operator.items()
+        if b.non_delegated and op != "getitem"
+    }
+    return {
+        "delegated_ops": info.num_delegated_nodes,
+        "non_delegated_ops": sum(outside.values()),
+        "delegated_subgraphs": info.num_delegated_subgraphs,
+        "non_delegated_by_op": dict(sorted(outside.items())),
+    }
 
 
 def lower(module: torch.nn.Module, inputs: tuple, **kwargs):
     """torch.export (non-strict), then ExecuTorch's edge program with the XNNPACK partitioner: what
-    every .pte here is made of (`kwargs` go to to_edge_transform_and_lower, e.g. generate_etrecord)."""
-    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner  # lazy: heavy optional runtime
-    from executorch.exir import to_edge_transform_and_lower  # lazy: heavy optional runtime (executorch)
+    every .pte here is made of (`kwargs` go to to_edge_transform_and_lower,
+    e.g. generate_etrecord)."""
+    # lazy: heavy optional runtime
+    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+
+    # lazy: heavy optional runtime (executorch)
+    from executorch.exir import to_edge_transform_and_lower
 
     with torch.no_grad():
         exported = torch.export.export(module, inputs, strict=False)
@@ -47,12 +68,22 @@ def export(detector, req: ExportRequest) -> list[Artifact]:
         delegation = delegation_summary(edge)
         program = edge.to_executorch()
     except Exception as e:  # the lowering's own errors are long; keep the first line
-        raise ExportError(f"ExecuTorch lowering failed: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from e
+        raise ExportError(
+            f"ExecuTorch lowering failed: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
+        ) from e
     final = req.out_dir / f"{artifact_stem(detector.spec.name, TARGET, req)}{SUFFIX}"
     with atomic_output(final) as pending:
         with open(pending.path, "wb") as f:
             program.write_to_file(f)
-        make_sidecar(detector, pending, final, req, target=TARGET, input_name="input", input_shape=list(x.shape),
-                     outputs=declared_outputs(detector, req.nms),
-                     extra={"runtime": RUNTIME, "executorch": {"delegation": delegation}})
+        make_sidecar(
+            detector,
+            pending,
+            final,
+            req,
+            target=TARGET,
+            input_name="input",
+            input_shape=list(x.shape),
+            outputs=declared_outputs(detector, req.nms),
+            extra={"runtime": RUNTIME, "executorch": {"delegation": delegation}},
+        )
     return [Artifact(final, TARGET, req.precision, req.nms, RUNTIME)]

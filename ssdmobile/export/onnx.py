@@ -9,6 +9,7 @@ IoU arithmetic as torchvision's kernel, capped at min(max_per_class, max_detecti
 (greedy selects in score order, so the cap keeps a class's best), and the final TopK keeps the best
 max_detections.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -16,8 +17,18 @@ import warnings
 import numpy as np
 import torch
 
-from ._common import (Artifact, DecodedBoxes, ExportError, ExportRequest, RawCore, artifact_stem, atomic_output,
-                      declared_outputs, example_input, make_sidecar)
+from ._common import (
+    Artifact,
+    DecodedBoxes,
+    ExportError,
+    ExportRequest,
+    RawCore,
+    artifact_stem,
+    atomic_output,
+    declared_outputs,
+    example_input,
+    make_sidecar,
+)
 from ._tensor_nms import float_threshold
 
 TARGET = "onnx"
@@ -31,8 +42,17 @@ def _torch_export(module, x, output_names):
 
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
-        program = torch.onnx.export(module, (x,), None, input_names=["input"], output_names=output_names,
-                                    opset_version=OPSET, dynamo=True, optimize=True, verbose=False)
+        program = torch.onnx.export(
+            module,
+            (x,),
+            None,
+            input_names=["input"],
+            output_names=output_names,
+            opset_version=OPSET,
+            dynamo=True,
+            optimize=True,
+            verbose=False,
+        )
     model = program.model_proto
     onnx.checker.check_model(model)
     return model
@@ -65,44 +85,80 @@ def _append_nms(model, spec):
     const("nms_one", [1], np.int64)
     const("nms_two", [2], np.int64)
     const("nms_axis0", [0], np.int64)
-    nodes = [helper.make_node("Transpose", [scores_in], ["nms_scores_t"], perm=[0, 2, 1])]  # [1, C-1, A]
+    # [1, C-1, A]
+    nodes = [helper.make_node("Transpose", [scores_in], ["nms_scores_t"], perm=[0, 2, 1])]
     scores_t = "nms_scores_t"
     if pp.topk_candidates is not None and (pp.topk_candidates < num_anchors or not num_anchors):
-        # eager keeps each class's best topk_candidates before NMS: where a class has more candidates
-        # than that, mask the others below the threshold. A TopK over every class costs more than
-        # the network here (10 ms at COCO scale), so it runs only when some class needs it.
+        # eager keeps each class's best topk_candidates before NMS: where a class has more
+        # candidates than that, mask the others below the threshold. A TopK over every class costs
+        # more than the network here (10 ms at COCO scale), so it runs
+        # only when some class needs it.
         k = int(pp.topk_candidates)
         const("nms_topk", [k], np.int64)
         const("nms_topk_f", k, np.float32)
         const("nms_kth_start", [k - 1], np.int64)
         const("nms_masked", [-np.inf], np.float32)
-        mask = helper.make_graph([
-            helper.make_node("TopK", ["nms_scores_t", "nms_topk"], ["nms_class_top", "nms_class_top_idx"], axis=2),
-            helper.make_node("Slice", ["nms_class_top", "nms_kth_start", "nms_topk", "nms_two"], ["nms_kth"]),
-            helper.make_node("GreaterOrEqual", ["nms_scores_t", "nms_kth"], ["nms_in_topk"]),
-            helper.make_node("Where", ["nms_in_topk", "nms_scores_t", "nms_masked"], ["nms_scores_masked"]),
-        ], "nms_topk_mask", [], [helper.make_tensor_value_info("nms_scores_masked", TensorProto.FLOAT, None)])
-        keep_all = helper.make_graph([helper.make_node("Identity", ["nms_scores_t"], ["nms_scores_same"])],
-                                     "nms_no_mask", [], [helper.make_tensor_value_info("nms_scores_same", TensorProto.FLOAT, None)])
+        mask = helper.make_graph(
+            [
+                helper.make_node(
+                    "TopK",
+                    ["nms_scores_t", "nms_topk"],
+                    ["nms_class_top", "nms_class_top_idx"],
+                    axis=2,
+                ),
+                helper.make_node(
+                    "Slice", ["nms_class_top", "nms_kth_start", "nms_topk", "nms_two"], ["nms_kth"]
+                ),
+                helper.make_node("GreaterOrEqual", ["nms_scores_t", "nms_kth"], ["nms_in_topk"]),
+                helper.make_node(
+                    "Where", ["nms_in_topk", "nms_scores_t", "nms_masked"], ["nms_scores_masked"]
+                ),
+            ],
+            "nms_topk_mask",
+            [],
+            [helper.make_tensor_value_info("nms_scores_masked", TensorProto.FLOAT, None)],
+        )
+        keep_all = helper.make_graph(
+            [helper.make_node("Identity", ["nms_scores_t"], ["nms_scores_same"])],
+            "nms_no_mask",
+            [],
+            [helper.make_tensor_value_info("nms_scores_same", TensorProto.FLOAT, None)],
+        )
         scores_t = "nms_scores_topk"
         nodes += [
             helper.make_node("Greater", ["nms_scores_t", "nms_score"], ["nms_above"]),
             helper.make_node("Cast", ["nms_above"], ["nms_above_f"], to=TensorProto.FLOAT),
-            helper.make_node("ReduceSum", ["nms_above_f", "nms_two"], ["nms_per_class_count"], keepdims=0),
+            helper.make_node(
+                "ReduceSum", ["nms_above_f", "nms_two"], ["nms_per_class_count"], keepdims=0
+            ),
             helper.make_node("ReduceMax", ["nms_per_class_count"], ["nms_max_count"], keepdims=0),
             helper.make_node("Greater", ["nms_max_count", "nms_topk_f"], ["nms_need_topk"]),
-            helper.make_node("If", ["nms_need_topk"], [scores_t], then_branch=mask, else_branch=keep_all),
+            helper.make_node(
+                "If", ["nms_need_topk"], [scores_t], then_branch=mask, else_branch=keep_all
+            ),
         ]
     nodes += [
-        # selected: [K, 3] = (batch, class, anchor); center_point_box=0 takes any diagonal corner pair
-        helper.make_node("NonMaxSuppression", [boxes_in, scores_t, "nms_max_per_class", "nms_iou",
-                                               "nms_score"], ["nms_selected"], center_point_box=0),
+        # selected: [K, 3] = (batch, class, anchor); center_point_box=0
+        # takes any diagonal corner pair
+        helper.make_node(
+            "NonMaxSuppression",
+            [boxes_in, scores_t, "nms_max_per_class", "nms_iou", "nms_score"],
+            ["nms_selected"],
+            center_point_box=0,
+        ),
         helper.make_node("GatherND", ["nms_scores_t", "nms_selected"], ["nms_sel_scores"]),  # [K]
         helper.make_node("Shape", ["nms_sel_scores"], ["nms_k_all"]),
         helper.make_node("Min", ["nms_k_all", "nms_m"], ["nms_k"]),
-        helper.make_node("TopK", ["nms_sel_scores", "nms_k"], ["nms_top_scores", "nms_top_idx"], axis=0,
-                         largest=1, sorted=1),
-        helper.make_node("Gather", ["nms_selected", "nms_top_idx"], ["nms_top_sel"], axis=0),  # [k, 3]
+        helper.make_node(
+            "TopK",
+            ["nms_sel_scores", "nms_k"],
+            ["nms_top_scores", "nms_top_idx"],
+            axis=0,
+            largest=1,
+            sorted=1,
+        ),
+        # [k, 3]
+        helper.make_node("Gather", ["nms_selected", "nms_top_idx"], ["nms_top_sel"], axis=0),
         helper.make_node("Slice", ["nms_top_sel", "nms_one", "nms_two", "nms_one"], ["nms_cls2d"]),
         helper.make_node("Slice", ["nms_top_sel", "nms_two", "nms_m", "nms_one"], ["nms_anchor2d"]),
         helper.make_node("Squeeze", ["nms_cls2d", "nms_one"], ["nms_cls"]),
@@ -112,7 +168,9 @@ def _append_nms(model, spec):
         helper.make_node("Gather", ["nms_boxes_all", "nms_anchor"], ["nms_boxes_k"], axis=0),
         helper.make_node("Sub", ["nms_m", "nms_k"], ["nms_pad_n"]),
         # pad rows k..M-1 with zeros: pads = [begin_0, begin_1, end_0, end_1]
-        helper.make_node("Concat", ["nms_zero", "nms_zero", "nms_pad_n", "nms_zero"], ["nms_pads2"], axis=0),
+        helper.make_node(
+            "Concat", ["nms_zero", "nms_zero", "nms_pad_n", "nms_zero"], ["nms_pads2"], axis=0
+        ),
         helper.make_node("Concat", ["nms_zero", "nms_pad_n"], ["nms_pads1"], axis=0),
         helper.make_node("Pad", ["nms_boxes_k", "nms_pads2"], ["nms_boxes_m"]),
         helper.make_node("Pad", ["nms_top_scores", "nms_pads1"], ["nms_scores_m"]),
@@ -123,12 +181,14 @@ def _append_nms(model, spec):
         helper.make_node("Identity", ["nms_k"], ["num_detections"]),
     ]
     g.node.extend(nodes)
-    g.output.extend([
-        helper.make_tensor_value_info("boxes", TensorProto.FLOAT, [1, m, 4]),
-        helper.make_tensor_value_info("scores", TensorProto.FLOAT, [1, m]),
-        helper.make_tensor_value_info("labels", TensorProto.INT64, [1, m]),
-        helper.make_tensor_value_info("num_detections", TensorProto.INT64, [1]),
-    ])
+    g.output.extend(
+        [
+            helper.make_tensor_value_info("boxes", TensorProto.FLOAT, [1, m, 4]),
+            helper.make_tensor_value_info("scores", TensorProto.FLOAT, [1, m]),
+            helper.make_tensor_value_info("labels", TensorProto.INT64, [1, m]),
+            helper.make_tensor_value_info("num_detections", TensorProto.INT64, [1]),
+        ]
+    )
     onnx.checker.check_model(model, full_check=True)
     return model
 
@@ -140,16 +200,31 @@ def export(detector, req: ExportRequest) -> list[Artifact]:
     x = example_input(detector)
     try:
         if req.nms:
-            model = _append_nms(_torch_export(DecodedBoxes(detector).eval(), x, ["nms_boxes_in", "nms_scores_in"]),
-                                spec)
+            model = _append_nms(
+                _torch_export(DecodedBoxes(detector).eval(), x, ["nms_boxes_in", "nms_scores_in"]),
+                spec,
+            )
         else:
             model = _torch_export(RawCore(detector).eval(), x, ["box_encodings", "class_logits"])
     except onnx.checker.ValidationError as e:
-        raise ExportError(f"the exported ONNX graph does not pass onnx.checker: {str(e).splitlines()[0]}") from e
-    model.doc_string = f"ssdmobile {spec.name} ({'with NonMaxSuppression' if req.nms else 'raw outputs'})"
+        raise ExportError(
+            f"the exported ONNX graph does not pass onnx.checker: {str(e).splitlines()[0]}"
+        ) from e
+    model.doc_string = (
+        f"ssdmobile {spec.name} ({'with NonMaxSuppression' if req.nms else 'raw outputs'})"
+    )
     final = req.out_dir / f"{artifact_stem(spec.name, TARGET, req)}{SUFFIX}"
     with atomic_output(final) as pending:
         onnx.save_model(model, str(pending.path))
-        make_sidecar(detector, pending, final, req, target=TARGET, input_name="input", input_shape=list(x.shape),
-                     outputs=declared_outputs(detector, req.nms), extra={"runtime": RUNTIME, "opset": OPSET})
+        make_sidecar(
+            detector,
+            pending,
+            final,
+            req,
+            target=TARGET,
+            input_name="input",
+            input_shape=list(x.shape),
+            outputs=declared_outputs(detector, req.nms),
+            extra={"runtime": RUNTIME, "opset": OPSET},
+        )
     return [Artifact(final, TARGET, req.precision, req.nms, RUNTIME)]

@@ -20,10 +20,11 @@ Default boxes: NVIDIA's relative scales and aspect ratios on the 320 grid, box c
 NVIDIA's SSD. NO TRAINED DSSD WEIGHTS EXIST: every number measured on it (latency, size, raw
 output drift of an export or int8 copy) is on randomized weights; its AP means nothing.
 """
+
 from __future__ import annotations
 
 import dataclasses
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
@@ -33,8 +34,18 @@ from torchvision.ops.misc import Conv2dNormActivation
 from ..detector import Detector
 from ..spec import ModelSpec
 from .registry import register_model
-from .ssd_resnet50 import (ASPECT_RATIOS, BOX_CODER, COCO_80_CLASSES, POSTPROCESS, PREPROCESS, SCALES,
-                           ResNetSSDFeatures, _flatten_heads, boxes_per_location, default_boxes)
+from .ssd_resnet50 import (
+    ASPECT_RATIOS,
+    BOX_CODER,
+    COCO_80_CLASSES,
+    POSTPROCESS,
+    PREPROCESS,
+    SCALES,
+    ResNetSSDFeatures,
+    _flatten_heads,
+    boxes_per_location,
+    default_boxes,
+)
 
 SIZE = 320
 
@@ -44,7 +55,9 @@ def _conv_bn(cin: int, cout: int, kernel: int, relu: bool) -> Conv2dNormActivati
 
 
 class DeconvModule(nn.Module):
-    def __init__(self, deep_channels: int, skip_channels: int, channels: int, deep_size: int, skip_size: int):
+    def __init__(
+        self, deep_channels: int, skip_channels: int, channels: int, deep_size: int, skip_size: int
+    ):
         super().__init__()
         if skip_size == 2 * deep_size:
             kernel, stride = 2, 2
@@ -52,10 +65,16 @@ class DeconvModule(nn.Module):
             kernel, stride = skip_size - deep_size + 1, 1
         else:
             raise ValueError(f"cannot deconvolve {deep_size} cells up to {skip_size}")
-        self.deep = nn.Sequential(nn.ConvTranspose2d(deep_channels, channels, kernel, stride),
-                                  nn.Conv2d(channels, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels))
-        self.skip = nn.Sequential(_conv_bn(skip_channels, channels, 3, relu=True),
-                                  nn.Conv2d(channels, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels))
+        self.deep = nn.Sequential(
+            nn.ConvTranspose2d(deep_channels, channels, kernel, stride),
+            nn.Conv2d(channels, channels, 3, padding=1, bias=False),
+            nn.BatchNorm2d(channels),
+        )
+        self.skip = nn.Sequential(
+            _conv_bn(skip_channels, channels, 3, relu=True),
+            nn.Conv2d(channels, channels, 3, padding=1, bias=False),
+            nn.BatchNorm2d(channels),
+        )
         self.product = FloatFunctional()
         self.relu = nn.ReLU()
 
@@ -66,8 +85,11 @@ class DeconvModule(nn.Module):
 class PredictionModule(nn.Module):
     def __init__(self, cin: int, mid: int, cout: int):
         super().__init__()
-        self.body = nn.Sequential(_conv_bn(cin, mid, 1, relu=True), _conv_bn(mid, mid, 1, relu=True),
-                                  _conv_bn(mid, cout, 1, relu=False))
+        self.body = nn.Sequential(
+            _conv_bn(cin, mid, 1, relu=True),
+            _conv_bn(mid, mid, 1, relu=True),
+            _conv_bn(mid, cout, 1, relu=False),
+        )
         self.shortcut = _conv_bn(cin, cout, 1, relu=False)
         self.add = FloatFunctional()
 
@@ -79,18 +101,35 @@ class DSSDCore(nn.Module):
     """features (x -> list of maps, shallow to deep) -> deconvolution path -> prediction modules ->
     (box_encodings [N, A, 4], class_logits [N, A, C]) in NVIDIA's box-major order per map."""
 
-    def __init__(self, features: nn.Module, channels: Sequence[int], sizes: Sequence[int],
-                 aspect_ratios: Sequence[Sequence[float]], num_classes: int, width: int = 256):
+    def __init__(
+        self,
+        features: nn.Module,
+        channels: Sequence[int],
+        sizes: Sequence[int],
+        aspect_ratios: Sequence[Sequence[float]],
+        num_classes: int,
+        width: int = 256,
+    ):
         super().__init__()
         self.features = features
         self.num_classes = num_classes
         # deconv[i] makes the map at level i from the map at level i + 1 (deepest first at run time)
         self.deconv = nn.ModuleList(
-            DeconvModule(channels[-1] if i == len(sizes) - 2 else width, channels[i], width, sizes[i + 1], sizes[i])
-            for i in range(len(sizes) - 1))
-        # the deepest level is predicted from the SSD map itself, every other from a deconvolution output
-        self.predict = nn.ModuleList(PredictionModule(channels[-1] if i == len(sizes) - 1 else width, width // 2, width)
-                                     for i in range(len(sizes)))
+            DeconvModule(
+                channels[-1] if i == len(sizes) - 2 else width,
+                channels[i],
+                width,
+                sizes[i + 1],
+                sizes[i],
+            )
+            for i in range(len(sizes) - 1)
+        )
+        # the deepest level is predicted from the SSD map itself, every
+        # other from a deconvolution output
+        self.predict = nn.ModuleList(
+            PredictionModule(channels[-1] if i == len(sizes) - 1 else width, width // 2, width)
+            for i in range(len(sizes))
+        )
         nd = boxes_per_location(aspect_ratios)
         self.loc = nn.ModuleList(nn.Conv2d(width, n * 4, 3, padding=1) for n in nd)
         self.conf = nn.ModuleList(nn.Conv2d(width, n * num_classes, 3, padding=1) for n in nd)
@@ -104,17 +143,24 @@ class DSSDCore(nn.Module):
         return _flatten_heads(predicted, self.loc, self.conf, self.num_classes)
 
 
-def dssd_detector(name: str, features: nn.Module, size: int, class_names: Sequence[str], width: int = 256) -> Detector:
-    """A DSSD head on `features` (x -> list of maps) at a square input `size`, with NVIDIA's relative
-    default-box scales and aspect ratios on whatever grid the features give."""
+def dssd_detector(
+    name: str, features: nn.Module, size: int, class_names: Sequence[str], width: int = 256
+) -> Detector:
+    """A DSSD head on `features` (x -> list of maps) at a square input `size`, with NVIDIA's
+    relative default-box scales and aspect ratios on whatever grid the features give."""
     with torch.no_grad():
         maps = features.eval()(torch.zeros(1, 3, size, size))
     channels, sizes = [m.shape[1] for m in maps], [m.shape[-1] for m in maps]
     core = DSSDCore(features, channels, sizes, ASPECT_RATIOS, len(class_names), width).eval()
     rel_scales = [s / 300 for s in SCALES]  # NVIDIA's scales are pixels of a 300x300 input
     anchors = default_boxes(1.0, sizes, [1.0 / f for f in sizes], rel_scales, ASPECT_RATIOS)
-    spec = ModelSpec(name=name, preprocess=dataclasses.replace(PREPROCESS, size=(size, size)),
-                     class_names=tuple(class_names), box_coder=BOX_CODER, postprocess=POSTPROCESS)
+    spec = ModelSpec(
+        name=name,
+        preprocess=dataclasses.replace(PREPROCESS, size=(size, size)),
+        class_names=tuple(class_names),
+        box_coder=BOX_CODER,
+        postprocess=POSTPROCESS,
+    )
     return Detector(core, anchors, spec)
 
 
@@ -122,10 +168,14 @@ def dssd_detector(name: str, features: nn.Module, size: int, class_names: Sequen
     "dssd320_resnet50",
     input_size=(SIZE, SIZE),
     num_params=32_860_214,
-    description="DSSD head (deconvolution + residual prediction modules) on NVIDIA's ResNet-50 SSD features, "
-                "320x320, 81 classes; NO trained weights exist: latency, size and raw-output drift only",
+    description="DSSD head (deconvolution + residual prediction modules) on NVIDIA's ResNet-50 SSD "
+    "features, "
+    "320x320, 81 classes; NO trained weights exist: latency, size and raw-output drift only",
 )
 def dssd320_resnet50(num_classes: int = 81, width: int = 256) -> Detector:
-    names = COCO_80_CLASSES if num_classes == 81 else ("background",) + tuple(
-        f"class{i}" for i in range(1, num_classes))
+    names = (
+        COCO_80_CLASSES
+        if num_classes == 81
+        else ("background", *(f"class{i}" for i in range(1, num_classes)))
+    )
     return dssd_detector("dssd320_resnet50", ResNetSSDFeatures(), SIZE, names, width)

@@ -8,12 +8,13 @@ create_model(name, weights=...) -> Detector
 An entry knows what `ssdmobile models` lists without building the model: input size, parameter
 count (checked against the built model by the tests), and its Weights with their metrics.
 """
+
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from ..errors import UnknownModelError
 from ..fileio import sha256_file
@@ -37,10 +38,13 @@ class ModelEntry:
 _REGISTRY: dict[str, ModelEntry] = {}
 
 
-def register_model(name: str, *, input_size, num_params: int, weights: Weights | None = None, description=""):
+def register_model(
+    name: str, *, input_size, num_params: int, weights: Weights | None = None, description=""
+):
     def deco(fn):
         _REGISTRY[name] = ModelEntry(name, fn, tuple(input_size), num_params, weights, description)
         return fn
+
     return deco
 
 
@@ -61,9 +65,12 @@ def create_model(name: str, weights: str | os.PathLike | None = None, **kwargs):
         return model.eval()
     if str(weights) == "default":
         if entry.weights is None:
-            raise UnknownModelError(f"model {name!r} has no registered weights; pass a checkpoint path")
+            raise UnknownModelError(
+                f"model {name!r} has no registered weights; pass a checkpoint path"
+            )
         path, meta = resolve_weights(entry.weights), entry.weights
-    else:  # the user's own checkpoint (a fine-tune, say): the registered metadata does not describe it
+    else:
+        # the user's own checkpoint (a fine-tune, say): the registered metadata does not describe it
         path, meta = resolve_weights(entry.weights or Weights(Path(weights).name), weights), None
     load_into(model.core, load_state_dict_file(path), str(path))
     model.weights = LoadedWeights(str(path), sha256_file(path), meta)

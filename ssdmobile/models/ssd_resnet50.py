@@ -24,12 +24,14 @@ PyTorch code: github.com/NVIDIA/DeepLearningExamples, PyTorch/Detection/SSD, rea
   antialiasing (what the apps do), a small difference on large images;
 - ssd/entrypoints.py `nvidia_ssd` / `unwrap_distributed`: the published checkpoint is a dict whose
   "model" entry is the state_dict, keys possibly prefixed "module." (DistributedDataParallel) or
-  "module.1." -> `SSD300ResNet50Core.adapt_checkpoint` (load_state_dict_file takes the "model" entry).
+  "module.1." -> `SSD300ResNet50Core.adapt_checkpoint` (load_state_dict_file takes the "model"
+  entry).
 """
+
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
@@ -48,17 +50,27 @@ SCALES = (21, 45, 99, 153, 207, 261, 315)  # pixels of the 300x300 input
 ASPECT_RATIOS = ((2,), (2, 3), (2, 3), (2, 3), (2,), (2,))
 OUT_CHANNELS = (1024, 512, 512, 256, 256, 256)  # ssd/model.py ResNet, resnet50 branch
 # 0 is background, then COCO's 80 categories in id order (ssd/utils.py COCODetection.label_map)
-COCO_80_CLASSES = ("background",) + tuple(n for n in COCO_91_CLASSES[1:] if n != "N/A")
+COCO_80_CLASSES = ("background", *(n for n in COCO_91_CLASSES[1:] if n != "N/A"))
 
-PREPROCESS = Preprocess(size=(FIG_SIZE, FIG_SIZE), resize="bilinear", mean=(0.485, 0.456, 0.406),
-                        std=(0.229, 0.224, 0.225))
+PREPROCESS = Preprocess(
+    size=(FIG_SIZE, FIG_SIZE),
+    resize="bilinear",
+    mean=(0.485, 0.456, 0.406),
+    std=(0.229, 0.224, 0.225),
+)
 BOX_CODER = BoxCoder(weights=(10.0, 10.0, 5.0, 5.0), order="xywh", clamp=None)
-POSTPROCESS = Postprocess(score="softmax", score_thresh=0.05, iou_thresh=0.5, topk_candidates=200,
-                          max_detections=200)
+POSTPROCESS = Postprocess(
+    score="softmax", score_thresh=0.05, iou_thresh=0.5, topk_candidates=200, max_detections=200
+)
 
 
-def default_boxes(fig_size: float, feat_size: Sequence[int], steps: Sequence[float], scales: Sequence[float],
-                  aspect_ratios: Sequence[Sequence[float]]) -> Tensor:
+def default_boxes(
+    fig_size: float,
+    feat_size: Sequence[int],
+    steps: Sequence[float],
+    scales: Sequence[float],
+    aspect_ratios: Sequence[Sequence[float]],
+) -> Tensor:
     """ssd/utils.py DefaultBoxes: [A, 4] normalized (cx, cy, w, h), clamped to [0, 1] as NVIDIA does
     (centers too: at 10 cells with step 32 the last center is 9.5 / 9.375 > 1). Computed in float64
     like NVIDIA's Python floats, then rounded once to float32."""
@@ -71,9 +83,12 @@ def default_boxes(fig_size: float, feat_size: Sequence[int], steps: Sequence[flo
             w, h = s1 * math.sqrt(a), s1 / math.sqrt(a)
             sizes += [(w, h), (h, w)]
         centers = (torch.arange(f, dtype=torch.float64) + 0.5) / fk
-        cy, cx = (g.reshape(-1) for g in torch.meshgrid(centers, centers, indexing="ij"))  # row i, column j
+        # row i, column j
+        cy, cx = (g.reshape(-1) for g in torch.meshgrid(centers, centers, indexing="ij"))
         for w, h in sizes:  # box shape outermost, then row, then column
-            per_map.append(torch.stack([cx, cy, torch.full_like(cx, w), torch.full_like(cx, h)], -1))
+            per_map.append(
+                torch.stack([cx, cy, torch.full_like(cx, w), torch.full_like(cx, h)], -1)
+            )
     return torch.cat(per_map).float().clamp_(0, 1)
 
 
@@ -84,11 +99,20 @@ def boxes_per_location(aspect_ratios: Sequence[Sequence[float]]) -> list[int]:
 def _additional_blocks(channels: Sequence[int]) -> nn.ModuleList:
     """ssd/model.py SSD300._build_additional_features (inner widths 256, 256, 128, 128, 128)."""
     blocks = nn.ModuleList()
-    for i, (cin, cout, mid) in enumerate(zip(channels[:-1], channels[1:], [256, 256, 128, 128, 128])):
+    for i, (cin, cout, mid) in enumerate(
+        zip(channels[:-1], channels[1:], [256, 256, 128, 128, 128])
+    ):
         down = dict(padding=1, stride=2) if i < 3 else {}
-        blocks.append(nn.Sequential(
-            nn.Conv2d(cin, mid, kernel_size=1, bias=False), nn.BatchNorm2d(mid), nn.ReLU(inplace=True),
-            nn.Conv2d(mid, cout, kernel_size=3, bias=False, **down), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)))
+        blocks.append(
+            nn.Sequential(
+                nn.Conv2d(cin, mid, kernel_size=1, bias=False),
+                nn.BatchNorm2d(mid),
+                nn.ReLU(inplace=True),
+                nn.Conv2d(mid, cout, kernel_size=3, bias=False, **down),
+                nn.BatchNorm2d(cout),
+                nn.ReLU(inplace=True),
+            )
+        )
     return blocks
 
 
@@ -132,12 +156,13 @@ class ResNetSSDFeatures(nn.Module):
         return self.feature_maps(x)
 
 
-def _flatten_heads(maps: Sequence[Tensor], loc: nn.ModuleList, conf: nn.ModuleList,
-                   num_classes: int) -> tuple[Tensor, Tensor]:
+def _flatten_heads(
+    maps: Sequence[Tensor], loc: nn.ModuleList, conf: nn.ModuleList, num_classes: int
+) -> tuple[Tensor, Tensor]:
     """ssd/model.py SSD300.bbox_view: conv output [N, nd*k, H, W] viewed as [N, k, nd*H*W] (box
     shape outermost, as the default boxes), concatenated, then transposed to [N, A, k]."""
     n = maps[0].shape[0]
-    locs = torch.cat([l(s).reshape(n, 4, -1) for s, l in zip(maps, loc)], 2)
+    locs = torch.cat([head(s).reshape(n, 4, -1) for s, head in zip(maps, loc)], 2)
     confs = torch.cat([c(s).reshape(n, num_classes, -1) for s, c in zip(maps, conf)], 2)
     return locs.permute(0, 2, 1), confs.permute(0, 2, 1)
 
@@ -150,9 +175,13 @@ class SSD300ResNet50Core(ResNetSSDFeatures):
         self.label_num = num_classes
         self.num_defaults = boxes_per_location(ASPECT_RATIOS)
         channels = self.feature_extractor.out_channels
-        self.loc = nn.ModuleList(nn.Conv2d(c, nd * 4, 3, padding=1) for nd, c in zip(self.num_defaults, channels))
-        self.conf = nn.ModuleList(nn.Conv2d(c, nd * num_classes, 3, padding=1)
-                                  for nd, c in zip(self.num_defaults, channels))
+        self.loc = nn.ModuleList(
+            nn.Conv2d(c, nd * 4, 3, padding=1) for nd, c in zip(self.num_defaults, channels)
+        )
+        self.conf = nn.ModuleList(
+            nn.Conv2d(c, nd * num_classes, 3, padding=1)
+            for nd, c in zip(self.num_defaults, channels)
+        )
         for layer in [*self.additional_blocks, *self.loc, *self.conf]:  # SSD300._init_weights
             for p in layer.parameters():
                 if p.dim() > 1:
@@ -170,7 +199,7 @@ class SSD300ResNet50Core(ResNetSSDFeatures):
         for k, v in state_dict.items():
             for prefix in ("module.1.", "module."):
                 if k.startswith(prefix):
-                    k = k[len(prefix):]
+                    k = k[len(prefix) :]
                     break
             out[k] = v
         return out
@@ -181,7 +210,8 @@ NVIDIA_WEIGHTS = Weights(
     # the checkpoint torch.hub's `nvidia_ssd` entry point downloads (ssd/entrypoints.py)
     url="https://api.ngc.nvidia.com/v2/models/nvidia/ssd_pyt_ckpt_amp/versions/20.06.0/files/nvidia_ssdpyt_amp_200703.pt",
     sha256=None,  # NVIDIA publishes no hash for it
-    source="NVIDIA NGC checkpoint ssd_pyt_ckpt_amp 20.06 (torch.hub nvidia_ssd); {'model': state_dict}",
+    source="NVIDIA NGC checkpoint ssd_pyt_ckpt_amp 20.06 (torch.hub nvidia_ssd); {'model': "
+    "state_dict}",
     categories=COCO_80_CLASSES,
     metrics={"COCO val2017": {"box_map": 26.8}},
     metrics_by="NVIDIA README, mean of 15 AMP trainings; this file not scored",
@@ -193,13 +223,24 @@ NVIDIA_WEIGHTS = Weights(
     input_size=(FIG_SIZE, FIG_SIZE),
     num_params=22_894_902,
     weights=NVIDIA_WEIGHTS,
-    description="NVIDIA SSD300 v1.1: ResNet-50 to layer3 (stride 1), BN additional blocks, 8732 boxes, 81 classes",
+    description=(
+        "NVIDIA SSD300 v1.1: ResNet-50 to layer3 (stride 1), BN additional blocks, "
+        "8732 boxes, 81 classes"
+    ),
 )
 def ssd300_resnet50_v1_1(num_classes: int = 81) -> Detector:
-    names = COCO_80_CLASSES if num_classes == 81 else ("background",) + tuple(
-        f"class{i}" for i in range(1, num_classes))
+    names = (
+        COCO_80_CLASSES
+        if num_classes == 81
+        else ("background", *(f"class{i}" for i in range(1, num_classes)))
+    )
     core = SSD300ResNet50Core(num_classes).eval()
     anchors = default_boxes(FIG_SIZE, FEATURE_MAPS, STEPS, SCALES, ASPECT_RATIOS)
-    spec = ModelSpec(name="ssd300_resnet50_v1_1", preprocess=PREPROCESS, class_names=names,
-                     box_coder=BOX_CODER, postprocess=POSTPROCESS)
+    spec = ModelSpec(
+        name="ssd300_resnet50_v1_1",
+        preprocess=PREPROCESS,
+        class_names=names,
+        box_coder=BOX_CODER,
+        postprocess=POSTPROCESS,
+    )
     return Detector(core, anchors, spec)

@@ -11,6 +11,7 @@ Every conv is followed by its own BatchNorm2d module, and Conv2d -> BatchNorm2d 
 adjacent children of one nn.Sequential (a ZeroPad2d, where present, comes before the Conv2d), so
 torch.ao.quantization.fuse_modules and BN folding find them.
 """
+
 from __future__ import annotations
 
 import math
@@ -41,13 +42,31 @@ def _same_pad(in_size: int, kernel: int, stride: int) -> tuple[int, int]:
     return total // 2, total - total // 2
 
 
-def _conv_bn_relu6(cin: int, cout: int, kernel: int, stride: int, in_size: int, groups: int = 1) -> nn.Sequential:
+def _conv_bn_relu6(
+    cin: int, cout: int, kernel: int, stride: int, in_size: int, groups: int = 1
+) -> nn.Sequential:
     before, after = _same_pad(in_size, kernel, stride)
     if before == after:
-        return Conv2dNormActivation(cin, cout, kernel, stride, padding=before, groups=groups,
-                                    norm_layer=BN, activation_layer=nn.ReLU6)
-    block = Conv2dNormActivation(cin, cout, kernel, stride, padding=0, groups=groups,
-                                 norm_layer=BN, activation_layer=nn.ReLU6)
+        return Conv2dNormActivation(
+            cin,
+            cout,
+            kernel,
+            stride,
+            padding=before,
+            groups=groups,
+            norm_layer=BN,
+            activation_layer=nn.ReLU6,
+        )
+    block = Conv2dNormActivation(
+        cin,
+        cout,
+        kernel,
+        stride,
+        padding=0,
+        groups=groups,
+        norm_layer=BN,
+        activation_layer=nn.ReLU6,
+    )
     block.insert(0, nn.ZeroPad2d((before, after, before, after)))
     return block
 
@@ -64,8 +83,9 @@ def _tf_same_backbone() -> nn.Sequential:
             dw_index = len(layer.conv) - 3  # [expand,] depthwise, project conv, project BN
             dw = layer.conv[dw_index][0]
             if _same_pad(size, 3, layer.stride) != (1, 1):
-                layer.conv[dw_index] = _conv_bn_relu6(dw.in_channels, dw.out_channels, 3, layer.stride,
-                                                      size, groups=dw.groups)
+                layer.conv[dw_index] = _conv_bn_relu6(
+                    dw.in_channels, dw.out_channels, 3, layer.stride, size, groups=dw.groups
+                )
             size = math.ceil(size / layer.stride)
         elif i == 0:  # the first conv, 3x3 stride 2
             conv = layer[0]
@@ -93,23 +113,30 @@ def _predictor(cin: int, cout: int, size: int) -> nn.Sequential:
 
 
 class SSDLiteMobileNetV2Core(nn.Module):
-    """Preprocessed [N, 3, 300, 300] in [-1, 1] -> (box_encodings [N, 1917, 4] as TF's (ty, tx, th, tw),
-    class_logits [N, 1917, num_classes], column 0 background), anchors in TF's order
-    (feature map, then row, column, anchor)."""
+    """Preprocessed [N, 3, 300, 300] in [-1, 1] -> (box_encodings [N, 1917, 4] as TF's (ty, tx, th,
+    tw), class_logits [N, 1917, num_classes], column 0 background), anchors in TF's order (feature
+    map, then row, column, anchor)."""
 
     def __init__(self, num_classes: int):
         super().__init__()
         self.num_classes = num_classes
         self.backbone = _tf_same_backbone()
-        channels = [self.backbone[FEATURE0_BLOCK].conv[0].out_channels, self.backbone[-1].out_channels]
+        channels = [
+            self.backbone[FEATURE0_BLOCK].conv[0].out_channels,
+            self.backbone[-1].out_channels,
+        ]
         self.extras = nn.ModuleList()
         for depth, size in zip(EXTRA_DEPTHS, FEATURE_MAP_SIZES[1:]):
             self.extras.append(_extra_block(channels[-1], depth, size))
             channels.append(depth)
         self.box_head = nn.ModuleList(
-            _predictor(c, a * 4, s) for c, a, s in zip(channels, ANCHORS_PER_LOCATION, FEATURE_MAP_SIZES))
+            _predictor(c, a * 4, s)
+            for c, a, s in zip(channels, ANCHORS_PER_LOCATION, FEATURE_MAP_SIZES)
+        )
         self.class_head = nn.ModuleList(
-            _predictor(c, a * num_classes, s) for c, a, s in zip(channels, ANCHORS_PER_LOCATION, FEATURE_MAP_SIZES))
+            _predictor(c, a * num_classes, s)
+            for c, a, s in zip(channels, ANCHORS_PER_LOCATION, FEATURE_MAP_SIZES)
+        )
 
     def forward_features(self, x: Tensor) -> list[Tensor]:
         """The six NCHW maps TF feeds to BoxPredictor_0..5."""
@@ -133,10 +160,19 @@ class SSDLiteMobileNetV2Core(nn.Module):
         n = x.shape[0]
         # NCHW [N, A*k, H, W] -> [N, H*W*A, k]: TF's NHWC reshape order (row, column, anchor)
         box_encodings = torch.cat(
-            [head(f).permute(0, 2, 3, 1).reshape(n, -1, 4) for head, f in zip(self.box_head, features)], dim=1)
+            [
+                head(f).permute(0, 2, 3, 1).reshape(n, -1, 4)
+                for head, f in zip(self.box_head, features)
+            ],
+            dim=1,
+        )
         class_logits = torch.cat(
-            [head(f).permute(0, 2, 3, 1).reshape(n, -1, self.num_classes)
-             for head, f in zip(self.class_head, features)], dim=1)
+            [
+                head(f).permute(0, 2, 3, 1).reshape(n, -1, self.num_classes)
+                for head, f in zip(self.class_head, features)
+            ],
+            dim=1,
+        )
         return box_encodings, class_logits
 
 
@@ -175,7 +211,8 @@ def tf_ssd_anchors(
     return torch.cat(per_layer)
 
 
-# -- the TF pipeline around the core -----------------------------------------------------------------
+# -- the TF pipeline around the core ---------------------------------------------------------------
+
 
 def tf_od_api_spec(name: str, class_names) -> ModelSpec:
     """The TF Object Detection API ssdlite_mobilenet_v2 pipeline: TF1 bilinear resize and
@@ -183,16 +220,30 @@ def tf_od_api_spec(name: str, class_names) -> ModelSpec:
     scores, per-class NMS at IoU 0.6, score threshold 1e-8, 100 per class and 100 in all."""
     return ModelSpec(
         name=name,
-        preprocess=Preprocess(size=(INPUT_SIZE, INPUT_SIZE), resize="tf1_bilinear", mean=(0.5, 0.5, 0.5),
-                              std=(0.5, 0.5, 0.5)),
+        preprocess=Preprocess(
+            size=(INPUT_SIZE, INPUT_SIZE),
+            resize="tf1_bilinear",
+            mean=(0.5, 0.5, 0.5),
+            std=(0.5, 0.5, 0.5),
+        ),
         class_names=tuple(class_names),
         box_coder=BoxCoder(weights=(10.0, 10.0, 5.0, 5.0), order="yxhw", clamp=None),
-        postprocess=Postprocess(score="sigmoid", score_thresh=1e-8, iou_thresh=0.6, topk_candidates=None,
-                                max_per_class=100, max_detections=100),
+        postprocess=Postprocess(
+            score="sigmoid",
+            score_thresh=1e-8,
+            iou_thresh=0.6,
+            topk_candidates=None,
+            max_per_class=100,
+            max_detections=100,
+        ),
     )
 
 
 def ssdlite_mobilenet_v2_tf(name: str, class_names) -> Detector:
     """A TF Object Detection API SSDLite-MobileNetV2 (random weights) predicting `class_names`
     (background first)."""
-    return Detector(SSDLiteMobileNetV2Core(len(class_names)), tf_ssd_anchors(), tf_od_api_spec(name, class_names))
+    return Detector(
+        SSDLiteMobileNetV2Core(len(class_names)),
+        tf_ssd_anchors(),
+        tf_od_api_spec(name, class_names),
+    )

@@ -1,6 +1,7 @@
 """SSDlite320 MobileNetV3 (Large and Small), built from torchvision's own modules so state_dict
 keys match torchvision's `ssdlite320_mobilenet_v3_large` and its official COCO checkpoint loads
 unchanged."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ ARCHS = {"large": mobilenet_v3_large, "small": mobilenet_v3_small}
 class CoreConfig:
     """How a core was built, so a structural twin can be built again (quant/eager_mobilenet_v3.py
     builds one from torchvision's quantizable blocks and loads this core's state_dict into it)."""
+
     arch: str  # a key of ARCHS
     num_classes: int
     width_mult: float
@@ -33,7 +35,8 @@ class CoreConfig:
 
 
 class SSDLiteCore(nn.Module):
-    """backbone + head -> (box_encodings [N, A, 4], class_logits [N, A, C]); keys backbone.*, head.*"""
+    """backbone + head -> (box_encodings [N, A, 4], class_logits [N, A, C]);
+    keys backbone.*, head.*"""
 
     def __init__(self, backbone: nn.Module, head: nn.Module, config: CoreConfig | None = None):
         super().__init__()
@@ -51,34 +54,54 @@ def _anchor_generator() -> DefaultBoxGenerator:
 
 
 def build_core(config: CoreConfig, block: type[nn.Module] | None = None) -> SSDLiteCore:
-    """block: the inverted residual class torchvision's MobileNetV3 builds its blocks with (None: its
-    own InvertedResidual); same state_dict keys whichever block is used."""
+    """block: the inverted residual class torchvision's MobileNetV3 builds its blocks with (None:
+    its own InvertedResidual); same state_dict keys whichever block is used."""
     # torchvision's choices for SSDlite: BN eps 1e-3 / momentum 0.03, normal init, no dilation
     norm_layer = partial(nn.BatchNorm2d, eps=0.001, momentum=0.03)
-    backbone = ARCHS[config.arch](weights=None, norm_layer=norm_layer, reduced_tail=config.reduced_tail,
-                                  width_mult=config.width_mult, **({"block": block} if block else {}))
+    backbone = ARCHS[config.arch](
+        weights=None,
+        norm_layer=norm_layer,
+        reduced_tail=config.reduced_tail,
+        width_mult=config.width_mult,
+        **({"block": block} if block else {}),
+    )
     _normal_init(backbone)
     backbone = _mobilenet_extractor(backbone, trainable_layers=6, norm_layer=norm_layer)
     out_channels = det_utils.retrieve_out_channels(backbone, SIZE)
-    head = SSDLiteHead(out_channels, _anchor_generator().num_anchors_per_location(), config.num_classes, norm_layer)
+    head = SSDLiteHead(
+        out_channels, _anchor_generator().num_anchors_per_location(), config.num_classes, norm_layer
+    )
     return SSDLiteCore(backbone, head, config).eval()
 
 
-def _build(arch: str, num_classes: int, width_mult: float, reduced_tail: bool, name: str) -> Detector:
+def _build(
+    arch: str, num_classes: int, width_mult: float, reduced_tail: bool, name: str
+) -> Detector:
     core = build_core(CoreConfig(arch, num_classes, width_mult, reduced_tail))
     backbone, anchor_generator = core.backbone, _anchor_generator()
     with torch.no_grad():
         grid_sizes = [f.shape[-2:] for f in backbone(torch.zeros(1, 3, *SIZE)).values()]
-    anchors = anchor_generator._grid_default_boxes(grid_sizes, list(SIZE))  # normalized cx, cy, w, h
-    class_names = COCO_91_CLASSES if num_classes == 91 else ("__background__",) + tuple(
-        f"class{i}" for i in range(1, num_classes))
+    # normalized cx, cy, w, h
+    anchors = anchor_generator._grid_default_boxes(grid_sizes, list(SIZE))
+    class_names = (
+        COCO_91_CLASSES
+        if num_classes == 91
+        else ("__background__", *(f"class{i}" for i in range(1, num_classes)))
+    )
     spec = ModelSpec(
         name=name,
-        preprocess=Preprocess(size=SIZE, resize="bilinear", mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5)),
+        preprocess=Preprocess(
+            size=SIZE, resize="bilinear", mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5)
+        ),
         class_names=class_names,
         box_coder=BoxCoder(),
-        postprocess=Postprocess(score="softmax", score_thresh=0.001, iou_thresh=0.55, topk_candidates=300,
-                                max_detections=300),
+        postprocess=Postprocess(
+            score="softmax",
+            score_thresh=0.001,
+            iou_thresh=0.55,
+            topk_candidates=300,
+            max_detections=300,
+        ),
     )
     return Detector(core, anchors, spec)
 
@@ -90,7 +113,8 @@ def _build(arch: str, num_classes: int, width_mult: float, reduced_tail: bool, n
     weights=Weights(
         filename="ssdlite320_mobilenet_v3_large_coco-a79551df.pth",
         url="https://download.pytorch.org/models/ssdlite320_mobilenet_v3_large_coco-a79551df.pth",
-        sha256="a79551df",  # the prefix torchvision publishes (in the file name); torch.hub checks the same
+        # the prefix torchvision publishes (in the file name); torch.hub checks the same
+        sha256="a79551df",
         source="torchvision COCO checkpoint (path, torch hub cache, or download.pytorch.org)",
         categories=COCO_91_CLASSES,
         metrics={"COCO val2017": {"box_map": 21.3}},
@@ -98,7 +122,9 @@ def _build(arch: str, num_classes: int, width_mult: float, reduced_tail: bool, n
     ),
     description="SSDlite320, MobileNetV3-Large backbone (reduced tail), 91-id COCO layout",
 )
-def ssdlite320_mobilenet_v3_large(num_classes: int = 91, width_mult: float = 1.0, reduced_tail: bool = True):
+def ssdlite320_mobilenet_v3_large(
+    num_classes: int = 91, width_mult: float = 1.0, reduced_tail: bool = True
+):
     return _build("large", num_classes, width_mult, reduced_tail, "ssdlite320_mobilenet_v3_large")
 
 
@@ -109,5 +135,7 @@ def ssdlite320_mobilenet_v3_large(num_classes: int = 91, width_mult: float = 1.0
     weights=None,
     description="SSDlite320, MobileNetV3-Small backbone (reduced tail); no published checkpoint",
 )
-def ssdlite320_mobilenet_v3_small(num_classes: int = 91, width_mult: float = 1.0, reduced_tail: bool = True):
+def ssdlite320_mobilenet_v3_small(
+    num_classes: int = 91, width_mult: float = 1.0, reduced_tail: bool = True
+):
     return _build("small", num_classes, width_mult, reduced_tail, "ssdlite320_mobilenet_v3_small")

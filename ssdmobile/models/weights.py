@@ -1,18 +1,17 @@
 """Find, verify and load checkpoints: an explicit path; else the file in the local cache; else the
 source's fetcher (a URL with a known sha256, or a custom fetch such as a package download)."""
+
 from __future__ import annotations
 
 import os
 import pickle
 import zipfile
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
-
-
 from torch.optim.swa_utils import update_bn
 
 from ..errors import WeightsError
@@ -27,7 +26,9 @@ class Weights:
 
     filename: str  # name of the checkpoint in the cache
     url: str | None = None
-    sha256: str | None = None  # of the file at `url` / in the cache: full, or a prefix of >= 8 hex digits
+    sha256: str | None = (
+        None  # of the file at `url` / in the cache: full, or a prefix of >= 8 hex digits
+    )
     # custom fetch: (cache_dir) -> path of a checkpoint it wrote there; used instead of `url`
     fetch: Callable[[Path], Path] | None = None
     # other formats an explicit path may have: suffix -> (path, cache_dir) -> checkpoint path
@@ -39,17 +40,22 @@ class Weights:
     metrics_by: str = ""
 
     def __post_init__(self):
-        if self.sha256 is not None and (len(self.sha256) < 8 or any(c not in "0123456789abcdef" for c in self.sha256)):
+        if self.sha256 is not None and (
+            len(self.sha256) < 8 or any(c not in "0123456789abcdef" for c in self.sha256)
+        ):
             raise ValueError(f"{self.filename}: sha256 must be hex digits, at least 8 of them")
 
     def describe(self) -> str:
         return self.source or self.url or self.filename
 
     def reference(self) -> str:
-        """"COCO val2017 box_map 21.3 (torchvision)", or "-" when nothing is published."""
+        """ "COCO val2017 box_map 21.3 (torchvision)", or "-" when nothing is published."""
         if not self.metrics:
             return "-"
-        parts = [f"{data} " + ", ".join(f"{k} {v:g}" for k, v in m.items()) for data, m in self.metrics.items()]
+        parts = [
+            f"{data} " + ", ".join(f"{k} {v:g}" for k, v in m.items())
+            for data, m in self.metrics.items()
+        ]
         return "; ".join(parts) + (f" ({self.metrics_by})" if self.metrics_by else "")
 
 
@@ -80,11 +86,13 @@ def verify_sha256(path: Path, expected: str) -> None:
     if not actual.startswith(expected.lower()):
         raise WeightsError(
             f"{path}: sha256 {actual[:16]}... does not match the expected {expected[:16]}...; "
-            "the file is corrupt or not the official checkpoint (delete it and try again)")
+            "the file is corrupt or not the official checkpoint (delete it and try again)"
+        )
 
 
 def resolve_weights(source: Weights, path: str | os.PathLike | None = None) -> Path:
-    """Path of a checkpoint to load: explicit path, else cache, else fetch/download into the cache."""
+    """Path of a checkpoint to load: explicit path, else cache, else
+    fetch/download into the cache."""
     if path is not None:
         path = Path(path)
         if not path.is_file():
@@ -101,7 +109,9 @@ def resolve_weights(source: Weights, path: str | os.PathLike | None = None) -> P
     if source.fetch is not None:
         return source.fetch(cache_dir())
     if source.url is None:
-        raise WeightsError(f"no weights found: pass --weights PATH or put {source.filename} in {cache_dir()}")
+        raise WeightsError(
+            f"no weights found: pass --weights PATH or put {source.filename} in {cache_dir()}"
+        )
     tmp = cached.with_name(cached.name + ".part")
     try:
         torch.hub.download_url_to_file(source.url, str(tmp), progress=True)
@@ -109,7 +119,8 @@ def resolve_weights(source: Weights, path: str | os.PathLike | None = None) -> P
         tmp.unlink(missing_ok=True)
         raise WeightsError(
             f"could not download {source.url} ({type(e).__name__}: {e}); offline? download "
-            f"{source.filename} elsewhere and put it in {cache_dir()}, or pass --weights PATH") from None
+            f"{source.filename} elsewhere and put it in {cache_dir()}, or pass --weights PATH"
+        ) from None
     if source.sha256:
         try:
             verify_sha256(tmp, source.sha256)
@@ -128,24 +139,38 @@ def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise WeightsError(f"checkpoint not found: {path}") from None
-    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError,
-            UnicodeDecodeError, AttributeError, TypeError, OSError) as e:
+    except (
+        pickle.UnpicklingError,
+        RuntimeError,
+        EOFError,
+        zipfile.BadZipFile,
+        ValueError,
+        UnicodeDecodeError,
+        AttributeError,
+        TypeError,
+        OSError,
+    ) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise WeightsError(f"{path}: not a readable PyTorch checkpoint (truncated or corrupt?): {first}") from None
+        raise WeightsError(
+            f"{path}: not a readable PyTorch checkpoint (truncated or corrupt?): {first}"
+        ) from None
     if isinstance(obj, dict):
         for key in ("model", "state_dict", "model_state_dict"):
             if isinstance(obj.get(key), dict):
                 obj = obj[key]
                 break
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise WeightsError(f"{path}: not a state_dict (expected a mapping of parameter names to tensors)")
+        raise WeightsError(
+            f"{path}: not a state_dict (expected a mapping of parameter names to tensors)"
+        )
     return obj
 
 
 def load_into(model: torch.nn.Module, state_dict: dict, source: str) -> None:
     """load_state_dict(strict) with one clear line for the usual mismatches. `model` is what the
     checkpoint holds: a detector's core (checkpoints keep the architecture's own keys). A core whose
-    publisher saves another layout (NVIDIA's "module." prefixes) translates it in `adapt_checkpoint`."""
+    publisher saves another layout (NVIDIA's "module." prefixes) translates
+    it in `adapt_checkpoint`."""
     if hasattr(model, "adapt_checkpoint"):
         state_dict = model.adapt_checkpoint(state_dict)
     own = model.state_dict()
@@ -154,18 +179,22 @@ def load_into(model: torch.nn.Module, state_dict: dict, source: str) -> None:
     if missing or unexpected:
         raise WeightsError(
             f"{source} does not fit the model: {len(missing)} missing keys (e.g. {missing[:2]}), "
-            f"{len(unexpected)} unexpected keys (e.g. {unexpected[:2]}); is it for another architecture?")
+            f"{len(unexpected)} unexpected keys (e.g. {unexpected[:2]}); is it "
+            "for another architecture?"
+        )
     for k, v in state_dict.items():
         if own[k].shape != v.shape:
             raise WeightsError(
                 f"{source} does not fit the model: {k} has shape {list(v.shape)} in the checkpoint "
-                f"and {list(own[k].shape)} in the model (different num_classes or width?)")
+                f"and {list(own[k].shape)} in the model (different num_classes or width?)"
+            )
     model.load_state_dict(state_dict)
 
 
 def randomize_(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
     """Random parameters and BatchNorm statistics with a fixed seed, so a model whose weights
-    cannot be fetched offline still gives outputs far from trivial (tests, golden files, benchmarks)."""
+    cannot be fetched offline still gives outputs far from trivial (tests, golden
+    files, benchmarks)."""
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, t in model.state_dict().items():
@@ -173,9 +202,7 @@ def randomize_(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
                 continue
             if name.endswith("running_var"):
                 t.copy_(torch.rand(t.shape, generator=g) * 0.5 + 0.5)
-            elif name.endswith("running_mean"):
-                t.copy_(torch.randn(t.shape, generator=g) * 0.1)
-            elif name.endswith("bias"):
+            elif name.endswith("running_mean") or name.endswith("bias"):
                 t.copy_(torch.randn(t.shape, generator=g) * 0.1)
             else:  # weights: scale by fan-in to keep activations in range
                 fan_in = t[0].numel() if t.dim() > 1 else 1
@@ -183,28 +210,40 @@ def randomize_(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
     return model
 
 
-# exponent of the input covariance that random filters are drawn from: 0 is white (plain randomize_),
-# 1 matches the data fully; 0.4 puts the randomized person detector's int8 output SQNR where its real
-# trained weights put it (see realistic_random_)
+# exponent of the input covariance that random filters are drawn from: 0 is white (plain
+# randomize_), 1 matches the data fully; 0.4 puts the randomized person detector's int8 output SQNR
+# where its real trained weights put it (see realistic_random_)
 ALIGNMENT = 0.4
 
 
-def _data_aligned_weight(conv: torch.nn.Conv2d, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+def _data_aligned_weight(
+    conv: torch.nn.Conv2d, x: torch.Tensor, g: torch.Generator
+) -> torch.Tensor:
     """Random filters w = z @ cov^(ALIGNMENT/2), cov the covariance of the conv's input patches (per
     group: a depthwise filter sees its own channel), scaled to unit output standard deviation."""
-    patches = F.unfold(x, conv.kernel_size, conv.dilation, conv.padding, conv.stride)  # [N, C*kh*kw, L]
+    # [N, C*kh*kw, L]
+    patches = F.unfold(x, conv.kernel_size, conv.dilation, conv.padding, conv.stride)
     groups, dim = conv.groups, patches.shape[1] // conv.groups
-    patches = patches.view(x.shape[0], groups, dim, -1).permute(1, 0, 3, 2).reshape(groups, -1, dim).double()
+    patches = (
+        patches.view(x.shape[0], groups, dim, -1)
+        .permute(1, 0, 3, 2)
+        .reshape(groups, -1, dim)
+        .double()
+    )
     patches = patches - patches.mean(1, keepdim=True)
     samples = patches.shape[1]
     cov = patches.transpose(1, 2) @ patches / samples
-    # shrink towards isotropic where there are few samples for the dimension (1x1 maps, squeeze-excite)
+    # shrink towards isotropic where there are few samples for the
+    # dimension (1x1 maps, squeeze-excite)
     shrink = dim / (dim + samples)
     eye = torch.eye(dim, dtype=cov.dtype)
     cov = (1 - shrink) * cov + shrink * cov.diagonal(dim1=1, dim2=2).mean(1)[:, None, None] * eye
     evals, evecs = torch.linalg.eigh(cov)
     root = evecs @ torch.diag_embed(evals.clamp(min=0) ** (ALIGNMENT / 2)) @ evecs.transpose(1, 2)
-    w = torch.randn(groups, conv.out_channels // groups, dim, generator=g, dtype=torch.float64) @ root
+    w = (
+        torch.randn(groups, conv.out_channels // groups, dim, generator=g, dtype=torch.float64)
+        @ root
+    )
     out_var = torch.einsum("god,gde,goe->go", w, cov, w).clamp(min=1e-12)
     return (w / out_var.sqrt()[..., None]).reshape(conv.weight.shape).to(conv.weight.dtype)
 
@@ -246,9 +285,14 @@ def realistic_random_(detector, images, seed: int = 0):
     def redraw(conv, args):
         conv.weight.copy_(_data_aligned_weight(conv, args[0], g))
 
-    hooks = [m.register_forward_pre_hook(redraw) for m in core.modules() if isinstance(m, torch.nn.Conv2d)]
+    hooks = [
+        m.register_forward_pre_hook(redraw)
+        for m in core.modules()
+        if isinstance(m, torch.nn.Conv2d)
+    ]
     threads = torch.get_num_threads()
-    # LAPACK's eigh on these small matrices runs 4x slower on 2 threads than on 1 (measured, 2 shared cores)
+    # LAPACK's eigh on these small matrices runs 4x slower on 2 threads than
+    # on 1 (measured, 2 shared cores)
     torch.set_num_threads(1)
     try:
         update_bn(batch, core)
@@ -261,13 +305,15 @@ def realistic_random_(detector, images, seed: int = 0):
 
 
 @torch.no_grad()
-def reestimate_batchnorm_(model: torch.nn.Module, inputs: Sequence[torch.Tensor]) -> torch.nn.Module:
+def reestimate_batchnorm_(
+    model: torch.nn.Module, inputs: Sequence[torch.Tensor]
+) -> torch.nn.Module:
     """BatchNorm running statistics recomputed from real inputs, everything else unchanged: one
-    train-mode pass over `inputs` concatenated into one batch, with momentum=None (the plain average;
-    torch.optim.swa_utils.update_bn). After randomize_ the statistics are random numbers unrelated to
-    the activations that reach each BatchNorm; re-estimated on real images (a training split) they
-    give activation ranges of the kind a trained network has, which is what fusion, export and
-    int8 calibration then see. One batch because maps of 1x1 cells need more than one value per
-    channel in train mode. Returns the model in eval mode."""
+    train-mode pass over `inputs` concatenated into one batch, with momentum=None (the plain
+    average; torch.optim.swa_utils.update_bn). After randomize_ the statistics are random numbers
+    unrelated to the activations that reach each BatchNorm; re-estimated on real images (a training
+    split) they give activation ranges of the kind a trained network has, which is what fusion,
+    export and int8 calibration then see. One batch because maps of 1x1 cells need more than one
+    value per channel in train mode. Returns the model in eval mode."""
     update_bn([torch.cat(list(inputs))], model)
     return model.eval()

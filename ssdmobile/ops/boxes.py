@@ -1,5 +1,6 @@
 """Box coding and NMS as plain tensor code: anchors are a constant (cx, cy, w, h) buffer in
 normalized image coordinates, decoded boxes are normalized (x1, y1, x2, y2)."""
+
 from __future__ import annotations
 
 import torch
@@ -34,7 +35,9 @@ def decode_boxes(box_encodings: Tensor, anchors: Tensor, coder: BoxCoder) -> Ten
 
 
 def class_scores(class_logits: Tensor, score: str) -> Tensor:
-    return torch.softmax(class_logits, dim=-1) if score == "softmax" else torch.sigmoid(class_logits)
+    return (
+        torch.softmax(class_logits, dim=-1) if score == "softmax" else torch.sigmoid(class_logits)
+    )
 
 
 def _rank_within_group(groups: Tensor) -> Tensor:
@@ -85,8 +88,8 @@ def _nms_by_class(boxes: Tensor, scores: Tensor, cls_idx: Tensor, cfg: Postproce
         keep, start = [], 0
         for count in torch.bincount(cls_idx[sel]).tolist():
             if count:
-                seg = sel[start:start + count]
-                keep.append(seg[nms(boxes[seg], scores[seg], cfg.iou_thresh)[:cfg.max_per_class]])
+                seg = sel[start : start + count]
+                keep.append(seg[nms(boxes[seg], scores[seg], cfg.iou_thresh)[: cfg.max_per_class]])
             start += count
         keep = torch.cat(keep)
         if len(keep) >= cfg.max_detections or n >= len(scores):
@@ -103,7 +106,9 @@ def nms_per_class(boxes: Tensor, scores: Tensor, cfg: Postprocess) -> tuple[Tens
     boxes = boxes.clamp(0.0, 1.0)
     anchor_idx, cls_idx, cand_scores = _candidates(scores[:, 1:], cfg)
     cand_boxes = boxes[anchor_idx]
-    if len(cand_scores) > 1000:  # where batched_nms loops over classes (4000 box coordinates on CPU)
+    if (
+        len(cand_scores) > 1000
+    ):  # where batched_nms loops over classes (4000 box coordinates on CPU)
         keep = _nms_by_class(cand_boxes, cand_scores, cls_idx, cfg)
     else:  # batched_nms itself: one torchvision.ops.nms call on class-offset boxes
         keep = batched_nms(cand_boxes, cand_scores, cls_idx, cfg.iou_thresh)

@@ -1,12 +1,15 @@
 """Image resizing that reproduces TensorFlow's, so imported TF detectors see the pixels they were
 trained on. Plain tensor code (index_select and lerps) that every exporter can trace."""
+
 from __future__ import annotations
 
 import torch
 from torch import Tensor
 
 
-def _axis_weights(in_size: int, out_size: int, half_pixel_centers: bool, device) -> tuple[Tensor, Tensor, Tensor]:
+def _axis_weights(
+    in_size: int, out_size: int, half_pixel_centers: bool, device
+) -> tuple[Tensor, Tensor, Tensor]:
     # TF's compute_interpolation_weights, in float32 like TF, so the lerp factors match bit for bit.
     scale = torch.tensor(in_size / out_size, dtype=torch.float32)
     dst = torch.arange(out_size, dtype=torch.float32)
@@ -18,7 +21,9 @@ def _axis_weights(in_size: int, out_size: int, half_pixel_centers: bool, device)
     return lower.to(device), upper.to(device), lerp.to(device)
 
 
-def resize_tf1_bilinear(x: Tensor, size: tuple[int, int], half_pixel_centers: bool = False) -> Tensor:
+def resize_tf1_bilinear(
+    x: Tensor, size: tuple[int, int], half_pixel_centers: bool = False
+) -> Tensor:
     """TF `ResizeBilinear(align_corners=False, half_pixel_centers=...)` on float [N, C, H, W].
 
     The TF1 default (half_pixel_centers=False) samples source pixel `dst * in / out` with no half
@@ -36,8 +41,8 @@ def resize_tf1_bilinear(x: Tensor, size: tuple[int, int], half_pixel_centers: bo
     rows_bottom = x.index_select(-2, bottom)
 
     def horizontal(rows: Tensor) -> Tensor:
-        l, r = rows.index_select(-1, left), rows.index_select(-1, right)
-        return l + (r - l) * x_lerp
+        lv, rv = rows.index_select(-1, left), rows.index_select(-1, right)
+        return lv + (rv - lv) * x_lerp
 
     t, b = horizontal(rows_top), horizontal(rows_bottom)
     return t + (b - t) * y_lerp

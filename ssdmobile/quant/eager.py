@@ -12,23 +12,29 @@ The MobileNetV2 family is made quantization-friendly without changing the float 
 - the residual `x + conv(x)` of each inverted residual goes through a FloatFunctional, so the sum
   gets its own observer and a quantized add;
 - a QuantStub quantizes the input; each of the 12 prediction convs ends in a DeQuantStub, so the
-  reshape/permute/concatenate to [N, A, 4] / [N, A, C] stay in float and each head keeps its own scale.
+  reshape/permute/concatenate to [N, A, 4] / [N, A, C] stay in float and each head keeps its own
+  scale.
 
 Scheme: int8 weights per-channel symmetric, uint8 activations per-tensor asymmetric (eager
 quantized kernels take quint8 activations: the same affine scheme shifted by 128).
 """
+
 from __future__ import annotations
 
 import copy
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
 from torch.ao.nn.quantized import FloatFunctional
 from torch.ao.quantization import DeQuantStub, QConfig, QuantStub, convert, fuse_modules, prepare
 from torch.ao.quantization.fake_quantize import FixedQParamsFakeQuantize
-from torch.ao.quantization.observer import (FixedQParamsObserver, HistogramObserver, MinMaxObserver,
-                                            PerChannelMinMaxObserver)
+from torch.ao.quantization.observer import (
+    FixedQParamsObserver,
+    HistogramObserver,
+    MinMaxObserver,
+    PerChannelMinMaxObserver,
+)
 from torchvision.models.mobilenetv2 import InvertedResidual
 
 from ..fuse import fuse_batchnorm_
@@ -70,9 +76,11 @@ def qconfig(observer: str = "histogram") -> QConfig:
     if observer not in ("histogram", "minmax"):
         raise QuantizationError(f"unknown observer {observer!r}; choose histogram or minmax")
     act = (HistogramObserver if observer == "histogram" else MinMaxObserver).with_args(
-        dtype=torch.quint8, qscheme=torch.per_tensor_affine, reduce_range=False)
-    weight = PerChannelMinMaxObserver.with_args(dtype=torch.qint8, qscheme=torch.per_channel_symmetric,
-                                                quant_min=-127, quant_max=127)
+        dtype=torch.quint8, qscheme=torch.per_tensor_affine, reduce_range=False
+    )
+    weight = PerChannelMinMaxObserver.with_args(
+        dtype=torch.qint8, qscheme=torch.per_channel_symmetric, quant_min=-127, quant_max=127
+    )
     return QConfig(activation=act, weight=weight)
 
 
@@ -80,16 +88,28 @@ def relu6_qconfig(weight_qconfig: QConfig) -> QConfig:
     """`weight_qconfig`'s weights, output fixed to [0, 6] on 256 uint8 levels (the ReLU6 range). A
     fake quantizer rather than an observer: calibration then already sees the clamped, rounded
     values the int8 model computes (+1.0 dB output SQNR on the person detector, 24.9 -> 25.9)."""
-    observer = FixedQParamsObserver.with_args(scale=6.0 / 255.0, zero_point=0, dtype=torch.quint8,
-                                              qscheme=torch.per_tensor_affine, quant_min=0, quant_max=255)
-    return QConfig(activation=FixedQParamsFakeQuantize.with_args(observer=observer), weight=weight_qconfig.weight)
+    observer = FixedQParamsObserver.with_args(
+        scale=6.0 / 255.0,
+        zero_point=0,
+        dtype=torch.quint8,
+        qscheme=torch.per_tensor_affine,
+        quant_min=0,
+        quant_max=255,
+    )
+    return QConfig(
+        activation=FixedQParamsFakeQuantize.with_args(observer=observer),
+        weight=weight_qconfig.weight,
+    )
 
 
 def _fuse_conv_relu6(core: nn.Module, base: QConfig) -> int:
-    """Sequential [.., Conv2d, Identity (folded BN), ReLU6] -> fused ConvReLU2d with fixed [0, 6] output."""
+    """Sequential [.., Conv2d, Identity (folded BN), ReLU6] -> fused
+    ConvReLU2d with fixed [0, 6] output."""
     n = 0
     for seq in [m for m in core.modules() if isinstance(m, nn.Sequential)]:
-        names = [k for k, m in seq.named_children() if not isinstance(m, (nn.ZeroPad2d, nn.Identity))]
+        names = [
+            k for k, m in seq.named_children() if not isinstance(m, (nn.ZeroPad2d, nn.Identity))
+        ]
         kids = [seq._modules[k] for k in names]
         if len(kids) == 2 and isinstance(kids[0], nn.Conv2d) and isinstance(kids[1], nn.ReLU6):
             seq._modules[names[1]] = nn.ReLU()
@@ -99,7 +119,9 @@ def _fuse_conv_relu6(core: nn.Module, base: QConfig) -> int:
     return n
 
 
-def make_quantizable(core: nn.Module, qconf: QConfig | None = None, name: str | None = None) -> QuantizableCore:
+def make_quantizable(
+    core: nn.Module, qconf: QConfig | None = None, name: str | None = None
+) -> QuantizableCore:
     """A float copy of the core, fused, with quant/dequant stubs and quantized adds, for torch.ao
     prepare/convert (qnnpack). The one place that picks the recipe per model family; `name` (the
     model's) goes into the error for a core it cannot do."""
@@ -111,7 +133,8 @@ def make_quantizable(core: nn.Module, qconf: QConfig | None = None, name: str | 
         return _make_quantizable_v2(core, qconf)
     raise QuantizationError(
         f"TorchScript int8 (eager qnnpack) cannot do {name}: it knows the SSDLite MobileNetV2 and "
-        f"SSDlite320 MobileNetV3 cores, not {type(core).__name__}; use --target executorch or onnx")
+        f"SSDlite320 MobileNetV3 cores, not {type(core).__name__}; use --target executorch or onnx"
+    )
 
 
 def _make_quantizable_v2(core: nn.Module, qconf: QConfig) -> QuantizableCore:
@@ -128,11 +151,17 @@ def _make_quantizable_v2(core: nn.Module, qconf: QConfig) -> QuantizableCore:
     return QuantizableCore(core)
 
 
-def quantize_core_eager(core: nn.Module, inputs: Sequence[Tensor], observer: str = "histogram",
-                        progress: bool = True, name: str | None = None,
-                        float_modules: Sequence[str] = ()) -> nn.Module:
+def quantize_core_eager(
+    core: nn.Module,
+    inputs: Sequence[Tensor],
+    observer: str = "histogram",
+    progress: bool = True,
+    name: str | None = None,
+    float_modules: Sequence[str] = (),
+) -> nn.Module:
     """Calibrated, converted int8 module (quantized::conv2d etc. on the qnnpack engine).
-    float_modules: names of units inside the core (as `ssdmobile sensitivity` ranks them) kept in float."""
+    float_modules: names of units inside the core (as `ssdmobile sensitivity` ranks them) kept in
+    float."""
     if ENGINE not in torch.backends.quantized.supported_engines:
         raise QuantizationError(f"this PyTorch build has no {ENGINE} quantized engine")
     torch.backends.quantized.engine = ENGINE
@@ -145,12 +174,23 @@ def quantize_core_eager(core: nn.Module, inputs: Sequence[Tensor], observer: str
     return convert(prepared).eval()
 
 
-def quantize_detector_eager(detector, inputs: Sequence[Tensor], observer: str = "histogram",
-                            float_modules: Sequence[str] = (), progress: bool = True):
+def quantize_detector_eager(
+    detector,
+    inputs: Sequence[Tensor],
+    observer: str = "histogram",
+    float_modules: Sequence[str] = (),
+    progress: bool = True,
+):
     """Eager qnnpack PTQ of the core -> (the detector around the converted core, the quantization
     record its sidecar carries). TorchScript's exporter traces it like any core."""
-    qcore = quantize_core_eager(detector.core, inputs, observer, progress, detector.spec.name, float_modules)
+    qcore = quantize_core_eager(
+        detector.core, inputs, observer, progress, detector.spec.name, float_modules
+    )
     return with_core(detector, qcore), {
-        **SCHEME, "activations": "per-tensor asymmetric (uint8, zero point 0..255)",
-        "method": "eager torch.ao.quantization post-training (qnnpack engine)", "observer": observer,
-        "engine": ENGINE, "float_modules": list(float_modules)}
+        **SCHEME,
+        "activations": "per-tensor asymmetric (uint8, zero point 0..255)",
+        "method": "eager torch.ao.quantization post-training (qnnpack engine)",
+        "observer": observer,
+        "engine": ENGINE,
+        "float_modules": list(float_modules),
+    }

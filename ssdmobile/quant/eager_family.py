@@ -17,11 +17,12 @@ needs to become quantizable, without changing its float math:
 The hook that routes these cores here is in ssdmobile.targets (`_torchscript_int8`); quant/eager.py
 itself is untouched.
 """
+
 from __future__ import annotations
 
 import copy
 from collections import OrderedDict
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -50,10 +51,14 @@ class _VGGExtractorFloatL2(nn.Module):
 
     def __init__(self, extractor: nn.Module):
         super().__init__()
-        self.features, self.extra, self.scale_weight = extractor.features, extractor.extra, extractor.scale_weight
+        self.features, self.extra, self.scale_weight = (
+            extractor.features,
+            extractor.extra,
+            extractor.scale_weight,
+        )
         self.dequant, self.quant = DeQuantStub(), QuantStub()
 
-    def forward(self, x: Tensor) -> "OrderedDict[str, Tensor]":
+    def forward(self, x: Tensor) -> OrderedDict[str, Tensor]:
         x = self.features(x)
         rescaled = self.quant(self.scale_weight.view(1, -1, 1, 1) * F.normalize(self.dequant(x)))
         output = [rescaled]
@@ -66,18 +71,22 @@ class _VGGExtractorFloatL2(nn.Module):
 def _fuse_sequentials(module: nn.Module) -> None:
     """fuse_modules on every Conv2d [+ BatchNorm2d] [+ ReLU] run inside a Sequential."""
     # fused modules (ConvReLU2d...) are Sequentials too: never fuse one again
-    for seq in [m for m in module.modules() if isinstance(m, nn.Sequential) and not isinstance(m, _FusedModule)]:
+    for seq in [
+        m
+        for m in module.modules()
+        if isinstance(m, nn.Sequential) and not isinstance(m, _FusedModule)
+    ]:
         names = list(seq._modules)
         i = 0
         while i < len(names):
-            kinds = [type(seq._modules[n]) for n in names[i:i + 3]]
+            kinds = [type(seq._modules[n]) for n in names[i : i + 3]]
             group = []
             if kinds[:1] == [nn.Conv2d]:
-                group = names[i:i + 1]
+                group = names[i : i + 1]
                 if kinds[1:2] == [nn.BatchNorm2d]:
-                    group = names[i:i + 2]
+                    group = names[i : i + 2]
                 if len(kinds) > len(group) and kinds[len(group)] is nn.ReLU:
-                    group = names[i:i + len(group) + 1]
+                    group = names[i : i + len(group) + 1]
             if len(group) > 1:
                 fuse_modules(seq, [group], inplace=True)
             i += max(len(group), 1)
@@ -103,7 +112,9 @@ def _dequant_after(convs: nn.ModuleList) -> None:
 def make_quantizable(core: nn.Module, qconf: QConfig) -> QuantizableCore:
     """A float copy of the core, fused, with the stubs above; ready for torch.ao prepare/convert."""
     if not supports(core):
-        raise QuantizationError(f"eager qnnpack int8 of the SSD family does not know {type(core).__name__}")
+        raise QuantizationError(
+            f"eager qnnpack int8 of the SSD family does not know {type(core).__name__}"
+        )
     core = copy.deepcopy(core).eval()
     if isinstance(core, SSDCore):
         _fuse_sequentials(core.backbone)
@@ -116,12 +127,16 @@ def make_quantizable(core: nn.Module, qconf: QConfig) -> QuantizableCore:
         features.feature_extractor = _quantizable_resnet(features.feature_extractor)
         _fuse_sequentials(features.additional_blocks)
     else:
-        raise QuantizationError(f"eager qnnpack int8 of DSSD needs ResNet-50 SSD features, not {type(features).__name__}")
+        raise QuantizationError(
+            "eager qnnpack int8 of DSSD needs ResNet-50 SSD features, not "
+            f"{type(features).__name__}"
+        )
     if isinstance(core, DSSDCore):
         _fuse_sequentials(core.deconv)
         _fuse_sequentials(core.predict)
-        per_tensor = MinMaxObserver.with_args(dtype=torch.qint8, qscheme=torch.per_tensor_symmetric,
-                                              quant_min=-127, quant_max=127)
+        per_tensor = MinMaxObserver.with_args(
+            dtype=torch.qint8, qscheme=torch.per_tensor_symmetric, quant_min=-127, quant_max=127
+        )
         for m in core.deconv.modules():
             if isinstance(m, nn.ConvTranspose2d):
                 m.qconfig = QConfig(activation=qconf.activation, weight=per_tensor)
@@ -130,7 +145,9 @@ def make_quantizable(core: nn.Module, qconf: QConfig) -> QuantizableCore:
     return QuantizableCore(core)
 
 
-def quantize_detector(detector, inputs: Sequence[Tensor], observer: str = "histogram", progress: bool = True):
+def quantize_detector(
+    detector, inputs: Sequence[Tensor], observer: str = "histogram", progress: bool = True
+):
     """Eager qnnpack PTQ of the core -> (the detector around the converted core, the quantization
     record its sidecar carries), as quant/eager.py's quantize_detector_eager."""
     if ENGINE not in torch.backends.quantized.supported_engines:
@@ -141,6 +158,10 @@ def quantize_detector(detector, inputs: Sequence[Tensor], observer: str = "histo
     prepared = prepare(model)
     calibrate(prepared, inputs, progress)
     qdet = with_core(detector, convert(prepared).eval())
-    return qdet, {**SCHEME, "activations": "per-tensor asymmetric (uint8, zero point 0..255)",
-                  "method": "eager torch.ao.quantization post-training (qnnpack engine)", "observer": observer,
-                  "engine": ENGINE}
+    return qdet, {
+        **SCHEME,
+        "activations": "per-tensor asymmetric (uint8, zero point 0..255)",
+        "method": "eager torch.ao.quantization post-training (qnnpack engine)",
+        "observer": observer,
+        "engine": ENGINE,
+    }

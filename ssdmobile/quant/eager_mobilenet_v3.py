@@ -1,10 +1,11 @@
 """Eager-mode (qnnpack) quantizable copy of an SSDlite320 MobileNetV3 core, built from torchvision's
 own quantizable MobileNetV3 pieces (torchvision.models.quantization.mobilenetv3), not rewritten:
 
-- the backbone is rebuilt by torchvision's MobileNetV3 builder with `block=QuantizableInvertedResidual`
-  (residual `x + block(x)` through a FloatFunctional; its squeeze-excite is QuantizableSqueezeExcitation:
-  Hardsigmoid scale and `scale * x` through a FloatFunctional mul), then the float core's state_dict
-  is loaded into it strictly: same torchvision key layout, so any checkpoint of the float model fits;
+- the backbone is rebuilt by torchvision's MobileNetV3 builder with
+  `block=QuantizableInvertedResidual` (residual `x + block(x)` through a FloatFunctional; its
+  squeeze-excite is QuantizableSqueezeExcitation: Hardsigmoid scale and `scale * x` through a
+  FloatFunctional mul), then the float core's state_dict is loaded into it strictly: same
+  torchvision key layout, so any checkpoint of the float model fits;
 - fusion is torchvision's `QuantizableMobileNetV3.fuse_model` (Conv+BN(+ReLU) in every
   Conv2dNormActivation, fc1+ReLU in every squeeze-excite), applied to the whole core. It walks
   `self.modules()` only, so it works unchanged on the SSDlite extra blocks and heads too;
@@ -19,11 +20,15 @@ own quantizable MobileNetV3 pieces (torchvision.models.quantization.mobilenetv3)
   DeQuantStub, so the reshape / concatenation of the head outputs stay in float, each head keeping
   its own scale.
 """
+
 from __future__ import annotations
 
 from torch import nn
 from torch.ao.quantization import DeQuantStub, QConfig
-from torchvision.models.quantization.mobilenetv3 import QuantizableInvertedResidual, QuantizableMobileNetV3
+from torchvision.models.quantization.mobilenetv3 import (
+    QuantizableInvertedResidual,
+    QuantizableMobileNetV3,
+)
 from torchvision.models.quantization.utils import _replace_relu
 from torchvision.ops.misc import Conv2dNormActivation
 
@@ -35,14 +40,19 @@ def quantizable_twin(core: nn.Module, name: str) -> nn.Module:
     """The float core rebuilt with torchvision's quantizable blocks, holding the same weights."""
     if getattr(core, "config", None) is None:
         raise QuantizationError(
-            f"TorchScript int8 (eager qnnpack) cannot do {name}: its SSDLiteCore carries no CoreConfig "
-            "(build it with ssdmobile.models.create_model), so it cannot be rebuilt from quantizable blocks")
+            f"TorchScript int8 (eager qnnpack) cannot do {name}: its SSDLiteCore carries no "
+            "CoreConfig (build it with ssdmobile.models.create_model), so it cannot be "
+            "rebuilt from quantizable blocks"
+        )
     twin = build_core(core.config, block=QuantizableInvertedResidual)
     missing, unexpected = twin.load_state_dict(core.state_dict(), strict=False)
     if missing or unexpected:
         raise QuantizationError(
-            f"TorchScript int8 (eager qnnpack) cannot do {name}: its quantizable rebuild does not match the float "
-            f"layers ({len(missing)} missing keys, e.g. {missing[:1]}; {len(unexpected)} unexpected, e.g. {unexpected[:1]})")
+            f"TorchScript int8 (eager qnnpack) cannot do {name}: its quantizable rebuild does "
+            "not match the float "
+            f"layers ({len(missing)} missing keys, e.g. {missing[:1]}; {len(unexpected)} "
+            f"unexpected, e.g. {unexpected[:1]})"
+        )
     return twin.eval()
 
 

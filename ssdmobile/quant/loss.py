@@ -11,6 +11,7 @@
   over every anchor (`focal=True`, no mining).
 - Normalized by the number of matched anchors.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -29,7 +30,8 @@ def cxcywh_to_xyxy(b: Tensor) -> Tensor:
 
 
 def encode_boxes(boxes_xyxy: Tensor, anchors: Tensor, coder: BoxCoder) -> Tensor:
-    """[A, 4] normalized xyxy (matched ground truth per anchor) -> [A, 4] encodings in the core's order."""
+    """[A, 4] normalized xyxy (matched ground truth per anchor) -> [A, 4]
+    encodings in the core's order."""
     wx, wy, ww, wh = coder.weights
     w = (boxes_xyxy[:, 2] - boxes_xyxy[:, 0]).clamp(min=1e-6)
     h = (boxes_xyxy[:, 3] - boxes_xyxy[:, 1]).clamp(min=1e-6)
@@ -61,13 +63,22 @@ def match(anchors: Tensor, gt_boxes: Tensor, iou_thresh: float) -> Tensor:
     iou = box_iou(gt_boxes, cxcywh_to_xyxy(anchors))  # [G, A]
     best_iou, best_gt = iou.max(0)
     matched = torch.where(best_iou >= iou_thresh, best_gt, torch.full_like(best_gt, -1))
-    matched[iou.argmax(1)] = torch.arange(gt_boxes.shape[0], device=anchors.device)  # force-match each gt
+    # force-match each gt
+    matched[iou.argmax(1)] = torch.arange(gt_boxes.shape[0], device=anchors.device)
     return matched
 
 
-def ssd_loss(box_encodings: Tensor, class_logits: Tensor, targets: list[dict], anchors: Tensor, coder: BoxCoder,
-             score: str, cfg: SSDLossConfig = SSDLossConfig()) -> tuple[Tensor, dict]:
-    """targets: per image {"boxes": [G, 4] normalized xyxy, "labels": [G] model label ids (>= 1)}."""
+def ssd_loss(
+    box_encodings: Tensor,
+    class_logits: Tensor,
+    targets: list[dict],
+    anchors: Tensor,
+    coder: BoxCoder,
+    score: str,
+    cfg: SSDLossConfig = SSDLossConfig(),  # noqa: B008 (read here, never mutated)
+) -> tuple[Tensor, dict]:
+    """targets: per image {"boxes": [G, 4] normalized xyxy,
+    "labels": [G] model label ids (>= 1)}."""
     n, a, c = class_logits.shape
     loc_losses, cls_losses, num_pos = [], [], 0
     for i in range(n):
@@ -79,14 +90,22 @@ def ssd_loss(box_encodings: Tensor, class_logits: Tensor, targets: list[dict], a
         num_pos += int(pos.sum())
         if pos.any():
             target_enc = encode_boxes(gt_boxes[m[pos]], anchors[pos], coder)
-            loc_losses.append(F.smooth_l1_loss(box_encodings[i][pos], target_enc, reduction="sum", beta=1.0))
+            loc_losses.append(
+                F.smooth_l1_loss(box_encodings[i][pos], target_enc, reduction="sum", beta=1.0)
+            )
         logits = class_logits[i]
         if score == "sigmoid":
             onehot = F.one_hot(labels, c).to(logits.dtype)
             if cfg.focal:
-                cls_losses.append(sigmoid_focal_loss(logits, onehot, cfg.focal_alpha, cfg.focal_gamma, reduction="sum"))
+                cls_losses.append(
+                    sigmoid_focal_loss(
+                        logits, onehot, cfg.focal_alpha, cfg.focal_gamma, reduction="sum"
+                    )
+                )
                 continue
-            per_anchor = F.binary_cross_entropy_with_logits(logits, onehot, reduction="none").sum(-1)
+            per_anchor = F.binary_cross_entropy_with_logits(logits, onehot, reduction="none").sum(
+                -1
+            )
         else:
             if cfg.focal:
                 ce = F.cross_entropy(logits, labels, reduction="none")
@@ -106,7 +125,9 @@ def ssd_loss(box_encodings: Tensor, class_logits: Tensor, targets: list[dict], a
     return total, {"loc": float(loc), "cls": float(cls), "num_pos": num_pos}
 
 
-def distillation_loss(student: tuple[Tensor, Tensor], teacher: tuple[Tensor, Tensor], score: str) -> Tensor:
+def distillation_loss(
+    student: tuple[Tensor, Tensor], teacher: tuple[Tensor, Tensor], score: str
+) -> Tensor:
     """Match the float teacher's raw outputs (works on unlabeled images): classification by
     cross-entropy against the teacher's probabilities, boxes by smooth L1 weighted by how sure the
     teacher is that an anchor holds an object (background anchors' boxes are noise)."""
@@ -132,22 +153,38 @@ class DetectionLoss(nn.Module):
     under quantization, do not re-train it); focal swaps hard-negative mining for focal loss.
     Called as loss(student_outputs, teacher_outputs, targets) -> (loss, {part: value})."""
 
-    def __init__(self, anchors: Tensor, box_coder: BoxCoder, score: str, ssd_weight: float = 1.0,
-                 distill_weight: float = 1.0, iou_thresh: float = 0.5, neg_pos_ratio: float = 3.0,
-                 focal: bool = False):
+    def __init__(
+        self,
+        anchors: Tensor,
+        box_coder: BoxCoder,
+        score: str,
+        ssd_weight: float = 1.0,
+        distill_weight: float = 1.0,
+        iou_thresh: float = 0.5,
+        neg_pos_ratio: float = 3.0,
+        focal: bool = False,
+    ):
         super().__init__()
         if ssd_weight < 0 or distill_weight < 0 or ssd_weight + distill_weight <= 0:
-            raise ValueError("loss: ssd_weight and distill_weight must be >= 0, and one of them > 0")
+            raise ValueError(
+                "loss: ssd_weight and distill_weight must be >= 0, and one of them > 0"
+            )
         self.register_buffer("anchors", anchors, persistent=False)
         self.box_coder, self.score = box_coder, score
         self.ssd_weight, self.distill_weight = float(ssd_weight), float(distill_weight)
         self.cfg = SSDLossConfig(iou_thresh=iou_thresh, neg_pos_ratio=neg_pos_ratio, focal=focal)
 
-    def forward(self, student: tuple[Tensor, Tensor], teacher: tuple[Tensor, Tensor] | None,
-                targets: list[dict]) -> tuple[Tensor, dict]:
+    def forward(
+        self,
+        student: tuple[Tensor, Tensor],
+        teacher: tuple[Tensor, Tensor] | None,
+        targets: list[dict],
+    ) -> tuple[Tensor, dict]:
         loss, parts = student[0].sum() * 0, {}
         if self.ssd_weight > 0:
-            sup, parts = ssd_loss(*student, targets, self.anchors, self.box_coder, self.score, self.cfg)
+            sup, parts = ssd_loss(
+                *student, targets, self.anchors, self.box_coder, self.score, self.cfg
+            )
             loss = loss + self.ssd_weight * sup
         if self.distill_weight > 0:
             kd = distillation_loss(student, teacher, self.score)

@@ -18,20 +18,26 @@ No U8U8 format: with per-channel weights (this project's scheme) onnxruntime's q
 int8 Conv weights whatever weight_type says (operators/conv.py), so "U8U8" came out as U8S8
 without reduce_range: the saturating layout, measured 5-10 dB below qdq-u8s8.
 """
+
 from __future__ import annotations
 
 import contextlib
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 from torch import Tensor
 
 from .ptq import SCHEME, QuantizationError
 
 # ssdmobile observer name -> onnxruntime CalibrationMethod name
-ORT_CALIBRATION = {"minmax": "MinMax", "histogram": "Percentile", "entropy": "Entropy", "percentile": "Percentile"}
+ORT_CALIBRATION = {
+    "minmax": "MinMax",
+    "histogram": "Percentile",
+    "entropy": "Entropy",
+    "percentile": "Percentile",
+}
 
 
 @dataclass(frozen=True)
@@ -48,32 +54,63 @@ class OnnxInt8Format:
     weights: str = "QInt8"  # per-channel Conv weights are int8 in onnxruntime whatever this says
 
     def record(self) -> dict:
-        act = "int8 per-tensor asymmetric (-128..127)" if self.activations == "QInt8" \
+        act = (
+            "int8 per-tensor asymmetric (-128..127)"
+            if self.activations == "QInt8"
             else "uint8 per-tensor asymmetric (0..255)"
-        w = "per-channel symmetric (-64..63, reduce_range)" if self.reduce_range else SCHEME["weights"]
-        return {"dtype": "int8", "weights": w, "activations": act, "format": self.name,
-                "reduce_range": self.reduce_range,
-                "method": f"onnxruntime quantize_static ({self.quant_format}, "
-                          f"{'U8' if self.activations == 'QUInt8' else 'S8'}S8)"}
+        )
+        w = (
+            "per-channel symmetric (-64..63, reduce_range)"
+            if self.reduce_range
+            else SCHEME["weights"]
+        )
+        return {
+            "dtype": "int8",
+            "weights": w,
+            "activations": act,
+            "format": self.name,
+            "reduce_range": self.reduce_range,
+            "method": f"onnxruntime quantize_static ({self.quant_format}, "
+            f"{'U8' if self.activations == 'QUInt8' else 'S8'}S8)",
+        }
 
 
-FORMATS: dict[str, OnnxInt8Format] = {f.name: f for f in (
-    OnnxInt8Format("qdq", "QDQ, int8 activations, int8 per-channel weights: ONNX Runtime Mobile / XNNPACK, "
-                          "the scheme of every other target (slower than fp32 on x86 CPUs without VNNI)",
-                   "QDQ", "QInt8"),
-    OnnxInt8Format("qdq-u8s8", "QDQ, uint8 activations, 7-bit int8 per-channel weights (reduce_range): "
-                               "fast and unsaturated on x86 CPUs without VNNI; NNAPI's uint8 layout",
-                   "QDQ", "QUInt8", reduce_range=True),
-    OnnxInt8Format("qoperator-u8s8", "QOperator (QLinearConv...), uint8 activations, 7-bit int8 weights "
-                                     "(reduce_range): for tools and older runtimes that read QOperator",
-                   "QOperator", "QUInt8", reduce_range=True),
-)}
+FORMATS: dict[str, OnnxInt8Format] = {
+    f.name: f
+    for f in (
+        OnnxInt8Format(
+            "qdq",
+            "QDQ, int8 activations, int8 per-channel weights: ONNX Runtime Mobile / XNNPACK, "
+            "the scheme of every other target (slower than fp32 on x86 CPUs without VNNI)",
+            "QDQ",
+            "QInt8",
+        ),
+        OnnxInt8Format(
+            "qdq-u8s8",
+            "QDQ, uint8 activations, 7-bit int8 per-channel weights (reduce_range): "
+            "fast and unsaturated on x86 CPUs without VNNI; NNAPI's uint8 layout",
+            "QDQ",
+            "QUInt8",
+            reduce_range=True,
+        ),
+        OnnxInt8Format(
+            "qoperator-u8s8",
+            "QOperator (QLinearConv...), uint8 activations, 7-bit int8 weights "
+            "(reduce_range): for tools and older runtimes that read QOperator",
+            "QOperator",
+            "QUInt8",
+            reduce_range=True,
+        ),
+    )
+}
 DEFAULT_FORMAT = "qdq"
 
 
 def get_format(name: str) -> OnnxInt8Format:
     if name not in FORMATS:
-        raise QuantizationError(f"unknown ONNX int8 format {name!r}; choose one of {', '.join(FORMATS)}")
+        raise QuantizationError(
+            f"unknown ONNX int8 format {name!r}; choose one of {', '.join(FORMATS)}"
+        )
     return FORMATS[name]
 
 
@@ -96,7 +133,11 @@ def _scopes(node) -> set[str]:
     "backbone.features.0", ...}; empty for nodes outside the core (decode, NMS)."""
     namespace = next((p.value for p in node.metadata_props if p.key == "namespace"), "")
     scopes = {seg.split(": ")[0] for seg in namespace.split("/")}
-    return {s[len("core."):] if s != "core" else "" for s in scopes if s == "core" or s.startswith("core.")}
+    return {
+        s[len("core.") :] if s != "core" else ""
+        for s in scopes
+        if s == "core" or s.startswith("core.")
+    }
 
 
 def core_node_names(model) -> list[str]:
@@ -115,8 +156,10 @@ def nodes_for_modules(model, names: Sequence[str]) -> list[str]:
             hit |= match
     missing = [n for n in names if n not in hit]
     if missing:
-        raise QuantizationError(f"cannot keep in float, no ONNX node carries the module scope of {', '.join(missing)} "
-                                "(not a module of this core, or exported without torch.onnx's metadata)")
+        raise QuantizationError(
+            f"cannot keep in float, no ONNX node carries the module scope of {', '.join(missing)} "
+            "(not a module of this core, or exported without torch.onnx's metadata)"
+        )
     return found
 
 
@@ -125,18 +168,23 @@ def _tensors_of(path: Path, node_names: Sequence[str]) -> set[str]:
     import onnx  # lazy: heavy optional runtime (onnx)
 
     names = set(node_names)
-    return {t for node in onnx.load(str(path)).graph.node if node.name in names
-            for t in (*node.input, *node.output) if t}
+    return {
+        t
+        for node in onnx.load(str(path)).graph.node
+        if node.name in names
+        for t in (*node.input, *node.output)
+        if t
+    }
 
 
 @contextlib.contextmanager
 def _calibrating_only(tensors: set[str] | None):
-    """Calibrate only `tensors`. onnxruntime's calibrators pick the tensors to observe by op type over
-    the whole graph, never by node, even when nodes_to_quantize names only the core's: with NMS in
-    the graph they also observe the NMS section's tensors, whose shapes change from image to image
-    (the number of kept boxes), and the histogram calibrators then fail ("inhomogeneous shape",
-    SSDlite320 MobileNetV3 with 90 classes). No option of quantize_static narrows it, so for the
-    length of one call the selection is intersected with the core's tensors (onnxruntime 1.31's
+    """Calibrate only `tensors`. onnxruntime's calibrators pick the tensors to observe by op type
+    over the whole graph, never by node, even when nodes_to_quantize names only the core's: with NMS
+    in the graph they also observe the NMS section's tensors, whose shapes change from image to
+    image (the number of kept boxes), and the histogram calibrators then fail ("inhomogeneous
+    shape", SSDlite320 MobileNetV3 with 90 classes). No option of quantize_static narrows it, so for
+    the length of one call the selection is intersected with the core's tensors (onnxruntime 1.31's
     CalibraterBase.select_tensors_to_calibrate; a change of it fails
     tests/test_quant_mobilenet_v3.py::test_onnx_int8_with_nms_histogram_calibration)."""
     if tensors is None:
@@ -149,6 +197,7 @@ def _calibrating_only(tensors: set[str] | None):
     def select(self, model):
         chosen, value_infos = original(self, model)
         return chosen & tensors, value_infos
+
     CalibraterBase.select_tensors_to_calibrate = select
     try:
         yield
@@ -156,20 +205,36 @@ def _calibrating_only(tensors: set[str] | None):
         CalibraterBase.select_tensors_to_calibrate = original
 
 
-def quantize_onnx_file(fp32_path: Path, int8_path: Path, inputs: Sequence[Tensor], observer: str = "histogram",
-                       float_modules: Sequence[str] = (), core_only: bool = False,
-                       fmt: str = DEFAULT_FORMAT) -> dict:
+def quantize_onnx_file(
+    fp32_path: Path,
+    int8_path: Path,
+    inputs: Sequence[Tensor],
+    observer: str = "histogram",
+    float_modules: Sequence[str] = (),
+    core_only: bool = False,
+    fmt: str = DEFAULT_FORMAT,
+) -> dict:
     """core_only: quantize the network core's nodes only, keeping box decoding, scores and NMS in
-    float (quantize_static would otherwise put the decoded boxes and the output scores on 256 levels).
+    float (quantize_static would otherwise put the decoded boxes and the output
+    scores on 256 levels).
     float_modules: core modules whose nodes stay float (mixed precision). fmt: a name in FORMATS."""
     # lazy: heavy optional runtime (onnxruntime), only for ONNX int8
-    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
-                                          quantize_static)
-    from onnxruntime.quantization.shape_inference import quant_pre_process  # lazy: heavy optional runtime
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+
+    # lazy: heavy optional runtime
+    from onnxruntime.quantization.shape_inference import quant_pre_process
 
     form = get_format(fmt)
     if observer not in ORT_CALIBRATION:
-        raise QuantizationError(f"unknown observer {observer!r} for onnx; choose one of {', '.join(ORT_CALIBRATION)}")
+        raise QuantizationError(
+            f"unknown observer {observer!r} for onnx; choose one of {', '.join(ORT_CALIBRATION)}"
+        )
     method = ORT_CALIBRATION[observer]
     reader = type("Reader", (_Reader, CalibrationDataReader), {})(inputs, "input")
     only, exclude = None, []
@@ -181,8 +246,10 @@ def quantize_onnx_file(fp32_path: Path, int8_path: Path, inputs: Sequence[Tensor
     if core_only:
         only = core_node_names(model)
         if not only:
-            raise QuantizationError(f"{fp32_path}: no node carries the core's scope metadata, so the decode "
-                                    "and NMS nodes cannot be kept in float")
+            raise QuantizationError(
+                f"{fp32_path}: no node carries the core's scope metadata, so the decode "
+                "and NMS nodes cannot be kept in float"
+            )
     with tempfile.TemporaryDirectory() as tmp:
         pre = Path(tmp) / "pre.onnx"
         quant_pre_process(str(fp32_path), str(pre), skip_symbolic_shape=True)
@@ -190,15 +257,27 @@ def quantize_onnx_file(fp32_path: Path, int8_path: Path, inputs: Sequence[Tensor
         if method == "Percentile":
             extra["CalibPercentile"] = 99.999
         with _calibrating_only(_tensors_of(pre, only) if only else None):
-                quantize_static(str(pre), str(int8_path), reader, quant_format=getattr(QuantFormat, form.quant_format),
-                            per_channel=True, reduce_range=form.reduce_range,
-                            activation_type=getattr(QuantType, form.activations),
-                            weight_type=getattr(QuantType, form.weights),
-                            calibrate_method=getattr(CalibrationMethod, method), nodes_to_exclude=exclude,
-                            nodes_to_quantize=only,
-                            extra_options=extra)
+            quantize_static(
+                str(pre),
+                str(int8_path),
+                reader,
+                quant_format=getattr(QuantFormat, form.quant_format),
+                per_channel=True,
+                reduce_range=form.reduce_range,
+                activation_type=getattr(QuantType, form.activations),
+                weight_type=getattr(QuantType, form.weights),
+                calibrate_method=getattr(CalibrationMethod, method),
+                nodes_to_exclude=exclude,
+                nodes_to_quantize=only,
+                extra_options=extra,
+            )
     record = form.record()
     if core_only:
         record["method"] += ", core only (decode and NMS float)"
-    return {**record, "observer": observer, "ort_calibrate_method": method,
-            "float_modules": list(float_modules), "float_nodes": exclude}
+    return {
+        **record,
+        "observer": observer,
+        "ort_calibrate_method": method,
+        "float_modules": list(float_modules),
+        "float_nodes": exclude,
+    }

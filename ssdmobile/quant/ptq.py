@@ -12,12 +12,13 @@ runtime expects:
 Calibration images come from a training split (never val2017: accuracy is reported there) and go
 through the detector's own preprocessing.
 """
+
 from __future__ import annotations
 
 import copy
 import dataclasses
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -46,7 +47,10 @@ class QuantizationError(SSDMobileError):
 
 # -- calibration data ---------------------------------------------------------------------------
 
-def calibration_inputs(detector, data: str, split: str = "train2017", num_images: int = 64) -> list[Tensor]:
+
+def calibration_inputs(
+    detector, data: str, split: str = "train2017", num_images: int = 64
+) -> list[Tensor]:
     """The first `num_images` images of a COCO-format (or VOC) split, preprocessed exactly as the
     detector does, as [1, 3, H, W] tensors. (Whoever also scores images refuses a calibration set
     that shares any with them: data.refuse_shared_images.)"""
@@ -57,7 +61,10 @@ def calibration_inputs(detector, data: str, split: str = "train2017", num_images
 
 
 def calibration_record(data: str, split: str, inputs: Sequence[Tensor], observer: str) -> dict:
-    return {"calibration": {"data": str(data), "split": split, "num_images": len(inputs)}, "observer": observer}
+    return {
+        "calibration": {"data": str(data), "split": split, "num_images": len(inputs)},
+        "observer": observer,
+    }
 
 
 def calibration_set(detector, calib: Calibration) -> tuple[list[Tensor], dict]:
@@ -68,6 +75,7 @@ def calibration_set(detector, calib: Calibration) -> tuple[list[Tensor], dict]:
 
 # -- PT2E with ExecuTorch's XNNPACK quantizer -----------------------------------------------------
 
+
 def xnnpack_quantization_config(observer: str = "histogram", qat: bool = False):
     """ExecuTorch's XNNPACK config: int8 per-channel symmetric weights (-127..127), int8 per-tensor
     affine activations. `observer` picks the activation observer: "histogram" (XNNPACK's PTQ
@@ -76,28 +84,35 @@ def xnnpack_quantization_config(observer: str = "histogram", qat: bool = False):
     torchao's moving-average min/max and "histogram" a FakeQuantize around HistogramObserver, meant
     to be calibrated once and then frozen (quant.qat.calibrate_ranges)."""
     # lazy: heavy optional runtime (executorch / torchao)
-    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import get_symmetric_quantization_config
+    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
+        get_symmetric_quantization_config,
+    )
     from torchao.quantization.pt2e.observer import HistogramObserver, MinMaxObserver
 
     if observer not in OBSERVERS:
-        raise QuantizationError(f"unknown observer {observer!r}; choose one of {', '.join(OBSERVERS)}")
+        raise QuantizationError(
+            f"unknown observer {observer!r}; choose one of {', '.join(OBSERVERS)}"
+        )
     config = get_symmetric_quantization_config(is_per_channel=True, is_qat=qat)
     ctr = None
     if qat and observer == "histogram":
         # lazy: heavy optional runtime (executorch / torchao)
         from torchao.quantization.pt2e.fake_quantize import FakeQuantize
 
-        ctr = FakeQuantize.with_args(observer=HistogramObserver, eps=2 ** -12)
+        ctr = FakeQuantize.with_args(observer=HistogramObserver, eps=2**-12)
     elif not qat and observer == "minmax":
-        ctr = MinMaxObserver.with_args(eps=2 ** -12)
+        ctr = MinMaxObserver.with_args(eps=2**-12)
     if ctr is not None:
         act = dataclasses.replace(config.input_activation, observer_or_fake_quant_ctr=ctr)
         config = dataclasses.replace(config, input_activation=act, output_activation=act)
     return config
 
 
-def xnnpack_quantizer(observer: str = "histogram", qat: bool = False, float_modules: Iterable[str] = ()):
-    """float_modules: module names (e.g. "backbone.14.conv.0") whose ops stay in float (mixed precision)."""
+def xnnpack_quantizer(
+    observer: str = "histogram", qat: bool = False, float_modules: Iterable[str] = ()
+):
+    """float_modules: module names (e.g. "backbone.14.conv.0") whose ops
+    stay in float (mixed precision)."""
     # lazy: heavy optional runtime (executorch / torchao)
     from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import XNNPACKQuantizer
 
@@ -120,14 +135,21 @@ def export_for_pt2e(core: nn.Module, example: Tensor):
         return torch.export.export(core.eval(), (example,), strict=False).module()
 
 
-def calibrate(model, inputs: Sequence[Tensor], progress: bool = True, desc: str = "calibrate") -> None:
+def calibrate(
+    model, inputs: Sequence[Tensor], progress: bool = True, desc: str = "calibrate"
+) -> None:
     with torch.no_grad():
         for x in tqdm(inputs, desc=desc, unit="img", disable=not progress, leave=False):
             model(x)
 
 
-def quantize_core_pt2e(core: nn.Module, inputs: Sequence[Tensor], observer: str = "histogram",
-                       float_modules: Iterable[str] = (), progress: bool = True):
+def quantize_core_pt2e(
+    core: nn.Module,
+    inputs: Sequence[Tensor],
+    observer: str = "histogram",
+    float_modules: Iterable[str] = (),
+    progress: bool = True,
+):
     """Float core -> converted PT2E graph module (quantize/dequantize around int8 ops) that
     torch.export + the XNNPACK partitioner lower to int8 kernels."""
     # lazy: heavy optional runtime (executorch / torchao)
@@ -144,7 +166,8 @@ def quantize_core_pt2e(core: nn.Module, inputs: Sequence[Tensor], observer: str 
 def convert_for_xnnpack(prepared):
     """A calibrated (PTQ) or trained (QAT) PT2E model -> its converted graph (quantize/dequantize
     around int8 ops), checked against what XNNPACK accepts, ready for the exporters."""
-    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e  # lazy: heavy optional runtime (torchao)
+    # lazy: heavy optional runtime (torchao)
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e
 
     converted = convert_pt2e(prepared)
     check_xnnpack_requantization(converted)
@@ -157,9 +180,14 @@ def convert_for_xnnpack(prepared):
 # process (a double free on that error path: seen with a randomized SSDlite320 whose activations
 # reach 1e6, a requantization scale of 332). Checked on the converted graph so that export fails
 # in one line and writes nothing instead.
-XNNPACK_REQUANT_RANGE = (2.0 ** -32, 256.0)
-_PASS_THROUGH = ("aten.relu.default", "aten.relu_.default", "aten.hardtanh.default", "aten.hardtanh_.default",
-                 "aten.clamp.default")
+XNNPACK_REQUANT_RANGE = (2.0**-32, 256.0)
+_PASS_THROUGH = (
+    "aten.relu.default",
+    "aten.relu_.default",
+    "aten.hardtanh.default",
+    "aten.hardtanh_.default",
+    "aten.clamp.default",
+)
 
 
 def _scale(graph_module, arg) -> Tensor:
@@ -181,15 +209,24 @@ def check_xnnpack_requantization(graph_module) -> None:
     refuse (XNNPACK_REQUANT_RANGE); its fix is to keep that layer in float (--float-modules)."""
     low, high = XNNPACK_REQUANT_RANGE
     for node in graph_module.graph.nodes:
-        if node.op != "call_function" or str(node.target) not in ("aten.conv2d.default", "aten.linear.default"):
+        if node.op != "call_function" or str(node.target) not in (
+            "aten.conv2d.default",
+            "aten.linear.default",
+        ):
             continue
         x, w = node.args[0], node.args[1]
-        if not all(isinstance(a, torch.fx.Node) and "dequantize_per" in str(a.target) for a in (x, w)):
+        if not all(
+            isinstance(a, torch.fx.Node) and "dequantize_per" in str(a.target) for a in (x, w)
+        ):
             continue  # left in float
         out = node
         while len(out.users) == 1 and str(next(iter(out.users)).target) in _PASS_THROUGH:
             out = next(iter(out.users))  # conv + relu are one XNNPACK operator
-        q = [u for u in out.users if "quantize_per_tensor" in str(u.target) and "dequantize" not in str(u.target)]
+        q = [
+            u
+            for u in out.users
+            if "quantize_per_tensor" in str(u.target) and "dequantize" not in str(u.target)
+        ]
         if not q:
             continue
         s_in = _scale(graph_module, x.args[1])
@@ -199,15 +236,19 @@ def check_xnnpack_requantization(graph_module) -> None:
             bad = top if top >= high else bottom
             name = _module_name(node)
             why = f"its input range spans {float(s_in) * 255:.3g}" + (
-                ", far beyond a trained model's activations" if bad >= high else "")
+                ", far beyond a trained model's activations" if bad >= high else ""
+            )
             raise QuantizationError(
-                f"int8 for XNNPACK: {name}'s requantization scale (input scale x weight scale / output scale) is "
+                f"int8 for XNNPACK: {name}'s requantization scale (input scale x weight scale "
+                "/ output scale) is "
                 f"{bad:.3g}, outside the [2^-32, 256) XNNPACK accepts ({why}); "
-                f"keep it in float: ssdmobile quantize ... --float-modules {name}")
+                f"keep it in float: ssdmobile quantize ... --float-modules {name}"
+            )
 
 
 def _evaluable(graph_module):
-    # exporters call .eval() on what they export; an exported graph module refuses that unless allowed
+    # exporters call .eval() on what they export; an exported graph
+    # module refuses that unless allowed
     # lazy: heavy optional runtime (executorch / torchao)
     from torchao.quantization.pt2e import allow_exported_model_train_eval
 
@@ -224,14 +265,26 @@ def with_core(detector, core: nn.Module):
     return q
 
 
-SCHEME = {"dtype": "int8", "weights": "per-channel symmetric (-127..127)",
-          "activations": "per-tensor asymmetric (-128..127)"}
+SCHEME = {
+    "dtype": "int8",
+    "weights": "per-channel symmetric (-127..127)",
+    "activations": "per-tensor asymmetric (-128..127)",
+}
 
 
-def quantize_detector_pt2e(detector, inputs: Sequence[Tensor], observer: str = "histogram",
-                           float_modules: Sequence[str] = (), progress: bool = True):
+def quantize_detector_pt2e(
+    detector,
+    inputs: Sequence[Tensor],
+    observer: str = "histogram",
+    float_modules: Sequence[str] = (),
+    progress: bool = True,
+):
     """PT2E PTQ of the core -> (the detector around the converted core, the quantization record
     its sidecar carries). ExecuTorch's exporter lowers the Q/DQ graph to XNNPACK int8 kernels."""
     qcore = quantize_core_pt2e(detector.core, inputs, observer, float_modules, progress)
-    return with_core(detector, qcore), {**SCHEME, "method": "PT2E post-training (XNNPACKQuantizer)",
-                                        "observer": observer, "float_modules": list(float_modules)}
+    return with_core(detector, qcore), {
+        **SCHEME,
+        "method": "PT2E post-training (XNNPACKQuantizer)",
+        "observer": observer,
+        "float_modules": list(float_modules),
+    }

@@ -9,6 +9,7 @@ what the recipe calls:
   weights under the model's own keys;
 - distributed runs (torchrun: gloo on CPU, nccl on GPU) and resumable checkpoints.
 """
+
 from __future__ import annotations
 
 import copy
@@ -28,16 +29,20 @@ from .ptq import calibrate, convert_for_xnnpack, with_core, xnnpack_quantizer
 
 
 class TrainingError(SSDMobileError):
-    """A training run cannot start or resume as asked (no images for a rank, a foreign checkpoint...)."""
+    """A training run cannot start or resume as asked (no images for a
+    rank, a foreign checkpoint...)."""
 
 
 # -- data -----------------------------------------------------------------------------------------
+
 
 def training_samples(detector, data: str, split: str, num_images: int | None = None) -> list[tuple]:
     """[(uint8 image, {"boxes": normalized xyxy, "labels": model label ids})] of a training split;
     boxes of classes the model does not predict are dropped."""
     ds = open_dataset(data, split, num_images)
-    cat_to_label = {c: label for label, c in label_to_category(detector.spec.class_names, ds).items()}
+    cat_to_label = {
+        c: label for label, c in label_to_category(detector.spec.class_names, ds).items()
+    }
     samples = []
     for i in range(len(ds)):
         s = ds[i]
@@ -45,7 +50,9 @@ def training_samples(detector, data: str, split: str, num_images: int | None = N
         keep = torch.tensor([int(c) in cat_to_label for c in t["category_ids"]], dtype=torch.bool)
         h, w = s.image.shape[-2:]
         boxes = t["boxes"][keep] / torch.tensor([w, h, w, h], dtype=torch.float32)
-        labels = torch.tensor([cat_to_label[int(c)] for c in t["category_ids"][keep]], dtype=torch.long)
+        labels = torch.tensor(
+            [cat_to_label[int(c)] for c in t["category_ids"][keep]], dtype=torch.long
+        )
         samples.append((s.image, {"boxes": boxes.clamp(0, 1), "labels": labels}))
     return samples
 
@@ -75,8 +82,11 @@ PT2E_BN_EPS = 1e-5
 
 def _bn_eps_shifts(core: nn.Module) -> dict[str, float]:
     """{BatchNorm module name: eps - 1e-5} for every BatchNorm whose eps is not PT2E's."""
-    return {name: m.eps - PT2E_BN_EPS for name, m in core.named_modules()
-            if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.eps != PT2E_BN_EPS}
+    return {
+        name: m.eps - PT2E_BN_EPS
+        for name, m in core.named_modules()
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.eps != PT2E_BN_EPS
+    }
 
 
 def bn_eps_to_pt2e(core: nn.Module) -> nn.Module:
@@ -97,14 +107,17 @@ def prepare_qat(core: nn.Module, example: torch.Tensor, observer: str = "minmax"
     """A copy of the float core, prepared for PT2E QAT (fake quantization in the XNNPACK scheme).
     `observer` picks the activation ranges' observer: "minmax" (moving-average min/max, torchao's
     QAT default) or "histogram" (PTQ's; see `calibrate_ranges`)."""
-    from torchao.quantization.pt2e.quantize_pt2e import prepare_qat_pt2e  # lazy: heavy optional (torchao)
+    # lazy: heavy optional (torchao)
+    from torchao.quantization.pt2e.quantize_pt2e import prepare_qat_pt2e
 
     core = bn_eps_to_pt2e(copy.deepcopy(core))
     # batch >= 2 in training mode (BatchNorm on the 1x1 map needs two values), dynamic so the
     # converted model still takes the single image the exporters trace with
     example = example.expand(2, -1, -1, -1).contiguous() if example.shape[0] < 2 else example
     batch = torch.export.Dim("batch", min=1, max=1024)
-    graph = torch.export.export(core.train(), (example,), dynamic_shapes=({0: batch},), strict=False).module()
+    graph = torch.export.export(
+        core.train(), (example,), dynamic_shapes=({0: batch},), strict=False
+    ).module()
     return prepare_qat_pt2e(graph, xnnpack_quantizer(observer, qat=True))
 
 
@@ -153,7 +166,9 @@ def float_state_dict(prepared, core: nn.Module) -> dict:
     out = {k: sd[k].detach().clone() for k in own if k in sd}
     for name, shift in _bn_eps_shifts(core).items():
         key = f"{name}.running_var"
-        if key in out:  # statistics trained in QAT saw eps 1e-5: a variance below the shift clamps to 0
+        if (
+            key in out
+        ):  # statistics trained in QAT saw eps 1e-5: a variance below the shift clamps to 0
             out[key] = (out[key] - shift).clamp(min=0)
     return out
 
@@ -168,8 +183,10 @@ def weights_sha256(module: nn.Module) -> str:
 
 # -- distributed runs and checkpoints -------------------------------------------------------------
 
+
 def init_distributed() -> tuple[int, int]:
-    """(rank, world size): under torchrun the process group is started (gloo on CPU, nccl on GPU)."""
+    """(rank, world size): under torchrun the process group is
+    started (gloo on CPU, nccl on GPU)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     if world > 1 and not dist.is_initialized():
@@ -185,8 +202,17 @@ def _tuplify(x):
     return tuple(_tuplify(v) for v in x) if isinstance(x, (list, tuple)) else x
 
 
-def save_checkpoint(out: Path, prepared, optimizer, step: int, rng: random.Random, core: nn.Module,
-                    config: dict, rank: int, world: int) -> None:
+def save_checkpoint(
+    out: Path,
+    prepared,
+    optimizer,
+    step: int,
+    rng: random.Random,
+    core: nn.Module,
+    config: dict,
+    rank: int,
+    world: int,
+) -> None:
     """Rank 0 writes last.pt (the QAT model, optimizer, step, every rank's data RNG: resumable) and
     float.pth (the trained float weights under the model's keys: PTQ of any target loads them),
     each atomically. Every rank must call it (the RNG states are gathered)."""
@@ -196,8 +222,13 @@ def save_checkpoint(out: Path, prepared, optimizer, step: int, rng: random.Rando
         dist.all_gather_object(states, rng.getstate())
     if rank != 0:
         return
-    ckpt = {"model": prepared.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
-            "rng": [_listify(s) for s in states], "config": config}
+    ckpt = {
+        "model": prepared.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "step": step,
+        "rng": [_listify(s) for s in states],
+        "config": config,
+    }
     for name, obj in (("last.pt", ckpt), ("float.pth", float_state_dict(prepared, core))):
         tmp = out / f".{name}.part"
         torch.save(obj, tmp)
@@ -211,7 +242,9 @@ def load_checkpoint(path: Path, prepared, optimizer, rng: random.Random, rank: i
         prepared.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
     except (RuntimeError, KeyError, ValueError, OSError) as e:
-        raise TrainingError(f"{path}: cannot resume from it ({str(e).splitlines()[0][:160]}); "
-                            "delete it or set resume=false") from None
+        raise TrainingError(
+            f"{path}: cannot resume from it ({str(e).splitlines()[0][:160]}); "
+            "delete it or set resume=false"
+        ) from None
     rng.setstate(_tuplify(ckpt["rng"][rank % len(ckpt["rng"])]))
     return int(ckpt["step"])

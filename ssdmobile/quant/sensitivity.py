@@ -15,11 +15,12 @@ The ranked names are module names inside the detector's core, the names every fl
 mechanism takes (quant/float_fallback.py: ExecuTorch's quantizer filter, onnxruntime's
 nodes_to_exclude, eager qnnpack's qconfig None).
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 from torch import Tensor, nn
@@ -43,7 +44,11 @@ def quant_units(core: nn.Module) -> dict[str, nn.Module]:
     for name, m in core.named_modules():
         if isinstance(m, nn.Sequential):
             kids = [k for k in m.children() if not isinstance(k, nn.ZeroPad2d)]
-            if len(kids) >= 2 and isinstance(kids[0], nn.Conv2d) and isinstance(kids[1], (nn.BatchNorm2d, nn.Identity)):
+            if (
+                len(kids) >= 2
+                and isinstance(kids[0], nn.Conv2d)
+                and isinstance(kids[1], (nn.BatchNorm2d, nn.Identity))
+            ):
                 units[name] = m
                 covered.add(id(kids[0]))
     for name, m in core.named_modules():
@@ -53,20 +58,27 @@ def quant_units(core: nn.Module) -> dict[str, nn.Module]:
 
 
 def _conv_of(unit: nn.Module) -> nn.Conv2d:
-    return unit if isinstance(unit, nn.Conv2d) else next(k for k in unit.children() if isinstance(k, nn.Conv2d))
+    return (
+        unit
+        if isinstance(unit, nn.Conv2d)
+        else next(k for k in unit.children() if isinstance(k, nn.Conv2d))
+    )
 
 
 _ACTIVATIONS = {nn.ReLU: "relu", nn.ReLU6: "relu6", nn.Hardswish: "hardswish"}
 
 
 def _describe(name: str, unit: nn.Module) -> str:
-    """e.g. "Conv2d 3x3 dw 72->72 + relu", "SE fc1 Conv2d 1x1 72->24", "Conv2d 1x1 40->240 + hardswish"."""
+    """e.g. "Conv2d 3x3 dw 72->72 + relu", "SE fc1 Conv2d 1x1 72->24",
+    "Conv2d 1x1 40->240 + hardswish"."""
     conv = _conv_of(unit)
     k = "x".join(map(str, conv.kernel_size))
     dw = " dw" if conv.groups > 1 and conv.groups == conv.in_channels else ""
     se = "SE " + name.rsplit(".", 1)[-1] + " " if name.rsplit(".", 1)[-1] in ("fc1", "fc2") else ""
     acts = [_ACTIVATIONS[type(m)] for m in unit.children() if type(m) in _ACTIVATIONS]
-    return f"{se}Conv2d {k}{dw} {conv.in_channels}->{conv.out_channels}" + "".join(f" + {a}" for a in acts)
+    return f"{se}Conv2d {k}{dw} {conv.in_channels}->{conv.out_channels}" + "".join(
+        f" + {a}" for a in acts
+    )
 
 
 def _fq_tensor(x: Tensor, lo: float, hi: float) -> Tensor:
@@ -81,7 +93,9 @@ def _fq_weight(w: Tensor) -> Tensor:
     """Per-channel symmetric int8 (-127..127)."""
     amax = w.abs().flatten(1).amax(1).clamp(min=1e-12)
     scale = (amax / 127.0).float()
-    return torch.fake_quantize_per_channel_affine(w, scale, torch.zeros_like(scale, dtype=torch.int32), 0, -127, 127)
+    return torch.fake_quantize_per_channel_affine(
+        w, scale, torch.zeros_like(scale, dtype=torch.int32), 0, -127, 127
+    )
 
 
 def sqnr_db(ref: Sequence[Tensor], got: Sequence[Tensor]) -> float:
@@ -91,9 +105,11 @@ def sqnr_db(ref: Sequence[Tensor], got: Sequence[Tensor]) -> float:
 
 
 @torch.no_grad()
-def rank_layers(detector, inputs: Sequence[Tensor], progress: bool = True,
-                only: Sequence[str] | None = None) -> list[UnitSensitivity]:
-    """Units sorted most sensitive first (lowest SQNR when quantized alone); `only`: rank just these."""
+def rank_layers(
+    detector, inputs: Sequence[Tensor], progress: bool = True, only: Sequence[str] | None = None
+) -> list[UnitSensitivity]:
+    """Units sorted most sensitive first (lowest SQNR when quantized
+    alone); `only`: rank just these."""
     fused, _ = fuse_detector(detector)
     core = fused.core.eval()
     units = quant_units(core)
@@ -108,18 +124,22 @@ def rank_layers(detector, inputs: Sequence[Tensor], progress: bool = True,
     ranges: dict[str, list[float]] = {}  # name -> [in_lo, in_hi, out_lo, out_hi]
     hooks = []
     for name, unit in units.items():
+
         def observe(mod, args, out, name=name):
             i, o = args[0], out
             r = ranges.setdefault(name, [math.inf, -math.inf, math.inf, -math.inf])
             r[0], r[1] = min(r[0], float(i.min())), max(r[1], float(i.max()))
             r[2], r[3] = min(r[2], float(o.min())), max(r[3], float(o.max()))
+
         hooks.append(unit.register_forward_hook(observe))
     core(x)
     for h in hooks:
         h.remove()
 
     results = []
-    for name, unit in tqdm(units.items(), desc="sensitivity", unit="layer", disable=not progress, leave=False):
+    for name, unit in tqdm(
+        units.items(), desc="sensitivity", unit="layer", disable=not progress, leave=False
+    ):
         if name not in ranges:  # not on the forward path
             continue
         conv = _conv_of(unit)

@@ -9,9 +9,10 @@ The Predictor preprocesses exactly as the eager Detector does and decodes raw ou
 code: it builds a Detector around the artifact from the sidecar's spec and anchors, so there is one
 implementation of preprocess / decode / NMS, not one per runtime.
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
@@ -70,9 +71,21 @@ class Predictor:
         for i, (h, w) in enumerate(sizes):
             k = int(num[i])
             scale = torch.tensor([w, h, w, h], dtype=torch.float32)
-            results.append({"boxes": boxes[i, :k].float() * scale, "scores": scores[i, :k].float(),
-                            "labels": labels[i, :k].long()})
+            results.append(
+                {
+                    "boxes": boxes[i, :k].float() * scale,
+                    "scores": scores[i, :k].float(),
+                    "labels": labels[i, :k].long(),
+                }
+            )
         return results
 
 
-__all__ = ["ArtifactError", "RuntimeUnavailable", "Runner", "Predictor", "check_sidecar", "spec_from_sidecar"]
+__all__ = [
+    "ArtifactError",
+    "Predictor",
+    "Runner",
+    "RuntimeUnavailable",
+    "check_sidecar",
+    "spec_from_sidecar",
+]

@@ -1,4 +1,5 @@
 """What every runner shares: the typed errors, the Runner base class and the sidecar check."""
+
 from __future__ import annotations
 
 import contextlib
@@ -19,7 +20,8 @@ from ..sidecar import Sidecar, to_sidecar
 
 
 class ArtifactError(SSDMobileError):
-    """An artifact is missing, truncated, not what its extension says, or does not match its sidecar."""
+    """An artifact is missing, truncated, not what its extension says,
+    or does not match its sidecar."""
 
 
 class RuntimeUnavailable(SSDMobileError):
@@ -44,12 +46,14 @@ class Runner:
     def run(self, x) -> tuple[Tensor, ...]:
         x = torch.as_tensor(np.asarray(x) if not isinstance(x, Tensor) else x).float().contiguous()
         if x.dim() != 4 or tuple(x.shape[1:]) != self.input_shape[1:]:
-            raise ArtifactError(f"{self.path.name} takes input [N, {', '.join(map(str, self.input_shape[1:]))}], "
-                                f"got {list(x.shape)}")
+            raise ArtifactError(
+                f"{self.path.name} takes input [N, {', '.join(map(str, self.input_shape[1:]))}], "
+                f"got {list(x.shape)}"
+            )
         b = self.input_shape[0]
         if x.shape[0] == b:
             return self._run_one(x)
-        parts = [self._run_one(x[i:i + b]) for i in range(0, x.shape[0], b)]
+        parts = [self._run_one(x[i : i + b]) for i in range(0, x.shape[0], b)]
         return tuple(torch.cat(p) for p in zip(*parts))
 
 
@@ -58,20 +62,22 @@ def check_sidecar(path: Path, sidecar: Sidecar | dict, target: str) -> None:
     where = f"{path.name}: its sidecar {path.with_suffix('.json').name}"
     sidecar = to_sidecar(sidecar, where)
     if sidecar.target != target:
-        raise ArtifactError(f"{where} describes a {sidecar.target} artifact, but the file is {target}")
+        raise ArtifactError(
+            f"{where} describes a {sidecar.target} artifact, but the file is {target}"
+        )
     if sidecar.artifact != path.name:
         raise ArtifactError(f"{where} was written for {sidecar.artifact}, not this file")
     expected = sidecar.artifact_sha256
     if expected and sha256_file(path) != expected:
-        raise ArtifactError(f"{where} does not match the file (sha256 differs): the artifact was "
-                            "replaced, modified or truncated after export; export it again")
+        raise ArtifactError(
+            f"{where} does not match the file (sha256 differs): the artifact was "
+            "replaced, modified or truncated after export; export it again"
+        )
 
 
 def _flush_c_stdio() -> None:
-    try:
+    with contextlib.suppress(OSError, AttributeError):  # no C library to ask (not POSIX)
         ctypes.CDLL(None).fflush(None)
-    except (OSError, AttributeError):  # no C library to ask (not a POSIX platform)
-        pass
 
 
 @contextlib.contextmanager

@@ -1,5 +1,6 @@
 """Core ML `.mlpackage`: Core ML's `predict` exists only on macOS. Elsewhere loading gives one
 typed error; `check_spec` validates the converted spec against its sidecar instead."""
+
 from __future__ import annotations
 
 import platform
@@ -16,7 +17,9 @@ from ._base import ArtifactError, Runner, RuntimeUnavailable
 
 def check_file(path: Path) -> None:
     if not path.is_dir() or not (path / "Manifest.json").is_file():
-        raise ArtifactError(f"{path}: not a Core ML package (an .mlpackage is a directory with Manifest.json)")
+        raise ArtifactError(
+            f"{path}: not a Core ML package (an .mlpackage is a directory with Manifest.json)"
+        )
 
 
 class CoreMLRunner(Runner):
@@ -31,7 +34,9 @@ class CoreMLRunner(Runner):
         p = self.sidecar.preprocess
         mean, std = np.array(p.mean).reshape(3, 1, 1), np.array(p.std).reshape(3, 1, 1)
         pixels = ((x[0].numpy() * std + mean) * 255.0).round().clip(0, 255).astype(np.uint8)
-        out = self.model.predict({self.sidecar.input.name: Image.fromarray(pixels.transpose(1, 2, 0))})
+        out = self.model.predict(
+            {self.sidecar.input.name: Image.fromarray(pixels.transpose(1, 2, 0))}
+        )
         return tuple(torch.from_numpy(np.asarray(out[n])) for n in self.output_names)
 
 
@@ -40,7 +45,8 @@ def load(path: Path, sidecar: Sidecar, threads: int | None = None) -> Runner:
         raise RuntimeUnavailable(
             f"{path.name}: Core ML runs only on macOS/iOS (coremltools' predict needs the Core ML "
             "framework); here its spec is checked instead, and its drift is measured by "
-            "`ssdmobile validate` on a Mac")
+            "`ssdmobile validate` on a Mac"
+        )
     return CoreMLRunner(path, sidecar, threads)  # pragma: no cover - macOS only
 
 
@@ -48,10 +54,13 @@ def check_spec(path: str | Path, sidecar: Sidecar | dict | None = None) -> dict:
     """Validate a saved .mlpackage against its sidecar without running it (works on Linux): what
     validate measures instead of drift where Core ML cannot run. Returns a summary dict; raises
     ArtifactError naming the first thing that is wrong."""
-    import coremltools as ct  # lazy: heavy optional runtime (coremltools), only for Core ML packages
+    # lazy: heavy optional runtime (coremltools), only for Core ML packages
+    import coremltools as ct
 
     path = Path(path)
-    sidecar = load_sidecar(path) if sidecar is None else to_sidecar(sidecar, f"sidecar of {path.name}")
+    sidecar = (
+        load_sidecar(path) if sidecar is None else to_sidecar(sidecar, f"sidecar of {path.name}")
+    )
     spec = ct.utils.load_spec(str(path))
     desc = spec.description
     inputs = {i.name: i for i in desc.input}
@@ -73,14 +82,27 @@ def check_spec(path: str | Path, sidecar: Sidecar | dict | None = None) -> dict:
     if outputs != expected_out:
         fail(f"outputs {outputs}, sidecar says {expected_out}")
     md = dict(desc.metadata.userDefined)
-    if md.get("ssdmobile.model") != sidecar.model or md.get("ssdmobile.precision") != sidecar.precision:
+    if (
+        md.get("ssdmobile.model") != sidecar.model
+        or md.get("ssdmobile.precision") != sidecar.precision
+    ):
         fail("metadata does not name the sidecar's model and precision")
     kind = spec.WhichOneof("Type")
-    programs = [spec] if kind == "mlProgram" else [m for m in spec.pipeline.models if m.WhichOneof("Type") == "mlProgram"]
+    programs = (
+        [spec]
+        if kind == "mlProgram"
+        else [m for m in spec.pipeline.models if m.WhichOneof("Type") == "mlProgram"]
+    )
     if not programs:
         fail("no ML Program inside")
-    summary = {"type": kind, "inputs": list(inputs), "outputs": outputs, "image": [w, h],
-               "precision": _program_precision(programs[0]), "nms": None}
+    summary = {
+        "type": kind,
+        "inputs": list(inputs),
+        "outputs": outputs,
+        "image": [w, h],
+        "precision": _program_precision(programs[0]),
+        "nms": None,
+    }
     if summary["precision"] != sidecar.precision:
         fail(f"weights are {summary['precision']}, sidecar says {sidecar.precision}")
     if sidecar.nms.in_graph:
@@ -90,20 +112,32 @@ def check_spec(path: str | Path, sidecar: Sidecar | dict | None = None) -> dict:
         if last.WhichOneof("Type") != "nonMaximumSuppression":
             fail("the pipeline does not end in Core ML's NonMaximumSuppression model")
         nms = last.nonMaximumSuppression
-        feeds = {o.name: list(o.type.multiArrayType.shape) for o in spec.pipeline.models[0].description.output}
+        feeds = {
+            o.name: list(o.type.multiArrayType.shape)
+            for o in spec.pipeline.models[0].description.output
+        }
         num_anchors, num_fg = len(sidecar.decode.anchors), len(sidecar.class_names) - 1
-        if feeds.get(nms.confidenceInputFeatureName) != [num_anchors, num_fg] or \
-                feeds.get(nms.coordinatesInputFeatureName) != [num_anchors, 4]:
-            fail(f"the decoder feeds NMS {feeds}, expected [{num_anchors}, {num_fg}] scores and "
-                 f"[{num_anchors}, 4] boxes")
+        if feeds.get(nms.confidenceInputFeatureName) != [num_anchors, num_fg] or feeds.get(
+            nms.coordinatesInputFeatureName
+        ) != [num_anchors, 4]:
+            fail(
+                f"the decoder feeds NMS {feeds}, expected [{num_anchors}, {num_fg}] scores and "
+                f"[{num_anchors}, 4] boxes"
+            )
         labels = list(nms.stringClassLabels.vector)
         if labels != sidecar.class_names[1:]:
             fail(f"NMS class labels {labels[:3]}... differ from the sidecar's class_names[1:]")
-        if abs(nms.iouThreshold - sidecar.nms.iou_thresh) > 1e-9 or \
-                abs(nms.confidenceThreshold - sidecar.nms.score_thresh) > 1e-9:
+        if (
+            abs(nms.iouThreshold - sidecar.nms.iou_thresh) > 1e-9
+            or abs(nms.confidenceThreshold - sidecar.nms.score_thresh) > 1e-9
+        ):
             fail("NMS thresholds differ from the sidecar's")
-        summary["nms"] = {"iou": nms.iouThreshold, "confidence": nms.confidenceThreshold,
-                          "per_class": nms.pickTop.perClass, "labels": len(labels)}
+        summary["nms"] = {
+            "iou": nms.iouThreshold,
+            "confidence": nms.confidenceThreshold,
+            "per_class": nms.pickTop.perClass,
+            "labels": len(labels),
+        }
     return summary
 
 

@@ -1,4 +1,5 @@
 """ExecuTorch `.pte` with `executorch.runtime` (the C++ runtime with the XNNPACK delegate)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -16,8 +17,10 @@ def check_file(path: Path) -> None:
     with open(path, "rb") as f:
         head = f.read(8)
     if len(head) < 8 or head[4:6] != b"ET":
-        raise ArtifactError(f"{path}: not an ExecuTorch program (no 'ET' flatbuffer identifier); "
-                            "not what its extension says")
+        raise ArtifactError(
+            f"{path}: not an ExecuTorch program (no 'ET' flatbuffer identifier); "
+            "not what its extension says"
+        )
 
 
 def _set_threads(threads: int | None) -> None:
@@ -25,8 +28,10 @@ def _set_threads(threads: int | None) -> None:
         return
     try:  # XNNPACK uses ExecuTorch's own threadpool, not torch's
         # lazy: heavy optional runtime (executorch), only when a .pte runs
-        from executorch.extension.pybindings.portable_lib import (_threadpool_get_thread_count,
-                                                                  _unsafe_reset_threadpool)
+        from executorch.extension.pybindings.portable_lib import (
+            _threadpool_get_thread_count,
+            _unsafe_reset_threadpool,
+        )
 
         with quiet_native_stderr():  # creating or resetting the pool probes the CPU, loudly
             if _threadpool_get_thread_count() != threads:
@@ -47,8 +52,10 @@ class ExecuTorchRunner(Runner):
                 program = Runtime.get().load_program(path)
                 self.method = program.load_method("forward")
         except Exception as e:  # truncated files fail here, with a C++ error code
-            raise ArtifactError(f"{path}: ExecuTorch cannot load it, truncated or corrupt "
-                                f"({str(e).splitlines()[0][:200]})") from None
+            raise ArtifactError(
+                f"{path}: ExecuTorch cannot load it, truncated or corrupt "
+                f"({str(e).splitlines()[0][:200]})"
+            ) from None
 
     def _run_one(self, x: Tensor) -> tuple[Tensor, ...]:
         _set_threads(self.threads)

@@ -1,4 +1,5 @@
 """ONNX with onnxruntime (CPU execution provider)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -19,9 +20,13 @@ def check_file(path: Path) -> None:
     try:
         model = onnx.load_model(str(path), load_external_data=False)
     except Exception as e:  # protobuf DecodeError and friends
-        raise ArtifactError(f"{path}: not an ONNX model, or truncated ({type(e).__name__})") from None
+        raise ArtifactError(
+            f"{path}: not an ONNX model, or truncated ({type(e).__name__})"
+        ) from None
     if not model.graph.node:
-        raise ArtifactError(f"{path}: not an ONNX model (no graph); truncated, or not what its extension says")
+        raise ArtifactError(
+            f"{path}: not an ONNX model (no graph); truncated, or not what its extension says"
+        )
 
 
 class OnnxRunner(Runner):
@@ -34,23 +39,30 @@ class OnnxRunner(Runner):
             opts.intra_op_num_threads = threads
             opts.inter_op_num_threads = 1
         opts.log_severity_level = 3
-        # no busy-waiting between runs: spinning pool threads steal the cores from whatever runs next
-        # (another runtime in the same process during validate, the app's UI thread on a phone)
+        # no busy-waiting between runs: spinning pool threads steal the cores from whatever runs
+        # next (another runtime in the same process during validate, the app's UI thread on a phone)
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         except Exception as e:
-            raise ArtifactError(f"{path}: onnxruntime cannot load it ({str(e).splitlines()[0][:200]})") from None
+            raise ArtifactError(
+                f"{path}: onnxruntime cannot load it ({str(e).splitlines()[0][:200]})"
+            ) from None
         inp = self.session.get_inputs()[0]
         self.input_name = inp.name
         shape = list(inp.shape)
         if len(shape) != len(self.input_shape) or any(
-                isinstance(a, int) and a != b for a, b in zip(shape, self.input_shape)):
-            raise ArtifactError(f"{path.name}: graph input {shape} does not match its sidecar's "
-                                f"{list(self.input_shape)}")
+            isinstance(a, int) and a != b for a, b in zip(shape, self.input_shape)
+        ):
+            raise ArtifactError(
+                f"{path.name}: graph input {shape} does not match its sidecar's "
+                f"{list(self.input_shape)}"
+            )
         names = [o.name for o in self.session.get_outputs()]
         if names != self.output_names:
-            raise ArtifactError(f"{path.name}: graph outputs {names} do not match its sidecar's {self.output_names}")
+            raise ArtifactError(
+                f"{path.name}: graph outputs {names} do not match its sidecar's {self.output_names}"
+            )
 
     def _run_one(self, x: Tensor) -> tuple[Tensor, ...]:
         out = self.session.run(None, {self.input_name: x.numpy().astype(np.float32, copy=False)})

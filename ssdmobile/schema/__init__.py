@@ -2,11 +2,13 @@
 pydantic models:
 
     sidecar.schema.json        ssdmobile.sidecar.Sidecar: beside every artifact
-    golden.schema.json         ssdmobile.device.ArtifactGolden: golden data for the apps' drift check
+    golden.schema.json         ssdmobile.device.ArtifactGolden: golden data for the apps' drift
+                               check
     device_result.schema.json  ssdmobile.device.DeviceResult: what the apps' benchmark screens write
 
 and, from the same models (ssdmobile.schema.codegen), the Kotlin data classes of
-android_demo/postprocess and the Swift Codable structs of ios_demo/SSDMobileKit, with their decoders:
+android_demo/postprocess and the Swift Codable structs of ios_demo/SSDMobileKit,
+with their decoders:
 
     python -m ssdmobile.schema            rewrite all of them from the models
     python -m ssdmobile.schema --check    exit 1 if a committed file is stale (tests do the same)
@@ -14,6 +16,7 @@ android_demo/postprocess and the Swift Codable structs of ios_demo/SSDMobileKit,
 The files are committed (and shipped in the package) so the apps, their tests and anyone else can
 validate those files without Python; each $id carries the version it describes.
 """
+
 from __future__ import annotations
 
 import json
@@ -44,8 +47,12 @@ SCHEMAS: dict[Path, tuple[type[BaseModel], str, int]] = {
 def model_schema(path: Path) -> dict:
     """The model's model_json_schema() with the draft, $id and version it is published under."""
     model, name, version = SCHEMAS[path]
-    return {"$schema": DRAFT, "$id": f"urn:ssdmobile:schema:{name}:v{version}", "version": version,
-            **model.model_json_schema()}
+    return {
+        "$schema": DRAFT,
+        "$id": f"urn:ssdmobile:schema:{name}:v{version}",
+        "version": version,
+        **model.model_json_schema(),
+    }
 
 
 def sidecar_schema() -> dict:
@@ -76,4 +83,6 @@ def stale_files() -> list[Path]:
 
 def is_stale(path: str | Path = SCHEMA_FILE) -> bool:
     path = Path(path)
-    return not path.is_file() or path.read_text() != schema_text(SCHEMA_FILE if path not in SCHEMAS else path)
+    return not path.is_file() or path.read_text() != schema_text(
+        SCHEMA_FILE if path not in SCHEMAS else path
+    )

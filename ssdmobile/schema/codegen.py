@@ -14,8 +14,9 @@ nested models), so this walks the pydantic classes themselves and writes for eac
 - an encoder that writes every field (Kotlin: in declaration order; Swift: keys sorted, since
   Foundation's own order changes between runs on Linux), null for a required-but-nullable field and
   nothing for an optional one that is unset (as the Python writers do);
-- for a root model with a `format` constant and a version: FORMAT, VERSION and `parse(text, source)`,
-  which says "not a ... file" or "newer than this app understands" before decoding the rest.
+- for a root model with a `format` constant and a version: FORMAT, VERSION and
+  `parse(text, source)`, which says "not a ... file" or "newer than this app understands" before
+  decoding the rest.
 
     python -m ssdmobile.schema            writes the JSON Schemas and these files
     python -m ssdmobile.schema --check    exit 1 if any committed file is stale
@@ -84,7 +85,7 @@ class CodegenError(Exception):
     pass
 
 
-# -- the types, from the pydantic annotations ----------------------------------------------------------
+# -- the types, from the pydantic annotations ------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -231,7 +232,7 @@ def _swift_lit(s: str) -> str:
     return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-# -- Kotlin ----------------------------------------------------------------------------------------------
+# -- Kotlin ----------------------------------------------------------------------------------------
 
 
 def kt_type(t: T) -> str:
@@ -547,7 +548,7 @@ def kotlin_files() -> dict[Path, str]:
     return out
 
 
-# -- Swift ------------------------------------------------------------------------------------------------
+# -- Swift -----------------------------------------------------------------------------------------
 
 
 SWIFT_KEYWORDS = {
@@ -606,7 +607,8 @@ def _needs_check(t: T) -> bool:
 
 
 def sw_checks(t: T, v: str, path: str, depth: int = 0) -> list[str]:
-    """Swift statements checking value `v` (already decoded) at `path` (a Swift String expression)."""
+    """Swift statements checking value `v` (already decoded) at `path` (a Swift String
+    expression)."""
     out = []
     k = t.kind
     if k == "opt":

@@ -6,6 +6,7 @@ Every file is a TestVectors object with one or more sections filled. Numbers are
 reference computes (ssdmobile.ops.boxes, ssdmobile.validate.detections_match, ssdmobile.drift,
 ssdmobile.bench, ssdmobile.visualize.preview_box); tests/test_vectors.py checks them.
 """
+
 from __future__ import annotations
 
 from typing import Annotated, Literal
@@ -29,7 +30,8 @@ class VectorBoxCoder(_Model):
 
 
 class DecodeCase(_Model):
-    """Raw core outputs of a few anchors -> boxes and scores (ssdmobile.ops.boxes.decode_boxes, class_scores)."""
+    """Raw core outputs of a few anchors -> boxes and scores (ssdmobile.ops.boxes.decode_boxes, class_scores)."""  # noqa: E501
+
     name: str
     anchors: list[Floats4]
     """Normalized (cx, cy, w, h)."""
@@ -61,6 +63,7 @@ class VectorDetection(_Model):
 
 class NmsCase(_Model):
     """Decoded boxes and scores -> detections (ssdmobile.ops.boxes.nms_per_class)."""
+
     name: str
     boxes: list[Floats4]
     """[A] normalized (x1, y1, x2, y2), before clamping."""
@@ -73,7 +76,8 @@ class NmsCase(_Model):
 
 
 class MatchCase(_Model):
-    """Two detection lists of one image (boxes in pixels) -> do they match (ssdmobile.validate.detections_match)."""
+    """Two detection lists of one image (boxes in pixels) -> do they match (ssdmobile.validate.detections_match)."""  # noqa: E501
+
     name: str
     reference: list[VectorDetection]
     candidate: list[VectorDetection]
@@ -85,6 +89,7 @@ class MatchCase(_Model):
 
 class NonFinite(_Model):
     """A value JSON cannot hold, put into a device output after it is read."""
+
     output: int = Field(ge=0)
     index: int = Field(ge=0)
     value: Literal["nan", "inf", "-inf"]
@@ -96,7 +101,7 @@ class DriftImage(_Model):
     device_outputs: list[list[float]]
     non_finite: list[NonFinite] = []
     detections_match: bool
-    """What the matching rule (MatchCase) says for this image's detections, when its outputs are finite."""
+    """What the matching rule (MatchCase) says for this image's detections, when its outputs are finite."""  # noqa: E501
 
 
 class DriftExpected(_Model):
@@ -108,7 +113,8 @@ class DriftExpected(_Model):
 
 
 class DriftCase(_Model):
-    """Outputs of a runtime against the float model's -> the drift verdict (ssdmobile.drift.compare's rule)."""
+    """Outputs of a runtime against the float model's -> the drift verdict (ssdmobile.drift.compare's rule)."""  # noqa: E501
+
     name: str
     rtol: float
     atol: float
@@ -118,7 +124,8 @@ class DriftCase(_Model):
 
 
 class PreviewCase(_Model):
-    """A normalized box -> view rectangle for an image shown with a scale mode (the apps' preview mapping)."""
+    """A normalized box -> view rectangle for an image shown with a scale mode (the apps' preview mapping)."""  # noqa: E501
+
     name: str
     box: Floats4
     src_width: int
@@ -135,6 +142,7 @@ class PreviewCase(_Model):
 
 class LatencyCase(_Model):
     """Timed runs -> median and p90 (ssdmobile.bench)."""
+
     name: str
     times_ms: Annotated[list[float], Field(min_length=1)]
     expected_median: float
@@ -143,6 +151,7 @@ class LatencyCase(_Model):
 
 class TestVectors(_Model):
     """One file of tests/vectors/."""
+
     model_config = ConfigDict(title="ssdmobile test vectors")
     __test__ = False  # not a pytest class
 

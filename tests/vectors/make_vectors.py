@@ -6,6 +6,7 @@ rewrite the files in their layout:
 A case may leave its expected fields out; everything else (inputs, tolerances, names) is kept as
 written. Review the diff: the JSON files are the source of truth, and tests/test_vectors.py checks
 them against the same reference (tests/test_vectors.py's compute_* functions)."""
+
 from __future__ import annotations
 
 import json
@@ -26,7 +27,11 @@ def dumps(value, depth: int = 0) -> str:
     line when it fits."""
     pad = "  " * depth
     flat = json.dumps(value, allow_nan=False)
-    if not isinstance(value, (dict, list)) or not value or (depth > 2 and len(pad) + len(flat) < WIDTH - 8):
+    if (
+        not isinstance(value, (dict, list))
+        or not value
+        or (depth > 2 and len(pad) + len(flat) < WIDTH - 8)
+    ):
         return flat
     if isinstance(value, dict):
         items = [f"{pad}  {json.dumps(k)}: {dumps(v, depth + 1)}" for k, v in value.items()]
