@@ -104,9 +104,7 @@ def run(args):
     artifact_title = ""
     if predictor is not None:
         sc = predictor.runner.sidecar
-        artifact_title = (
-            f"{sc['target']}{' +nms' if sc['nms']['in_graph'] else ''} {sc['precision']}"
-        )
+        artifact_title = f"{sc.target}{' +nms' if sc.nms.in_graph else ''} {sc.precision}"
     for path in paths:
         image = load_image(path)
         out = args.out / f"{path.stem}.png"
