@@ -59,6 +59,7 @@ def test_successful_commands_are_quiet(tmp_path):
 
 
 @pytest.mark.parametrize("delay", [0.5, 6.0])  # during the imports; in the middle of the work
+@pytest.mark.slow
 def test_ctrl_c_exits_130_in_one_line(tmp_path, delay):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen(

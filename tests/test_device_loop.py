@@ -113,6 +113,7 @@ def report_dir(tmp_path_factory):
     return out, result, paths
 
 
+@pytest.mark.slow
 def test_validate_report_links_its_gallery(report_dir):
     out, result, paths = report_dir
     md = paths["md"].read_text()
@@ -269,6 +270,7 @@ def tiny_pte(tmp_path_factory):
     return det, pte, manifest
 
 
+@pytest.mark.slow
 def test_golden_data_beside_the_artifact(tiny_pte):
     det, pte, manifest_path = tiny_pte
     m = json.loads(manifest_path.read_text())
@@ -304,6 +306,7 @@ def test_golden_data_beside_the_artifact(tiny_pte):
     )
 
 
+@pytest.mark.slow
 def test_the_check_passes_the_program_and_fails_a_perturbed_one(tiny_pte, tmp_path):
     _det, pte, _ = tiny_pte
     manifest, folder = read_golden(pte)
@@ -334,6 +337,7 @@ def test_the_check_passes_the_program_and_fails_a_perturbed_one(tiny_pte, tmp_pa
     assert not broken.passed and broken.non_finite == 1 and broken.detections_matched == 2
 
 
+@pytest.mark.slow
 def test_bundled_program_verified_by_executorch(tiny_pte, tmp_path):
     """The .bpte: ExecuTorch's own runtime runs its test cases and checks them against the float
     outputs with the manifest's tolerances; a program that computes something else fails."""
@@ -390,6 +394,7 @@ def test_golden_data_and_results_match_their_published_schemas(tiny_pte, tmp_pat
     assert "\n" not in str(e.value)
 
 
+@pytest.mark.slow
 def test_golden_data_is_all_or_nothing(tmp_path):
     det = tiny_detector(name="tiny_ssd")
     (pte,) = (a.path for a in export(det, "executorch", "fp32", tmp_path, progress=False))

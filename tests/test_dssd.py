@@ -63,6 +63,7 @@ def test_prediction_module_is_residual():
 
 
 @torch.no_grad()
+@pytest.mark.slow
 def test_dssd320_on_resnet50_features(model, image):
     core = model.core
     x = model.preprocess([image])

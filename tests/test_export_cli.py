@@ -3,12 +3,14 @@ with a checkpoint the test writes."""
 
 import json
 
+import pytest
 import torch
 
 from ssdmobile.cli import main
 from ssdmobile.models import create_model
 
 
+@pytest.mark.slow
 def test_export_then_bench(tmp_path, capsys):
     ckpt = tmp_path / "small.pth"
     torch.save(create_model("ssdlite320_mobilenet_v3_small").core.state_dict(), ckpt)

@@ -24,6 +24,7 @@ def exported(tmp_path_factory):
     )
 
 
+@pytest.mark.slow
 def test_raw_mlpackage_spec(exported):
     _det, raw, _ = exported
     assert raw.suffix == ".mlpackage" and raw.is_dir() and (raw / "Manifest.json").is_file()

@@ -49,6 +49,7 @@ def test_validate_measures_and_reports(dataset, tmp_path):
     assert sc["metrics"]["delta_ap"] == 0.0 and sc["metrics"]["images"] == 3
 
 
+@pytest.mark.slow
 def test_validate_gate_flags_drift(dataset, tmp_path, monkeypatch):
     import ssdmobile.validate as v
     from ssdmobile.runtime import Predictor

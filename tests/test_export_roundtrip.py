@@ -34,6 +34,7 @@ def _match(a, b, box_tol=0.05, score_tol=1e-4):
 
 
 @pytest.mark.parametrize("target", ["onnx", "torchscript", "executorch"])
+@pytest.mark.slow
 def test_raw_outputs_and_detections_match_eager(target, detector, images, tmp_path):
     artifacts = export(detector, target, "fp32", tmp_path)
     # .pt and the lite interpreter's .ptl
@@ -58,6 +59,7 @@ def test_raw_outputs_and_detections_match_eager(target, detector, images, tmp_pa
 
 
 @pytest.mark.parametrize("target", ["onnx", "torchscript", "executorch"])
+@pytest.mark.slow
 def test_nms_in_graph_matches_eager_nms(target, detector, images, tmp_path):
     # torchscript: the lite file
     path = export(detector, target, "fp32", tmp_path, nms=True)[-1].path

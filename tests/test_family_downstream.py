@@ -44,6 +44,7 @@ def image():
     return CocoDataset(COCO128, "val2017", max_images=1)[0].image
 
 
+@pytest.mark.slow
 def test_declared_parameter_counts():
     for entry in list_models():
         built = sum(p.numel() for p in entry.builder().core.parameters())
@@ -57,6 +58,7 @@ def test_declared_parameter_counts():
     [("ssd300_resnet50_v1_1", 53), pytest.param("dssd320_resnet50", 92, marks=pytest.mark.slow)],
 )
 @torch.no_grad()
+@pytest.mark.slow
 def test_fold_is_exact_in_float64(name, pairs, image):
     det = realistic(name)
     det64 = copy.deepcopy(det).double()
@@ -85,6 +87,7 @@ def test_vgg16_has_nothing_to_fold():
         pytest.param("dssd320_resnet50", marks=pytest.mark.slow),
     ],
 )
+@pytest.mark.slow
 def test_sensitivity_units_and_ranking(name, image):
     det = realistic(name)
     units = quant_units(fuse_detector(det)[0].core)
@@ -101,6 +104,7 @@ def test_sensitivity_units_and_ranking(name, image):
 
 @pytest.mark.parametrize("name", NEW)
 @torch.no_grad()
+@pytest.mark.slow
 def test_eager_qnnpack_int8(name, image):
     """TorchScript's int8: every conv becomes a quantized kernel (VGG's L2 normalization stays float
     between stubs), and its outputs follow the float core's."""

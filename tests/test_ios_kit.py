@@ -45,6 +45,7 @@ def _env(**extra) -> dict:
 
 
 @NO_SWIFT
+@pytest.mark.slow
 def test_swift_kit_vectors_and_formats(tmp_path_factory):
     """No fixtures needed: every tests/vectors/*.json case through the Kit (VectorsTests), the
     generated decoders' refusals (FormatTests) and the app-facing API (KitTests)."""

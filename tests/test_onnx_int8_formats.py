@@ -35,6 +35,7 @@ def fp32_onnx(person, tmp_path_factory):
 
 
 @pytest.mark.parametrize("fmt", list(FORMATS))
+@pytest.mark.slow
 def test_each_format_runs_and_matches_float(fp32_onnx, people_images, tmp_path, fmt):  # noqa: F811
     fp32, inputs = fp32_onnx
     int8 = tmp_path / f"{fmt}.onnx"

@@ -34,5 +34,6 @@ def test_raw_head_outputs_match(models, images):
     assert_raw_outputs_match(*models, images)
 
 
+@pytest.mark.slow
 def test_detections_match(models, images):
     assert_detections_one_to_one(*models, images)

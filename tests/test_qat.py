@@ -189,6 +189,7 @@ def test_torchrun_two_processes_identical_weights(tmp_path):
     assert set(sd) == set(base.core.state_dict())
 
 
+@pytest.mark.slow
 def test_prepared_qat_model_is_the_float_model():
     """torchao's PT2E QAT rewrites Conv+BatchNorm with eps 1e-5 whatever the model's eps; the person
     model's BatchNorms use TF's 1e-3. With fake quantization off, the prepared model (BatchNorm in

@@ -97,6 +97,7 @@ def test_qnnpack_lite_matches_float_on_real_images(which, request, val_images, t
     assert_overlaps_float(det, load_predictor(ptl, threads=2), val_images)
 
 
+@pytest.mark.slow
 def test_torchscript_int8_through_the_target_table(small, val_images, tmp_path):
     """`ssdmobile export/quantize --target torchscript --precision int8` on MobileNetV3 Small, with
     one unit kept in float: both files written, the sidecar records the float module, the lite file
@@ -176,6 +177,7 @@ def test_quantizable_copy_keeps_torchvision_keys(small):
 
 
 @pytest.mark.parametrize("kwargs", [{"width_mult": 0.75}, {"reduced_tail": False}])
+@pytest.mark.slow
 def test_width_and_tail_variants_quantize(kwargs, small):
     _, calib = small  # preprocessed train2017 images: every variant takes 320x320
     det = create_model("ssdlite320_mobilenet_v3_large", None, **kwargs)
@@ -259,6 +261,7 @@ def test_float_fallback_eager_qnnpack(small, tmp_path):
         assert sqnr_db(det.core(calib[3]), qcore(calib[3])) > 12
 
 
+@pytest.mark.slow
 def test_float_fallback_executorch(small):
     from ssdmobile.quant.ptq import quantize_core_pt2e
 
@@ -276,6 +279,7 @@ def test_float_fallback_executorch(small):
     assert not any(m.startswith(tuple(keep)) for m in int8_convs) and len(int8_convs) > 40
 
 
+@pytest.mark.slow
 def test_float_fallback_onnx(small, tmp_path):
     import onnx
 
@@ -343,6 +347,7 @@ def test_onnx_int8_with_nms_histogram_calibration(large, val_images, tmp_path):
         pytest.param("executorch", marks=pytest.mark.slow),
     ],
 )
+@pytest.mark.slow
 def test_sensitivity_float_fallback_command(target, small, tmp_path, capsys):
     """`ssdmobile sensitivity --model ssdlite320_mobilenet_v3_small --float-fallback 2 --target T`
     ranks every unit and writes the all-int8 and the fallback artifacts of T, the fallback one

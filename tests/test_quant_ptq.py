@@ -170,6 +170,7 @@ def test_coreml_int8_weights_spec(person, tmp_path):
     assert sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) < fp16_bytes
 
 
+@pytest.mark.slow
 def test_tagged_export_keeps_the_untagged_one(tmp_path):
     """sensitivity --float-fallback writes the all-int8 artifact and then a tagged one into the same
     directory: the tagged export must not move the first one away (it did, before staging)."""
@@ -224,6 +225,7 @@ class _Cancelling(torch.nn.Module):
         return self.conv(x.repeat(1, 2, 1, 1))
 
 
+@pytest.mark.slow
 def test_a_requantization_scale_xnnpack_refuses_fails_at_export_in_one_line():
     """ExecuTorch 1.5.1 aborts the whole process (XNNPACK's unsupported_parameter, then a double
     free) when it loads such a program: quantize_core_pt2e must refuse it first, naming the layer

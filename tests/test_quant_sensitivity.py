@@ -2,6 +2,7 @@
 
 import math
 
+import pytest
 import torch
 
 from ssdmobile.models import create_model
@@ -39,6 +40,7 @@ def test_rank_on_real_image():
     assert 10 < sq[0] < 70 and sq[-1] - sq[0] > 10
 
 
+@pytest.mark.slow
 def test_float_fallback_keeps_named_layers_in_float():
     """--float-fallback K: the convs of the named modules keep float weights; every other conv is
     still int8. (executorch's set_module_name(name, None) asserts; this goes through a filter.)"""

@@ -40,6 +40,7 @@ def test_missing_and_unknown(tmp_path):
 
 
 @pytest.mark.parametrize("target", ["onnx", "torchscript", "executorch"])
+@pytest.mark.slow
 def test_truncated(target, artifacts, tmp_path):
     p = _copy(artifacts[target], tmp_path)
     data = p.read_bytes()

@@ -99,6 +99,7 @@ SLOW = [("executorch", "fp32", True)]
 @pytest.mark.parametrize(
     "target,precision,nms", FAST + [pytest.param(*c, marks=pytest.mark.slow) for c in SLOW]
 )
+@pytest.mark.slow
 def test_every_export_sidecar_passes_the_schema(
     validator, detector, tmp_path, target, precision, nms
 ):

@@ -30,6 +30,7 @@ def images(val_image_paths):
     return rgb_images(val_image_paths[:NUM_IMAGES])
 
 
+@pytest.mark.slow
 def test_same_state_dict_keys_and_shapes(models):
     tv, ours = models
     assert [(k, v.shape) for k, v in tv.state_dict().items()] == [
@@ -69,10 +70,12 @@ def test_raw_head_outputs_match(models, images):
     assert_raw_outputs_match(*models, images)
 
 
+@pytest.mark.slow
 def test_detections_match_one_to_one(models, images):
     assert_detections_one_to_one(*models, images)
 
 
+@pytest.mark.slow
 def test_official_checkpoint_layout_loads(models, tmp_path, monkeypatch):
     """torchvision's state_dict under the official file name in the hub cache: refused by the
     sha256 prefix torchvision publishes (these are not the official bytes), loaded as a path."""
@@ -103,6 +106,7 @@ def test_offline_without_checkpoint_says_where(tmp_path, monkeypatch):
 
 
 @torch.no_grad()
+@pytest.mark.slow
 def test_voc_configurations():
     voc = create_model("ssd300_vgg16_voc")
     assert voc.spec.class_names == VOC_CLASS_NAMES and len(VOC_CLASS_NAMES) == 21

@@ -211,6 +211,7 @@ def test_max_per_class_and_small_pool():
         assert_same(nms(pp, boxes, scores), pp, boxes, scores)
 
 
+@pytest.mark.slow
 def test_executorch_keeps_the_matrix_work_in_xnnpack():
     """Lowered with the XnnpackPartitioner as export/executorch.py does: every op on the candidate
     matrices is delegated, ExecuTorch's portable kernels only see vectors (topk, gathers, the score

@@ -195,6 +195,7 @@ def test_published_hash_prefix_is_checked(hub, small_checkpoint):
         W.Weights("x.pth", sha256="abc")
 
 
+@pytest.mark.slow
 def test_declared_parameter_counts_are_the_models():
     """`ssdmobile models` prints the registry's declared counts without building anything; they must
     be what the builders make."""
