@@ -7,7 +7,6 @@ from ..data import load_image
 from ..detector import Detector
 from ..fileio import write_json_atomic
 from ..models import create_model
-from ..runtime import spec_from_sidecar
 from ..table import print_table
 from ..targets import load_runner
 from ._args import count, existing_file, existing_path, output_file
@@ -48,7 +47,7 @@ def run(args):
     torch.set_num_threads(args.threads)
     if args.artifact:
         runner = load_runner(args.artifact, threads=args.threads)
-        x = _input(spec_from_sidecar(runner.sidecar), args.image)
+        x = _input(runner.sidecar.model_spec(), args.image)
         fn, name = (lambda: runner.run(x)), str(args.artifact)
     else:
         detector = create_model(args.model, weights=args.weights)

@@ -18,7 +18,6 @@ import torch
 from torch import Tensor, nn
 
 from ..detector import Detector
-from ..sidecar import Sidecar, to_sidecar
 from ..spec import ModelSpec
 from ._base import ArtifactError, Runner, RuntimeUnavailable, check_sidecar
 
@@ -30,10 +29,6 @@ class _ArtifactCore(nn.Module):
 
     def forward(self, x: Tensor):
         return self.runner.run(x)
-
-
-def spec_from_sidecar(sidecar: dict | Sidecar) -> ModelSpec:
-    return to_sidecar(sidecar).model_spec()
 
 
 class Predictor:
@@ -87,5 +82,4 @@ __all__ = [
     "Runner",
     "RuntimeUnavailable",
     "check_sidecar",
-    "spec_from_sidecar",
 ]

@@ -13,6 +13,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..sidecar import BoxCoder  # the sidecar's own: a vector's coder is what an app reads
+
 FORMAT = "ssdmobile-test-vectors"
 VERSION = 1
 
@@ -23,12 +25,6 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, use_attribute_docstrings=True)
 
 
-class VectorBoxCoder(_Model):
-    weights: Floats4
-    order: Literal["xywh", "yxhw"]
-    clamp: float | None
-
-
 class DecodeCase(_Model):
     """Raw core outputs of a few anchors -> boxes and scores (ssdmobile.ops.boxes.decode_boxes, class_scores)."""  # noqa: E501
 
@@ -36,7 +32,7 @@ class DecodeCase(_Model):
     anchors: list[Floats4]
     """Normalized (cx, cy, w, h)."""
     box_encodings: list[Floats4]
-    box_coder: VectorBoxCoder
+    box_coder: BoxCoder
     class_logits: list[list[float]]
     """[A][C], column 0 background."""
     score: Literal["softmax", "sigmoid"]

@@ -42,7 +42,7 @@ final class VectorsTests: XCTestCase {
 
     func testDecode() throws {
         for (at, c) in cases("decode", { $0.decode }, name: { $0.name }) {
-            let coder = try BoxCoder(BoxCoderSpec(weights: c.boxCoder.weights, order: c.boxCoder.order, clamp: c.boxCoder.clamp))
+            let coder = try BoxCoder(c.boxCoder)
             let boxes = try BoxDecoder.decode(boxEncodings: c.boxEncodings.flatMap { $0.map { Float($0) } },
                                               anchors: c.anchors.flatMap { $0.map { Float($0) } }, coder: coder)
             assertClose(boxes.map { Double($0) }, c.expectedBoxes.flatMap { $0 }, c.tolerance, "\(at): boxes")

@@ -2,42 +2,6 @@
 
 import Foundation
 
-/// JSON: ssdmobile.schema.vectors.VectorBoxCoder.
-public struct VectorBoxCoder: Codable, Equatable, Sendable {
-    public var weights: [Double]
-    public var order: String
-    public var clamp: Double?
-
-    public init(weights: [Double], order: String, clamp: Double?) {
-        self.weights = weights
-        self.order = order
-        self.clamp = clamp
-    }
-
-    enum CodingKeys: String, CodingKey {
-        case weights = "weights"
-        case order = "order"
-        case clamp = "clamp"
-    }
-
-    public init(from decoder: Decoder) throws {
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        let here = FormatCheck.path(c.codingPath)
-        weights = try c.decode([Double].self, forKey: .weights)
-        try FormatCheck.count(weights.count, 4, 4, FormatCheck.at(here, "weights"))
-        order = try c.decode(String.self, forKey: .order)
-        try FormatCheck.oneOf(order, ["xywh", "yxhw"], FormatCheck.at(here, "order"))
-        clamp = try FormatCheck.requiredNullable(Double.self, c, .clamp)
-    }
-
-    public func encode(to encoder: Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(weights, forKey: .weights)
-        try c.encode(order, forKey: .order)
-        if let v = clamp { try c.encode(v, forKey: .clamp) } else { try c.encodeNil(forKey: .clamp) }
-    }
-}
-
 /// Raw core outputs of a few anchors -> boxes and scores (ssdmobile.ops.boxes.decode_boxes, class_scores).
 /// JSON: ssdmobile.schema.vectors.DecodeCase.
 public struct DecodeCase: Codable, Equatable, Sendable {
@@ -45,7 +9,7 @@ public struct DecodeCase: Codable, Equatable, Sendable {
     /// Normalized (cx, cy, w, h).
     public var anchors: [[Double]]
     public var boxEncodings: [[Double]]
-    public var boxCoder: VectorBoxCoder
+    public var boxCoder: BoxCoderSpec
     /// [A][C], column 0 background.
     public var classLogits: [[Double]]
     public var score: String
@@ -54,7 +18,7 @@ public struct DecodeCase: Codable, Equatable, Sendable {
     public var expectedScores: [[Double]]
     public var tolerance: Double
 
-    public init(name: String, anchors: [[Double]], boxEncodings: [[Double]], boxCoder: VectorBoxCoder, classLogits: [[Double]], score: String, expectedBoxes: [[Double]], expectedScores: [[Double]], tolerance: Double) {
+    public init(name: String, anchors: [[Double]], boxEncodings: [[Double]], boxCoder: BoxCoderSpec, classLogits: [[Double]], score: String, expectedBoxes: [[Double]], expectedScores: [[Double]], tolerance: Double) {
         self.name = name
         self.anchors = anchors
         self.boxEncodings = boxEncodings
@@ -86,7 +50,7 @@ public struct DecodeCase: Codable, Equatable, Sendable {
         for (i0, x0) in anchors.enumerated() { try FormatCheck.count(x0.count, 4, 4, FormatCheck.at(here, "anchors") + "[\(i0)]") }
         boxEncodings = try c.decode([[Double]].self, forKey: .boxEncodings)
         for (i0, x0) in boxEncodings.enumerated() { try FormatCheck.count(x0.count, 4, 4, FormatCheck.at(here, "box_encodings") + "[\(i0)]") }
-        boxCoder = try c.decode(VectorBoxCoder.self, forKey: .boxCoder)
+        boxCoder = try c.decode(BoxCoderSpec.self, forKey: .boxCoder)
         classLogits = try c.decode([[Double]].self, forKey: .classLogits)
         score = try c.decode(String.self, forKey: .score)
         try FormatCheck.oneOf(score, ["softmax", "sigmoid"], FormatCheck.at(here, "score"))

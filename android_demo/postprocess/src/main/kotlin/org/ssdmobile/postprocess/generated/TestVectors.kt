@@ -10,34 +10,6 @@ import com.google.gson.JsonObject
 import com.google.gson.JsonPrimitive
 
 /**
- * JSON: ssdmobile.schema.vectors.VectorBoxCoder.
- */
-data class VectorBoxCoder(
-    val weights: List<Double>,
-    val order: String,
-    val clamp: Double?
-) {
-    fun toJson(): JsonObject {
-        val o = JsonObject()
-        o.add("weights", JsonWrite.list(weights) { x -> JsonPrimitive(x) })
-        o.add("order", JsonPrimitive(order))
-        o.add("clamp", (clamp?.let { x -> JsonPrimitive(x) } ?: JsonNull.INSTANCE))
-        return o
-    }
-
-    companion object {
-        fun fromJson(e: JsonElement, path: String): VectorBoxCoder {
-            val o = JsonRead.obj(e, path)
-            return VectorBoxCoder(
-                weights = JsonRead.size(JsonRead.list(JsonRead.field(o, "weights", path), JsonRead.at(path, "weights")) { x, p -> JsonRead.double(x, p) }, 4, 4, JsonRead.at(path, "weights")),
-                order = JsonRead.oneOf(JsonRead.str(JsonRead.field(o, "order", path), JsonRead.at(path, "order")), listOf("xywh", "yxhw"), JsonRead.at(path, "order")),
-                clamp = if (JsonRead.field(o, "clamp", path).isJsonNull) null else JsonRead.double(JsonRead.field(o, "clamp", path), JsonRead.at(path, "clamp"))
-            )
-        }
-    }
-}
-
-/**
  * Raw core outputs of a few anchors -> boxes and scores (ssdmobile.ops.boxes.decode_boxes, class_scores).
  * JSON: ssdmobile.schema.vectors.DecodeCase.
  */
@@ -46,7 +18,7 @@ data class DecodeCase(
     /** Normalized (cx, cy, w, h). */
     val anchors: List<List<Double>>,
     val boxEncodings: List<List<Double>>,
-    val boxCoder: VectorBoxCoder,
+    val boxCoder: BoxCoderSpec,
     /** [A][C], column 0 background. */
     val classLogits: List<List<Double>>,
     val score: String,
@@ -76,7 +48,7 @@ data class DecodeCase(
                 name = JsonRead.str(JsonRead.field(o, "name", path), JsonRead.at(path, "name")),
                 anchors = JsonRead.list(JsonRead.field(o, "anchors", path), JsonRead.at(path, "anchors")) { x, p -> JsonRead.size(JsonRead.list(x, p) { x, p -> JsonRead.double(x, p) }, 4, 4, p) },
                 boxEncodings = JsonRead.list(JsonRead.field(o, "box_encodings", path), JsonRead.at(path, "box_encodings")) { x, p -> JsonRead.size(JsonRead.list(x, p) { x, p -> JsonRead.double(x, p) }, 4, 4, p) },
-                boxCoder = VectorBoxCoder.fromJson(JsonRead.field(o, "box_coder", path), JsonRead.at(path, "box_coder")),
+                boxCoder = BoxCoderSpec.fromJson(JsonRead.field(o, "box_coder", path), JsonRead.at(path, "box_coder")),
                 classLogits = JsonRead.list(JsonRead.field(o, "class_logits", path), JsonRead.at(path, "class_logits")) { x, p -> JsonRead.list(x, p) { x, p -> JsonRead.double(x, p) } },
                 score = JsonRead.oneOf(JsonRead.str(JsonRead.field(o, "score", path), JsonRead.at(path, "score")), listOf("softmax", "sigmoid"), JsonRead.at(path, "score")),
                 expectedBoxes = JsonRead.list(JsonRead.field(o, "expected_boxes", path), JsonRead.at(path, "expected_boxes")) { x, p -> JsonRead.size(JsonRead.list(x, p) { x, p -> JsonRead.double(x, p) }, 4, 4, p) },
