@@ -37,7 +37,8 @@ from ssdmobile.models.weights import realistic_random_
 from ssdmobile.quant.ptq import Calibration
 from ssdmobile.quant.sensitivity import sqnr_db
 from ssdmobile.table import print_table
-from ssdmobile.targets import export, load_runner
+from ssdmobile.targets.artifacts import load_runner
+from ssdmobile.targets.pipeline import export
 
 from _shared import COCO128, PERSON_GRAPH
 from bench_nms import trained_like_

@@ -24,7 +24,9 @@ from ssdmobile.bench import machine_info, measure_interleaved
 from ssdmobile.data import load_image
 from ssdmobile.models import create_model
 from ssdmobile.table import print_table
-from ssdmobile.targets import TARGETS, export, load_runner
+from ssdmobile.targets import TARGETS
+from ssdmobile.targets.artifacts import load_runner
+from ssdmobile.targets.pipeline import export
 
 from _shared import VAL_IMAGES
 

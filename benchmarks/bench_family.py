@@ -32,7 +32,8 @@ from ssdmobile.fuse import count_batchnorms
 from ssdmobile.models import create_model, get_entry, list_models
 from ssdmobile.quant.ptq import Calibration
 from ssdmobile.table import print_table
-from ssdmobile.targets import export, load_runner
+from ssdmobile.targets.artifacts import load_runner
+from ssdmobile.targets.pipeline import export
 
 from _shared import COCO128, PERSON_GRAPH, first_val_image
 from random_checkpoints import random_bn_detector

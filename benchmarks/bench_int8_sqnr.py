@@ -31,7 +31,8 @@ from ssdmobile.quant.eager import quantize_detector_eager
 from ssdmobile.quant.ptq import calibration_inputs, quantize_detector_pt2e
 from ssdmobile.quant.sensitivity import sqnr_db
 from ssdmobile.table import print_table
-from ssdmobile.targets import export, export_quantized, load_predictor, load_runner
+from ssdmobile.targets.artifacts import load_predictor, load_runner
+from ssdmobile.targets.pipeline import export, export_quantized
 
 from conftest import COCO128, PERSON_GRAPH
 

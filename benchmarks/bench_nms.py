@@ -45,7 +45,9 @@ from ssdmobile.models.weights import randomize_
 from ssdmobile.quant.ptq import Calibration
 from ssdmobile.sidecar import read_sidecar
 from ssdmobile.table import print_table
-from ssdmobile.targets import TARGETS, export, load_predictor, load_runner
+from ssdmobile.targets import TARGETS
+from ssdmobile.targets.artifacts import load_predictor, load_runner
+from ssdmobile.targets.pipeline import export
 from ssdmobile.validate import detections_match
 
 from _shared import COCO128, PERSON_GRAPH, VAL_IMAGES

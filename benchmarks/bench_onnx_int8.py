@@ -39,7 +39,7 @@ from ssdmobile.quant.ptq import Calibration, calibration_inputs, calibration_set
 from ssdmobile.runtime import onnx as onnx_runtime
 from ssdmobile.sidecar import read_sidecar
 from ssdmobile.table import print_table
-from ssdmobile.targets import export
+from ssdmobile.targets.pipeline import export
 
 from _shared import COCO128, PERSON_GRAPH
 

@@ -29,7 +29,8 @@ from ssdmobile.evaluate import evaluate_model
 from ssdmobile.fileio import size_bytes
 from ssdmobile.models import create_model
 from ssdmobile.table import print_table
-from ssdmobile.targets import evaluate_artifact, export, load_runner
+from ssdmobile.targets.artifacts import evaluate_artifact, load_runner
+from ssdmobile.targets.pipeline import export
 
 from _shared import COCO128
 

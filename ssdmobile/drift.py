@@ -54,7 +54,8 @@ from .fileio import atomic_directory, atomic_write, remove_path, sha256_file, wr
 from .runtime import Predictor, Runner, check_sidecar
 from .runtime._base import quiet_native_stderr
 from .sidecar import Sidecar, golden_path, load_sidecar, to_sidecar
-from .targets import load_runner, target_for_path
+from .targets import target_for_path
+from .targets.artifacts import load_runner
 from .validate import BOX_TOL_PX, SCORE_TOL, detections_match
 
 MANIFEST = "golden.json"

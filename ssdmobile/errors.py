@@ -20,3 +20,25 @@ class ImageError(SSDMobileError):
 
 class DatasetError(SSDMobileError):
     """An annotation file is malformed, references missing images, or the dataset is empty."""
+
+
+class ExportError(SSDMobileError):
+    """An export cannot be done as asked (unknown target or precision,
+    a graph a runtime rejects...)."""
+
+
+class PrecisionNotAvailable(ExportError):
+    """The precision exists in ssdmobile but not (yet) for this target."""
+
+
+class QuantizationError(SSDMobileError):
+    """Quantization cannot be done as asked (bad observer, no calibration images...)."""
+
+
+class ArtifactError(SSDMobileError):
+    """An artifact is missing, truncated, not what its extension says,
+    or does not match its sidecar."""
+
+
+class RuntimeUnavailable(SSDMobileError):
+    """The artifact's runtime cannot run on this machine (Core ML off macOS)."""

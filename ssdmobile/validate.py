@@ -23,9 +23,9 @@ from tqdm import tqdm
 
 from .bench import Timing, machine_info, measure_interleaved
 from .data import open_dataset, refuse_shared_images
-from .errors import SSDMobileError
+from .errors import PrecisionNotAvailable, SSDMobileError
 from .evaluate import coco_eval
-from .export import Artifact, PrecisionNotAvailable
+from .export import Artifact
 from .fileio import sha256_file, size_bytes
 from .quant.ptq import Calibration
 from .runtime import Predictor, check_sidecar
@@ -34,12 +34,12 @@ from .targets import (
     PRECISIONS,
     TARGETS,
     check_precision,
-    export,
     get_target,
     int8_formats_for,
-    load_runner,
     target_for_path,
 )
+from .targets.artifacts import load_runner
+from .targets.pipeline import export
 
 log = logging.getLogger(__name__)
 

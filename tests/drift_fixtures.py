@@ -38,7 +38,8 @@ from ssdmobile.drift import (  # noqa: E402
 )
 from ssdmobile.models import create_model  # noqa: E402
 from ssdmobile.sidecar import read_sidecar, sidecar_path  # noqa: E402
-from ssdmobile.targets import export, load_runner  # noqa: E402
+from ssdmobile.targets.artifacts import load_runner  # noqa: E402
+from ssdmobile.targets.pipeline import export  # noqa: E402
 
 from conftest import COCO128, PERSON_GRAPH  # noqa: E402
 from export_fixtures import tiny_detector  # noqa: E402

@@ -113,6 +113,8 @@ def test_a_new_target_is_an_exporter_a_runner_and_one_table_entry(tmp_path, monk
     )
     from ssdmobile.export._tensor_nms import traceable
     from ssdmobile.runtime import torchscript as ts_runtime
+    from ssdmobile.targets.artifacts import load_runner
+    from ssdmobile.targets.pipeline import export
     from ssdmobile.validate import ValidateOptions, validate
 
     from conftest import COCO128
@@ -150,10 +152,10 @@ def test_a_new_target_is_an_exporter_a_runner_and_one_table_entry(tmp_path, monk
     table = {k: v for k, v in targets.TARGETS.items() if k != "torchscript"}
     monkeypatch.setattr(targets, "TARGETS", {**table, "ptlite": entry})
     det = tiny_detector()
-    (art,) = targets.export(det, "ptlite", None, tmp_path / "a")
+    (art,) = export(det, "ptlite", None, tmp_path / "a")
     assert (
         art.path.suffix == ".ptl"
-        and targets.load_runner(art.path).run(example_input(det))[0].shape[-1] == 4
+        and load_runner(art.path).run(example_input(det))[0].shape[-1] == 4
     )
     import ssdmobile.validate as v
 

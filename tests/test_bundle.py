@@ -11,9 +11,9 @@ import pytest
 
 from ssdmobile.bundle import APPS, BundleError, bundle, default_destination
 from ssdmobile.cli import main
+from ssdmobile.errors import ArtifactError
 from ssdmobile.fileio import write_json_atomic
 from ssdmobile.models import create_model
-from ssdmobile.runtime import ArtifactError
 from ssdmobile.sidecar import SidecarError, build_sidecar
 
 

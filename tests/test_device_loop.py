@@ -27,7 +27,8 @@ from ssdmobile.drift import (
 from ssdmobile.report import write_report
 from ssdmobile.schema import DEVICE_RESULT_SCHEMA_FILE, GOLDEN_SCHEMA_FILE, stale_files
 from ssdmobile.sidecar import golden_path, read_sidecar
-from ssdmobile.targets import export, load_runner
+from ssdmobile.targets.artifacts import load_runner
+from ssdmobile.targets.pipeline import export
 from ssdmobile.validate import ValidateOptions, validate
 from ssdmobile.visualize import (
     ARTIFACT_ONLY,

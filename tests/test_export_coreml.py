@@ -5,10 +5,11 @@ import platform
 
 import pytest
 
-from ssdmobile.runtime import ArtifactError, RuntimeUnavailable
+from ssdmobile.errors import ArtifactError, RuntimeUnavailable
 from ssdmobile.runtime.coreml import check_spec
 from ssdmobile.sidecar import read_sidecar
-from ssdmobile.targets import export, load_runner
+from ssdmobile.targets.artifacts import load_runner
+from ssdmobile.targets.pipeline import export
 
 from export_fixtures import tiny_detector
 

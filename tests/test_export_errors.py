@@ -6,11 +6,12 @@ import os
 import pytest
 
 from ssdmobile.cli import main
-from ssdmobile.errors import SSDMobileError
-from ssdmobile.export import ExportError, PrecisionNotAvailable, onnx as onnx_target
+from ssdmobile.errors import ExportError, PrecisionNotAvailable, SSDMobileError
+from ssdmobile.export import onnx as onnx_target
 from ssdmobile.export._common import atomic_output
 from ssdmobile.fileio import OutputPathError
-from ssdmobile.targets import TARGETS, export
+from ssdmobile.targets import TARGETS
+from ssdmobile.targets.pipeline import export
 
 from export_fixtures import tiny_detector
 

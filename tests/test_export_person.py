@@ -9,7 +9,8 @@ from ssdmobile.data import CocoDataset
 from ssdmobile.evaluate import coco_eval
 from ssdmobile.models import create_model
 from ssdmobile.runtime import Predictor
-from ssdmobile.targets import export, load_runner
+from ssdmobile.targets.artifacts import load_runner
+from ssdmobile.targets.pipeline import export
 from ssdmobile.validate import detections_match
 
 from conftest import COCO128, SHARED

@@ -119,7 +119,7 @@ def test_validate_measures_given_artifacts(dataset, tmp_path):
     """--artifacts: an artifact exported earlier (a QAT .pte, say) is measured in the same run and
     table; one from another model is refused before any work."""
     from ssdmobile.errors import SSDMobileError
-    from ssdmobile.targets import export
+    from ssdmobile.targets.pipeline import export
 
     det = tiny_detector(name="tiny_ssd")
     (path,) = (a.path for a in export(det, "onnx", "fp32", tmp_path / "given", nms=False))

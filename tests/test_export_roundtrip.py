@@ -7,7 +7,8 @@ import torch
 from ssdmobile.data import load_image
 from ssdmobile.runtime import Predictor
 from ssdmobile.sidecar import REQUIRED_FIELDS, read_sidecar
-from ssdmobile.targets import export, load_runner
+from ssdmobile.targets.artifacts import load_runner
+from ssdmobile.targets.pipeline import export
 
 from export_fixtures import tiny_detector
 

@@ -12,14 +12,16 @@ from torch import nn
 
 from ssdmobile.commands.train import load_recipe
 from ssdmobile.data import CocoDataset
+from ssdmobile.errors import QuantizationError
 from ssdmobile.fuse import count_batchnorms, fuse_detector
 from ssdmobile.models import create_model, list_models
 from ssdmobile.models.weights import reestimate_batchnorm_
 from ssdmobile.quant import eager_family
-from ssdmobile.quant.ptq import Calibration, QuantizationError
+from ssdmobile.quant.ptq import Calibration
 from ssdmobile.quant.sensitivity import quant_units, rank_layers, sqnr_db
 from ssdmobile.runtime import Predictor
-from ssdmobile.targets import export, load_runner
+from ssdmobile.targets.artifacts import load_runner
+from ssdmobile.targets.pipeline import export
 
 from conftest import COCO128, REPO, randomize_
 

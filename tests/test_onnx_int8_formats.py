@@ -9,12 +9,15 @@ import onnx
 import pytest
 
 from ssdmobile.cli import main
+from ssdmobile.errors import QuantizationError
 from ssdmobile.models import create_model
 from ssdmobile.quant.onnx_int8 import DEFAULT_FORMAT, FORMATS, quantize_onnx_file
-from ssdmobile.quant.ptq import QuantizationError, calibration_set
+from ssdmobile.quant.ptq import calibration_set
 from ssdmobile.runtime import Predictor, onnx as onnx_runtime
 from ssdmobile.sidecar import read_sidecar, validate_sidecar
-from ssdmobile.targets import TARGETS, check_export, export, int8_formats_for, load_predictor
+from ssdmobile.targets import TARGETS, check_export, int8_formats_for
+from ssdmobile.targets.artifacts import load_predictor
+from ssdmobile.targets.pipeline import export
 from test_quant_ptq import CALIB, assert_overlaps_float, people_images  # noqa: F401  (fixture)
 
 from conftest import COCO128, PERSON_GRAPH

@@ -21,7 +21,8 @@ from ssdmobile.quant.ptq import (
 )
 from ssdmobile.quant.sensitivity import sqnr_db
 from ssdmobile.sidecar import read_sidecar
-from ssdmobile.targets import export, export_quantized, load_predictor, load_runner
+from ssdmobile.targets.artifacts import load_predictor, load_runner
+from ssdmobile.targets.pipeline import export, export_quantized
 
 from conftest import COCO128
 

@@ -18,7 +18,8 @@ from ssdmobile.quant.ptq import (
     quantize_core_pt2e,
     xnnpack_quantization_config,
 )
-from ssdmobile.targets import export, load_predictor
+from ssdmobile.targets.artifacts import load_predictor
+from ssdmobile.targets.pipeline import export
 
 from conftest import COCO128, PERSON_GRAPH
 

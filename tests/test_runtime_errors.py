@@ -8,9 +8,10 @@ import shutil
 import pytest
 
 from ssdmobile.cli import main
-from ssdmobile.runtime import ArtifactError, RuntimeUnavailable
+from ssdmobile.errors import ArtifactError, RuntimeUnavailable
 from ssdmobile.sidecar import SidecarError
-from ssdmobile.targets import export, load_runner
+from ssdmobile.targets.artifacts import load_runner
+from ssdmobile.targets.pipeline import export
 
 from export_fixtures import tiny_detector
 

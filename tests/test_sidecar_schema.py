@@ -103,7 +103,7 @@ SLOW = [("executorch", "fp32", True)]
 def test_every_export_sidecar_passes_the_schema(
     validator, detector, tmp_path, target, precision, nms
 ):
-    from ssdmobile.targets import export
+    from ssdmobile.targets.pipeline import export
 
     export(detector, target, precision, tmp_path, nms=nms)
     # TorchScript writes the .pt and the lite interpreter's _lite.ptl, each with its sidecar
@@ -116,7 +116,7 @@ def test_every_export_sidecar_passes_the_schema(
 
 def _int8(name, detector, calibration, out, nms):
     from ssdmobile.models import create_model
-    from ssdmobile.targets import export
+    from ssdmobile.targets.pipeline import export
 
     if (
         name == "torchscript"

@@ -8,7 +8,7 @@ from ..detector import Detector
 from ..fileio import write_json_atomic
 from ..models import create_model
 from ..table import print_table
-from ..targets import load_runner
+from ..targets.artifacts import load_runner
 from ._args import count, existing_file, existing_path, output_file
 
 NAME = "bench"

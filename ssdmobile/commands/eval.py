@@ -7,7 +7,7 @@ from ..evaluate import evaluate_model
 from ..fileio import write_json_atomic
 from ..models import create_model, get_entry
 from ..table import print_table
-from ..targets import evaluate_artifact
+from ..targets.artifacts import evaluate_artifact
 from ._args import count, existing_dir, existing_path, output_file
 
 NAME = "eval"

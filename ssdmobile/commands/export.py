@@ -4,10 +4,12 @@ import json
 
 from ..bundle import REPO_ROOT
 from ..drift import GoldenError, attach_golden, golden_image_paths
+from ..errors import QuantizationError
 from ..fileio import size_bytes
 from ..models import create_model, get_entry
-from ..quant.ptq import Calibration, QuantizationError
-from ..targets import check_export, export
+from ..quant.ptq import Calibration
+from ..targets import check_export
+from ..targets.pipeline import export
 from ._args import count, existing_dir, int8_formats_help, output_dir
 
 NAME = "export"

@@ -9,7 +9,7 @@ from ..data import image_files, load_image
 from ..errors import SSDMobileError
 from ..models import create_model, get_entry
 from ..sidecar import load_sidecar
-from ..targets import load_predictor
+from ..targets.artifacts import load_predictor
 from ..visualize import boxes, compare_picture, draw_detections, save_png, with_caption
 from ._args import count, existing_path, number, output_dir
 

@@ -8,7 +8,9 @@ from ..evaluate import evaluate_model
 from ..models import create_model
 from ..quant.ptq import Calibration
 from ..table import print_table
-from ..targets import TARGETS, check_export, evaluate_artifact, export, int8_formats_for
+from ..targets import TARGETS, check_export, int8_formats_for
+from ..targets.artifacts import evaluate_artifact
+from ..targets.pipeline import export
 from ._args import count, existing_dir, int8_formats_help, output_dir
 
 NAME = "quantize"

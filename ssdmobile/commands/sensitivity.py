@@ -14,7 +14,9 @@ from ..models import create_model
 from ..quant.ptq import Calibration, calibration_inputs
 from ..quant.sensitivity import rank_layers
 from ..table import print_table
-from ..targets import TARGETS, evaluate_artifact, export, load_runner
+from ..targets import TARGETS
+from ..targets.artifacts import evaluate_artifact, load_runner
+from ..targets.pipeline import export
 from ._args import count, existing_dir, output_dir
 
 NAME = "sensitivity"

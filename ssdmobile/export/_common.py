@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from ..errors import SSDMobileError
+from ..errors import ExportError
 from ..fileio import (
     remove_path,
     replace_path,
@@ -20,15 +20,6 @@ from ..fileio import (
 )
 from ..ops.boxes import class_scores, decode_boxes
 from ..sidecar import build_sidecar, sidecar_path, write_sidecar
-
-
-class ExportError(SSDMobileError):
-    """An export cannot be done as asked (unknown target or precision,
-    a graph a runtime rejects...)."""
-
-
-class PrecisionNotAvailable(ExportError):
-    """The precision exists in ssdmobile but not (yet) for this target."""
 
 
 @dataclass(frozen=True)

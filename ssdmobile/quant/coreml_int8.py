@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .ptq import QuantizationError
+from ..errors import QuantizationError
 
 INT8_RECORD = {
     "dtype": "int8",

@@ -37,12 +37,14 @@ from torch.ao.quantization.observer import (
 )
 from torchvision.models.mobilenetv2 import InvertedResidual
 
+from ..errors import QuantizationError
 from ..fuse import fuse_batchnorm_
 from ..models.ssdlite_mobilenet_v2 import FEATURE0_BLOCK, SSDLiteMobileNetV2Core
 from ..models.ssdlite_mobilenet_v3 import SSDLiteCore
+from . import SCHEME
 from .eager_mobilenet_v3 import make_quantizable_v3
 from .float_fallback import float_fallback_qconfig
-from .ptq import SCHEME, QuantizationError, calibrate, with_core
+from .ptq import calibrate, with_core
 
 ENGINE = "qnnpack"
 

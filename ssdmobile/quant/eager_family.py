@@ -33,11 +33,13 @@ from torch.ao.quantization.observer import MinMaxObserver
 from torchvision.models.quantization import resnet50 as quantizable_resnet50
 from torchvision.models.quantization.resnet import QuantizableBottleneck
 
+from ..errors import QuantizationError
 from ..models.dssd import DSSDCore
 from ..models.ssd_resnet50 import ResNetBackbone, ResNetSSDFeatures, SSD300ResNet50Core
 from ..models.ssd_vgg16 import SSDCore
-from .eager import ENGINE, QuantizableCore, qconfig
-from .ptq import SCHEME, QuantizationError, calibrate, with_core
+from . import SCHEME
+from .eager import ENGINE, QuantizableCore, qconfig, quantize_detector_eager
+from .ptq import calibrate, with_core
 
 CORES = (SSDCore, SSD300ResNet50Core, DSSDCore)
 
@@ -165,3 +167,17 @@ def quantize_detector(
         "observer": observer,
         "engine": ENGINE,
     }
+
+
+def quantize_for_torchscript(detector, inputs, observer, float_modules, progress):
+    """TorchScript's int8: SSD300 VGG16, NVIDIA's SSD300 ResNet-50 and DSSD take this module's
+    recipe; the SSDLite families take eager.py's (this module imports eager, so eager's own
+    dispatch cannot call here)."""
+    if supports(detector.core):
+        if float_modules:
+            raise QuantizationError(
+                "TorchScript int8 float fallback covers the SSDLite families; "
+                "use --target executorch or onnx for this model"
+            )
+        return quantize_detector(detector, inputs, observer, progress)
+    return quantize_detector_eager(detector, inputs, observer, float_modules, progress)

@@ -32,8 +32,8 @@ from torchvision.models.quantization.mobilenetv3 import (
 from torchvision.models.quantization.utils import _replace_relu
 from torchvision.ops.misc import Conv2dNormActivation
 
+from ..errors import QuantizationError
 from ..models.ssdlite_mobilenet_v3 import build_core
-from .ptq import QuantizationError
 
 
 def quantizable_twin(core: nn.Module, name: str) -> nn.Module:

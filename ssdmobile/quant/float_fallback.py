@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from torch import Tensor, nn
 from torch.ao.quantization import DeQuantStub, QuantStub
 
-from .ptq import QuantizationError
+from ..errors import QuantizationError
 
 
 class FloatIsland(nn.Module):

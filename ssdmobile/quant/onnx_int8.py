@@ -26,10 +26,13 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from torch import Tensor
+from ..errors import QuantizationError
+from . import SCHEME
 
-from .ptq import SCHEME, QuantizationError
+if TYPE_CHECKING:  # the target table reads FORMATS: no torch at import time
+    from torch import Tensor
 
 # ssdmobile observer name -> onnxruntime CalibrationMethod name
 ORT_CALIBRATION = {
@@ -281,3 +284,17 @@ def quantize_onnx_file(
         "float_modules": list(float_modules),
         "float_nodes": exclude,
     }
+
+
+def quantize_exported_file(
+    src: Path,
+    dst: Path,
+    inputs: Sequence[Tensor],
+    observer: str,
+    nms: bool,
+    float_modules: Sequence[str],
+    fmt: str,
+) -> dict:
+    """The target table's file-stage int8 for ONNX: with NMS in the graph only the network core is
+    quantized (decoded boxes and output scores stay float)."""
+    return quantize_onnx_file(src, dst, inputs, observer, float_modules, core_only=nms, fmt=fmt)

@@ -25,7 +25,8 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from ..data import open_dataset
-from ..errors import SSDMobileError
+from ..errors import QuantizationError
+from . import SCHEME
 
 OBSERVERS = ("histogram", "minmax")
 
@@ -39,10 +40,6 @@ class Calibration:
     split: str = "train2017"
     num_images: int = 128
     observer: str = "histogram"
-
-
-class QuantizationError(SSDMobileError):
-    """Quantization cannot be done as asked (bad observer, no calibration images...)."""
 
 
 # -- calibration data ---------------------------------------------------------------------------
@@ -263,13 +260,6 @@ def with_core(detector, core: nn.Module):
     q._modules = dict(detector._modules)
     q._modules["core"] = core
     return q
-
-
-SCHEME = {
-    "dtype": "int8",
-    "weights": "per-channel symmetric (-127..127)",
-    "activations": "per-tensor asymmetric (-128..127)",
-}
 
 
 def quantize_detector_pt2e(

@@ -26,8 +26,8 @@ import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
+from ..errors import QuantizationError
 from ..fuse import fuse_detector
-from .ptq import QuantizationError
 
 
 @dataclass

@@ -3,7 +3,7 @@
 One module per runtime in this package (torchscript.py, onnx.py, coreml.py, executorch.py), each
 with `check_file(path)` (is the file what its extension says) and `load(path, sidecar, threads) ->
 Runner`; ssdmobile.targets lists them in the target table and picks one by suffix
-(`ssdmobile.targets.load_runner`).
+(`ssdmobile.targets.artifacts.load_runner`).
 
 The Predictor preprocesses exactly as the eager Detector does and decodes raw outputs with the same
 code: it builds a Detector around the artifact from the sidecar's spec and anchors, so there is one
@@ -18,8 +18,9 @@ import torch
 from torch import Tensor, nn
 
 from ..detector import Detector
+from ..errors import ArtifactError, RuntimeUnavailable
 from ..spec import ModelSpec
-from ._base import ArtifactError, Runner, RuntimeUnavailable, check_sidecar
+from ._base import Runner, check_sidecar
 
 
 class _ArtifactCore(nn.Module):

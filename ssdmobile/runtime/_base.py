@@ -14,18 +14,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..errors import SSDMobileError
+from ..errors import ArtifactError
 from ..fileio import sha256_file
 from ..sidecar import Sidecar, to_sidecar
-
-
-class ArtifactError(SSDMobileError):
-    """An artifact is missing, truncated, not what its extension says,
-    or does not match its sidecar."""
-
-
-class RuntimeUnavailable(SSDMobileError):
-    """The artifact's runtime cannot run on this machine (Core ML off macOS)."""
 
 
 class Runner:

@@ -11,8 +11,9 @@ import torch
 from PIL import Image
 from torch import Tensor
 
+from ..errors import ArtifactError, RuntimeUnavailable
 from ..sidecar import Sidecar, load_sidecar, to_sidecar
-from ._base import ArtifactError, Runner, RuntimeUnavailable
+from ._base import Runner
 
 
 def check_file(path: Path) -> None:

@@ -6,8 +6,9 @@ from pathlib import Path
 
 from torch import Tensor
 
+from ..errors import ArtifactError
 from ..sidecar import Sidecar
-from ._base import ArtifactError, Runner, quiet_native_stderr
+from ._base import Runner, quiet_native_stderr
 
 
 def check_file(path: Path) -> None:

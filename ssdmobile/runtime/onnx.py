@@ -8,8 +8,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..errors import ArtifactError
 from ..sidecar import Sidecar
-from ._base import ArtifactError, Runner
+from ._base import Runner
 
 
 def check_file(path: Path) -> None:

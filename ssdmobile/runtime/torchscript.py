@@ -10,8 +10,9 @@ import torch
 from torch import Tensor
 from torch.jit.mobile import _load_for_lite_interpreter
 
+from ..errors import ArtifactError
 from ..sidecar import Sidecar
-from ._base import ArtifactError, Runner
+from ._base import Runner
 
 
 def check_file(path: Path) -> None:
