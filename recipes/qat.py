@@ -18,7 +18,8 @@ What it does:
  5. evaluates the float model and every runnable artifact on the evaluation split.
 
 Copy this file and its YAML to change anything; the building blocks live in ssdmobile.quant.qat
-(model preparation, data, checkpoints) and ssdmobile.quant.loss (the losses).
+(fake quantization: model preparation, ranges, conversion) and ssdmobile.training (data, the
+losses, distributed runs and checkpoints).
 """
 
 from __future__ import annotations
@@ -43,22 +44,23 @@ from ssdmobile.fileio import prepare_out_dir
 from ssdmobile.models import create_model
 from ssdmobile.quant.ptq import SCHEME, Calibration
 from ssdmobile.quant.qat import (
-    TrainingError,
     calibrate_ranges,
     convert_qat,
     float_state_dict,
     freeze_observers,
-    init_distributed,
-    load_checkpoint,
-    make_batch,
     prepare_qat,
-    save_checkpoint,
     set_bn_frozen,
-    training_samples,
-    weights_sha256,
 )
 from ssdmobile.table import print_table
 from ssdmobile.targets import TARGETS, evaluate_artifact, export, export_quantized
+from ssdmobile.training.checkpoint import (
+    TrainingError,
+    init_distributed,
+    load_checkpoint,
+    save_checkpoint,
+    weights_sha256,
+)
+from ssdmobile.training.data import make_batch, training_samples
 
 # -- the config: every key a YAML file may set, with its type and default -------------------------
 
@@ -111,7 +113,7 @@ class QATConfig:
         default_factory=lambda: {"_component_": "torch.optim.Adam", "lr": 1e-5}
     )
     loss: dict[str, Any] = field(
-        default_factory=lambda: {"_component_": "ssdmobile.quant.loss.DetectionLoss"}
+        default_factory=lambda: {"_component_": "ssdmobile.training.loss.DetectionLoss"}
     )
     quant: QuantConfig = field(default_factory=QuantConfig)
     train: TrainConfig = field(default_factory=TrainConfig)

@@ -11,8 +11,8 @@ import torch
 from ssdmobile.commands.train import load_recipe
 from ssdmobile.config import ConfigError
 from ssdmobile.errors import SSDMobileError
-from ssdmobile.quant.loss import SSDLossConfig, encode_boxes, match, ssd_loss
 from ssdmobile.spec import BoxCoder
+from ssdmobile.training.loss import SSDLossConfig, encode_boxes, match, ssd_loss
 
 from conftest import COCO128, PERSON_GRAPH, REPO
 

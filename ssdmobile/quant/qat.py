@@ -1,76 +1,19 @@
-"""Building blocks of quantization-aware training in the XNNPACK int8 scheme (PT2E QAT). The
-training loop itself is a recipe a user reads top to bottom (recipes/qat.py); this module keeps
-what the recipe calls:
-
-- training data: images with boxes and labels in the model's label ids, batches with hflip;
-- the model: the BatchNorm eps fold PT2E needs, `prepare_qat` (torch.export in training mode,
-  `prepare_qat_pt2e` with ExecuTorch's XNNPACKQuantizer, Conv+BN kept unfolded), calibrating the
-  ranges as PTQ does, freezing BatchNorm and observers, converting to int8, and the trained float
-  weights under the model's own keys;
-- distributed runs (torchrun: gloo on CPU, nccl on GPU) and resumable checkpoints.
+"""The quantization half of quantization-aware training in the XNNPACK int8 scheme (PT2E QAT): the
+BatchNorm eps fold PT2E needs, `prepare_qat` (torch.export in training mode, `prepare_qat_pt2e` with
+ExecuTorch's XNNPACKQuantizer, Conv+BN kept unfolded), calibrating the ranges as PTQ does, freezing
+BatchNorm and observers, converting to int8, and the trained float weights under the model's own
+keys. The training loop is a recipe a user reads top to bottom (recipes/qat.py); its data, loss and
+checkpoints are ssdmobile.training's.
 """
 
 from __future__ import annotations
 
 import copy
-import hashlib
-import os
-import random
-from pathlib import Path
 
 import torch
-import torch.distributed as dist
 from torch import nn
 
-from ..data import open_dataset
-from ..errors import SSDMobileError
-from ..evaluate import label_to_category
 from .ptq import calibrate, convert_for_xnnpack, with_core, xnnpack_quantizer
-
-
-class TrainingError(SSDMobileError):
-    """A training run cannot start or resume as asked (no images for a
-    rank, a foreign checkpoint...)."""
-
-
-# -- data -----------------------------------------------------------------------------------------
-
-
-def training_samples(detector, data: str, split: str, num_images: int | None = None) -> list[tuple]:
-    """[(uint8 image, {"boxes": normalized xyxy, "labels": model label ids})] of a training split;
-    boxes of classes the model does not predict are dropped."""
-    ds = open_dataset(data, split, num_images)
-    cat_to_label = {
-        c: label for label, c in label_to_category(detector.spec.class_names, ds).items()
-    }
-    samples = []
-    for i in range(len(ds)):
-        s = ds[i]
-        t = ds.targets(s.image_id)
-        keep = torch.tensor([int(c) in cat_to_label for c in t["category_ids"]], dtype=torch.bool)
-        h, w = s.image.shape[-2:]
-        boxes = t["boxes"][keep] / torch.tensor([w, h, w, h], dtype=torch.float32)
-        labels = torch.tensor(
-            [cat_to_label[int(c)] for c in t["category_ids"][keep]], dtype=torch.long
-        )
-        samples.append((s.image, {"boxes": boxes.clamp(0, 1), "labels": labels}))
-    return samples
-
-
-def make_batch(detector, samples, hflip: bool, rng: random.Random):
-    """-> (preprocessed images [N, 3, H, W], targets), each image flipped with probability 0.5."""
-    images, targets = [], []
-    for img, t in samples:
-        boxes = t["boxes"]
-        if hflip and rng.random() < 0.5:
-            img = img.flip(-1)
-            boxes = torch.stack([1 - boxes[:, 2], boxes[:, 1], 1 - boxes[:, 0], boxes[:, 3]], -1)
-        images.append(img)
-        targets.append({"boxes": boxes, "labels": t["labels"]})
-    return detector.preprocess(images), targets
-
-
-# -- model ----------------------------------------------------------------------------------------
 
 # torchao's PT2E QAT rewrites every Conv+BatchNorm with eps fixed at 1e-5 (torchao 0.18,
 # quantization/pt2e/qat_utils.py: "TODO: allow setting eps"), and move_exported_model_to_eval /
@@ -152,7 +95,7 @@ def freeze_observers(prepared) -> None:
 
 def convert_qat(prepared, detector):
     """The trained QAT model -> the detector around its int8 core (quantize/dequantize around int8
-    ops), ready for a target's exporter (ssdmobile.targets.export_quantized)."""
+    ops), ready for a target's exporter (ssdmobile.targets.pipeline.export_quantized)."""
     set_bn_frozen(prepared, True)
     return with_core(detector, convert_for_xnnpack(prepared))
 
@@ -171,80 +114,3 @@ def float_state_dict(prepared, core: nn.Module) -> dict:
         ):  # statistics trained in QAT saw eps 1e-5: a variance below the shift clamps to 0
             out[key] = (out[key] - shift).clamp(min=0)
     return out
-
-
-def weights_sha256(module: nn.Module) -> str:
-    h = hashlib.sha256()
-    for k, v in sorted(module.state_dict().items()):
-        h.update(k.encode())
-        h.update(v.detach().contiguous().cpu().numpy().tobytes())
-    return h.hexdigest()
-
-
-# -- distributed runs and checkpoints -------------------------------------------------------------
-
-
-def init_distributed() -> tuple[int, int]:
-    """(rank, world size): under torchrun the process group is
-    started (gloo on CPU, nccl on GPU)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
-    if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-    return rank, world
-
-
-def _listify(x):
-    return [_listify(v) for v in x] if isinstance(x, (list, tuple)) else x
-
-
-def _tuplify(x):
-    return tuple(_tuplify(v) for v in x) if isinstance(x, (list, tuple)) else x
-
-
-def save_checkpoint(
-    out: Path,
-    prepared,
-    optimizer,
-    step: int,
-    rng: random.Random,
-    core: nn.Module,
-    config: dict,
-    rank: int,
-    world: int,
-) -> None:
-    """Rank 0 writes last.pt (the QAT model, optimizer, step, every rank's data RNG: resumable) and
-    float.pth (the trained float weights under the model's keys: PTQ of any target loads them),
-    each atomically. Every rank must call it (the RNG states are gathered)."""
-    states = [rng.getstate()]
-    if world > 1:
-        states = [None] * world
-        dist.all_gather_object(states, rng.getstate())
-    if rank != 0:
-        return
-    ckpt = {
-        "model": prepared.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "step": step,
-        "rng": [_listify(s) for s in states],
-        "config": config,
-    }
-    for name, obj in (("last.pt", ckpt), ("float.pth", float_state_dict(prepared, core))):
-        tmp = out / f".{name}.part"
-        torch.save(obj, tmp)
-        os.replace(tmp, out / name)
-
-
-def load_checkpoint(path: Path, prepared, optimizer, rng: random.Random, rank: int) -> int:
-    """Restore a run from last.pt; -> the step to continue from."""
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-        prepared.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-    except (RuntimeError, KeyError, ValueError, OSError) as e:
-        raise TrainingError(
-            f"{path}: cannot resume from it ({str(e).splitlines()[0][:160]}); "
-            "delete it or set resume=false"
-        ) from None
-    rng.setstate(_tuplify(ckpt["rng"][rank % len(ckpt["rng"])]))
-    return int(ckpt["step"])
