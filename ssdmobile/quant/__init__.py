@@ -8,3 +8,11 @@ loss and checkpoints are ssdmobile.training's).
 Which method serves which target, and the export around it, is the target table's business
 (ssdmobile.targets); this package never writes artifacts.
 """
+
+# The one int8 scheme every target's record states (here, not in ptq.py: the target table reads it
+# through onnx_int8.FORMATS without importing torch)
+SCHEME = {
+    "dtype": "int8",
+    "weights": "per-channel symmetric (-127..127)",
+    "activations": "per-tensor asymmetric (-128..127)",
+}
