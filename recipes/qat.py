@@ -52,7 +52,9 @@ from ssdmobile.quant.qat import (
     set_bn_frozen,
 )
 from ssdmobile.table import print_table
-from ssdmobile.targets import TARGETS, evaluate_artifact, export, export_quantized
+from ssdmobile.targets import TARGETS
+from ssdmobile.targets.artifacts import evaluate_artifact
+from ssdmobile.targets.pipeline import export, export_quantized
 from ssdmobile.training.checkpoint import (
     TrainingError,
     init_distributed,

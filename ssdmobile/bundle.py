@@ -17,12 +17,14 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import SSDMobileError
 from .fileio import prepare_out_dir
-from .runtime import check_sidecar
-from .sidecar import Sidecar, golden_path, load_sidecar, sidecar_path, write_sidecar
 from .targets import get_target
+
+if TYPE_CHECKING:
+    from .sidecar import Sidecar
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -76,6 +78,10 @@ def _app(name: str) -> App:
 def check_artifact(app: str, artifact: str | os.PathLike) -> Sidecar:
     """Everything that can be wrong before copying, with the target table's own checks (the file is
     what its suffix says, the sidecar describes this very file); returns the sidecar."""
+    # lazy: `ssdmobile bundle --help` reads APPS and must not wait for torch
+    from .runtime import check_sidecar
+    from .sidecar import load_sidecar
+
     spec = _app(app)
     path = Path(artifact)
     if not path.exists():
@@ -121,6 +127,9 @@ def bundle(
 ) -> list[Path]:
     """Copy artifact + sidecar (+ its golden data) into the app's asset directory; returns the
     destination paths."""
+    # lazy: as in check_artifact
+    from .sidecar import golden_path, sidecar_path, write_sidecar
+
     sidecar = check_artifact(app, artifact)
     src = Path(artifact)
     out = Path(dest) if dest is not None else default_destination(app)

@@ -27,7 +27,7 @@ from .errors import PrecisionNotAvailable, SSDMobileError
 from .evaluate import coco_eval
 from .export import Artifact
 from .fileio import sha256_file, size_bytes
-from .quant.ptq import Calibration
+from .quant import Calibration
 from .runtime import Predictor, check_sidecar
 from .sidecar import Latency, Metrics, load_sidecar, sidecar_path, write_sidecar
 from .targets import (

@@ -1,14 +1,7 @@
 """`ssdmobile bench`: latency of an artifact in its own runtime (or of the eager model)."""
 
-import torch
-
-from ..bench import machine_info, measure
-from ..data import load_image
-from ..detector import Detector
 from ..fileio import write_json_atomic
-from ..models import create_model
 from ..table import print_table
-from ..targets.artifacts import load_runner
 from ._args import count, existing_file, existing_path, output_file
 
 NAME = "bench"
@@ -35,6 +28,11 @@ def add_arguments(p):
 
 
 def _input(spec, image):
+    import torch
+
+    from ..data import load_image
+    from ..detector import Detector
+
     if image:
         return Detector(torch.nn.Identity(), torch.zeros(1, 4), spec).preprocess(
             [load_image(image)]
@@ -44,6 +42,12 @@ def _input(spec, image):
 
 
 def run(args):
+    import torch
+
+    from ..bench import machine_info, measure
+    from ..models import create_model
+    from ..targets.artifacts import load_runner
+
     torch.set_num_threads(args.threads)
     if args.artifact:
         runner = load_runner(args.artifact, threads=args.threads)

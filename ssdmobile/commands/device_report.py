@@ -3,8 +3,6 @@ phones into a validate report."""
 
 from pathlib import Path
 
-from ..device import read_results
-from ..report import merge_device_results, read_report, render
 from ._args import existing_file
 
 NAME = "device-report"
@@ -32,6 +30,9 @@ def add_arguments(p):
 
 
 def run(args):
+    from ..device import read_results
+    from ..report import merge_device_results, read_report, render
+
     report = read_report(args.report)
     results = [(str(path), r) for path in args.results for r in read_results(path)]
     # refuses a result that matches no row, before writing

@@ -3,7 +3,6 @@
 import re
 import sys
 
-from ..results import rendered_docs
 from ..table import format_table
 from .targets import targets_table
 
@@ -27,6 +26,8 @@ def add_arguments(p):
 
 def rendered() -> dict:
     """Every page as it reads with its tables rendered from their data."""
+    from ..results import rendered_docs
+
     table = format_table(*targets_table(), markdown=True)
     out = {}
     for path, text in rendered_docs().items():

@@ -2,12 +2,8 @@ import dataclasses
 import time
 from pathlib import Path
 
-from ..data import open_dataset
-from ..evaluate import evaluate_model
 from ..fileio import write_json_atomic
-from ..models import create_model, get_entry
 from ..table import print_table
-from ..targets.artifacts import evaluate_artifact
 from ._args import count, existing_dir, existing_path, output_file
 
 NAME = "eval"
@@ -46,6 +42,11 @@ def add_arguments(p):
 
 
 def run(args):
+    from ..data import open_dataset
+    from ..evaluate import evaluate_model
+    from ..models import create_model, get_entry
+    from ..targets.artifacts import evaluate_artifact
+
     if args.model:
         get_entry(args.model)  # an unknown name fails before any work
     dataset = open_dataset(args.data, args.split, args.max_images)

@@ -3,13 +3,10 @@
 import json
 
 from ..bundle import REPO_ROOT
-from ..drift import GoldenError, attach_golden, golden_image_paths
 from ..errors import QuantizationError
 from ..fileio import size_bytes
-from ..models import create_model, get_entry
-from ..quant.ptq import Calibration
+from ..quant import Calibration
 from ..targets import check_export
-from ..targets.pipeline import export
 from ._args import count, existing_dir, int8_formats_help, output_dir
 
 NAME = "export"
@@ -101,6 +98,10 @@ def run(args):
             f"--calib-data is for int8 exports that calibrate, not {args.target} {precision}"
         )
     golden = _golden_images(args)  # before any model loads
+    from ..drift import attach_golden
+    from ..models import create_model, get_entry
+    from ..targets.pipeline import export
+
     get_entry(args.model)
     detector = create_model(args.model, weights=args.weights or "default")
     print(
@@ -146,6 +147,8 @@ def run(args):
 
 
 def _golden_images(args):
+    from ..drift import GoldenError, golden_image_paths
+
     if args.golden is None:
         if args.golden_data:
             raise GoldenError("--golden-data is for --golden N")

@@ -1,12 +1,6 @@
 """`ssdmobile fuse`: fold BatchNorm into the convs, check it on real images, time it."""
 
-import torch
-
-from ..bench import measure_interleaved
-from ..data import open_dataset
 from ..fileio import atomic_write
-from ..fuse import fuse_detector
-from ..models import create_model
 from ..table import print_table
 from ._args import count, existing_dir, output_file
 
@@ -40,6 +34,13 @@ def add_arguments(p):
 
 
 def run(args):
+    import torch
+
+    from ..bench import measure_interleaved
+    from ..data import open_dataset
+    from ..fuse import fuse_detector
+    from ..models import create_model
+
     torch.set_num_threads(args.threads)
     det = create_model(args.model, args.weights or "default")
     fused, report = fuse_detector(det)

@@ -1,11 +1,6 @@
 from pathlib import Path
 
-import torch
-
 from ..errors import DatasetError, WeightsError
-from ..golden import apply_overrides, write_golden
-from ..models import create_model, get_entry
-from ..models.weights import randomize_
 from ._args import count, existing_dir, number, output_dir
 
 NAME = "golden"
@@ -60,6 +55,12 @@ def add_arguments(p):
 
 
 def run(args):
+    import torch
+
+    from ..golden import apply_overrides, write_golden
+    from ..models import create_model, get_entry
+    from ..models.weights import randomize_
+
     get_entry(args.model)
     images_dir = Path(args.data) / "images" / args.split
     if not images_dir.is_dir():

@@ -1,4 +1,3 @@
-from ..models.tf_import import import_tf_graph
 from ._args import existing_file, output_dir
 
 NAME = "import-tf"
@@ -19,6 +18,8 @@ def add_arguments(p):
 
 
 def run(args):
+    from ..models.tf_import import import_tf_graph
+
     pth = import_tf_graph(args.graph, args.out, args.class_names)
     print(f"wrote {pth} and {pth.with_suffix('.json')}")
     print(f"use it: ssdmobile eval --model ssdlite_mobilenet_v2_person --weights {pth} --data DIR")

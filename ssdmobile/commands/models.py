@@ -1,4 +1,3 @@
-from ..models import list_models
 from ..table import print_table
 
 NAME = "models"
@@ -10,6 +9,8 @@ def add_arguments(p):
 
 
 def run(args):
+    from ..models import list_models
+
     rows = [
         [
             e.name,

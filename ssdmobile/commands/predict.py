@@ -3,14 +3,7 @@
 import logging
 from pathlib import Path
 
-import torch
-
-from ..data import image_files, load_image
 from ..errors import SSDMobileError
-from ..models import create_model, get_entry
-from ..sidecar import load_sidecar
-from ..targets.artifacts import load_predictor
-from ..visualize import boxes, compare_picture, draw_detections, save_png, with_caption
 from ._args import count, existing_path, number, output_dir
 
 NAME = "predict"
@@ -81,6 +74,14 @@ def _check(args) -> None:
 
 
 def run(args):
+    import torch
+
+    from ..data import image_files, load_image
+    from ..models import create_model, get_entry
+    from ..sidecar import load_sidecar
+    from ..targets.artifacts import load_predictor
+    from ..visualize import boxes, compare_picture, draw_detections, save_png, with_caption
+
     _check(args)
     paths = image_files(args.images)
     stems = [p.stem for p in paths]
@@ -151,6 +152,8 @@ def run(args):
 def _note_other_weights(detector, artifact) -> None:
     """A comparison against other weights than the artifact's is allowed (a QAT artifact against
     its float start), but said."""
+    from ..sidecar import load_sidecar
+
     if not artifact or detector.weights is None:
         return
     checkpoint = load_sidecar(artifact).checkpoint

@@ -3,14 +3,9 @@ calibrated on a training split."""
 
 import time
 
-from ..data import open_dataset, refuse_shared_images
-from ..evaluate import evaluate_model
-from ..models import create_model
-from ..quant.ptq import Calibration
+from ..quant import Calibration
 from ..table import print_table
 from ..targets import TARGETS, check_export, int8_formats_for
-from ..targets.artifacts import evaluate_artifact
-from ..targets.pipeline import export
 from ._args import count, existing_dir, int8_formats_help, output_dir
 
 NAME = "quantize"
@@ -69,6 +64,10 @@ def add_arguments(p):
 
 
 def run(args):
+    from ..data import open_dataset, refuse_shared_images
+    from ..models import create_model
+    from ..targets.pipeline import export
+
     if args.eval_data:  # scoring the calibration images would hide the int8 loss
         refuse_shared_images(
             open_dataset(args.calib_data, args.split, args.num_images),
@@ -106,6 +105,10 @@ def run(args):
 
 
 def _evaluate(det, artifacts, args):
+    from ..data import open_dataset
+    from ..evaluate import evaluate_model
+    from ..targets.artifacts import evaluate_artifact
+
     ds = open_dataset(args.eval_data, args.eval_split)
     progress = not args.no_progress
     ref = evaluate_model(det, ds, args.classes, progress=progress)

@@ -4,19 +4,10 @@ K most sensitive in float and measure what that buys."""
 import time
 from pathlib import Path
 
-import torch
-
-from ..bench import measure
-from ..data import open_dataset, refuse_shared_images
-from ..evaluate import evaluate_model
 from ..fileio import write_json_atomic
-from ..models import create_model
-from ..quant.ptq import Calibration, calibration_inputs
-from ..quant.sensitivity import rank_layers
+from ..quant import Calibration
 from ..table import print_table
 from ..targets import TARGETS
-from ..targets.artifacts import evaluate_artifact, load_runner
-from ..targets.pipeline import export
 from ._args import count, existing_dir, output_dir
 
 NAME = "sensitivity"
@@ -72,6 +63,14 @@ def add_arguments(p):
 
 
 def run(args):
+    import torch
+
+    from ..data import open_dataset, refuse_shared_images
+    from ..models import create_model
+    from ..quant.ptq import calibration_inputs
+    from ..quant.sensitivity import rank_layers
+    from ..targets.pipeline import export
+
     if args.eval_data:  # scoring the calibration images would hide the int8 loss
         refuse_shared_images(
             open_dataset(args.calib_data, args.split, max(args.num_images, args.calib_images)),
@@ -134,6 +133,11 @@ def run(args):
 
 
 def _compare(det, paths: dict[str, Path], args):
+    from ..bench import measure
+    from ..data import open_dataset
+    from ..evaluate import evaluate_model
+    from ..targets.artifacts import evaluate_artifact, load_runner
+
     ds = open_dataset(args.eval_data, args.eval_split)
     progress = not args.no_progress
     ref = evaluate_model(det, ds, args.classes, progress=progress)

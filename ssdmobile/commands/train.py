@@ -9,9 +9,6 @@ import importlib.util
 import sys
 from pathlib import Path
 
-from omegaconf import OmegaConf
-
-from ..config import ConfigError, load_config
 from ._args import existing_file
 
 NAME = "train"
@@ -39,6 +36,10 @@ def add_arguments(p):
 
 def load_recipe(config_path: str | Path, overrides=()):
     """-> (the recipe module, its Config instance with the YAML file and overrides applied)."""
+    from omegaconf import OmegaConf
+
+    from ..config import ConfigError, load_config
+
     path = Path(config_path)
     if not path.is_file():
         raise ConfigError(f"recipe config not found: {path}")

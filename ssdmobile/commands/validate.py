@@ -4,12 +4,7 @@ runtime on real images, one table."""
 import sys
 from pathlib import Path
 
-from ..data import open_dataset
-from ..models import create_model, get_entry
-from ..quant.ptq import Calibration
-from ..report import HEADERS, markdown, table_rows, write_report
-from ..results import Table, write_results
-from ..validate import ValidateOptions, check_options, validate
+from ..quant import Calibration
 from ._args import (
     count,
     existing_dir,
@@ -109,6 +104,11 @@ def add_arguments(p):
 
 
 def run(args):
+    from ..data import open_dataset
+    from ..models import create_model, get_entry
+    from ..report import markdown, write_report
+    from ..validate import ValidateOptions, check_options, validate
+
     get_entry(args.model)
     opts = ValidateOptions(
         targets=args.targets,
@@ -154,6 +154,9 @@ def run(args):
 
 def write_validate_results(path: Path, result) -> Path:
     """validate's table as a results file: what docs/ renders the main job's table from."""
+    from ..report import HEADERS, table_rows
+    from ..results import Table, write_results
+
     meta = result.meta
     title = (
         f"{meta['model']}: AP over {', '.join(meta['classes'])}; latency batch 1, median and p90 "

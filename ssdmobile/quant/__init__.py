@@ -9,6 +9,8 @@ Which method serves which target, and the export around it, is the target table'
 (ssdmobile.targets); this package never writes artifacts.
 """
 
+from dataclasses import dataclass
+
 # The one int8 scheme every target's record states (here, not in ptq.py: the target table reads it
 # through onnx_int8.FORMATS without importing torch)
 SCHEME = {
@@ -16,3 +18,14 @@ SCHEME = {
     "weights": "per-channel symmetric (-127..127)",
     "activations": "per-tensor asymmetric (-128..127)",
 }
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Where int8 activation ranges are calibrated: `num_images` images of `split` of the
+    COCO-format (or VOC) dataset at `data`, with the `observer`'s range choice."""
+
+    data: str
+    split: str = "train2017"
+    num_images: int = 128
+    observer: str = "histogram"

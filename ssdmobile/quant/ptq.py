@@ -18,7 +18,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
@@ -26,20 +25,9 @@ from tqdm import tqdm
 
 from ..data import open_dataset
 from ..errors import QuantizationError
-from . import SCHEME
+from . import SCHEME, Calibration
 
 OBSERVERS = ("histogram", "minmax")
-
-
-@dataclass(frozen=True)
-class Calibration:
-    """Where int8 activation ranges are calibrated: `num_images` images of `split` of the
-    COCO-format (or VOC) dataset at `data`, with the `observer`'s range choice."""
-
-    data: str
-    split: str = "train2017"
-    num_images: int = 128
-    observer: str = "histogram"
 
 
 # -- calibration data ---------------------------------------------------------------------------

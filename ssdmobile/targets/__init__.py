@@ -27,7 +27,7 @@ from ..errors import ArtifactError, ExportError, PrecisionNotAvailable, Quantiza
 from ..quant.onnx_int8 import DEFAULT_FORMAT as ONNX_INT8_DEFAULT, FORMATS as ONNX_INT8_FORMATS
 
 if TYPE_CHECKING:
-    from ..quant.ptq import Calibration
+    from ..quant import Calibration
 
 PRECISIONS = ("fp32", "fp16", "int8")
 

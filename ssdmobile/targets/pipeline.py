@@ -13,7 +13,8 @@ from pathlib import Path
 from ..errors import QuantizationError
 from ..export._common import Artifact, ExportRequest, artifact_stem, atomic_output
 from ..fileio import prepare_out_dir, sha256_file
-from ..quant.ptq import Calibration, calibration_set
+from ..quant import Calibration
+from ..quant.ptq import calibration_set
 from ..sidecar import read_sidecar
 from . import Target, check_export, get_target
 
