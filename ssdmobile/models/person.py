@@ -1,5 +1,5 @@
 """`ssdlite_mobilenet_v2_person`: the TF Object Detection API person detector. Architecture from
-ssdlite_mobilenet_v2.py; weights from TensorFlow's frozen graph, imported by tf_import.py (from
+ssdlite_mobilenet_v2.py; weights from TensorFlow's frozen graph, imported by models/tf_import/ (from
 the package index on first use, sha256-verified, then cached), or a .pb/.pth given as --weights."""
 
 from __future__ import annotations
