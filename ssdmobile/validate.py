@@ -336,14 +336,21 @@ def check_options(model: str, dataset, opts: ValidateOptions) -> list[tuple[Path
 
 
 def validate(
-    detector, dataset, out_dir: str | os.PathLike, opts: ValidateOptions = ValidateOptions()
+    detector,
+    dataset,
+    out_dir: str | os.PathLike,
+    opts: ValidateOptions = ValidateOptions(),
+    given: list[tuple[Path, Row]] | None = None,
 ) -> ValidateResult:
     """Artifacts are written to out_dir/artifacts; the measured
-    drift goes into each one's sidecar."""
+    drift goes into each one's sidecar. `given`: what check_options returned for these same
+    options, model and dataset, when the caller checked them before loading the model (the CLI
+    does; checking again would read and hash the calibration images twice)."""
     t_start = time.perf_counter()
     detector = detector.eval()
     torch.set_num_threads(opts.threads)
-    given = check_options(detector.spec.name, dataset, opts)
+    if given is None:
+        given = check_options(detector.spec.name, dataset, opts)
     targets = list(TARGETS if opts.targets is None else opts.targets)
     int8_formats = int8_formats_for(targets, opts.int8_formats)
     log.info(f"eager float reference on {len(dataset)} images ({opts.threads} threads)")

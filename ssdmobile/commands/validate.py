@@ -126,9 +126,9 @@ def run(args):
     )
     dataset = open_dataset(args.data, args.split, args.max_images)
     # targets, precisions, artifacts, calibration set: before work
-    check_options(args.model, dataset, opts)
+    given = check_options(args.model, dataset, opts)
     detector = create_model(args.model, weights=args.weights or "default")
-    result = validate(detector, dataset, args.out, opts)
+    result = validate(detector, dataset, args.out, opts, given)
     paths = write_report(result, args.out)
     print(markdown(result))
     print(
