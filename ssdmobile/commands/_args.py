@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ..errors import SSDMobileError
 from ..fileio import prepare_out_dir
+from ..quant import OBSERVERS
 from ..targets import TARGETS
 
 
@@ -108,3 +109,58 @@ def output_file(text: str) -> Path:
         raise argparse.ArgumentTypeError(f"{text!r} is not a file name")
     output_dir(str(p.parent))
     return p
+
+
+# -- arguments several commands take, declared once ----------------------------------------------
+
+MODEL_HELP = "registered model name (see `ssdmobile models`)"
+WEIGHTS_HELP = "checkpoint path (default: the model's registered weights)"
+
+
+def add_model(p, *, default: str | None = None, required: bool = False, help: str = MODEL_HELP):
+    p.add_argument("--model", default=default, required=required, help=help)
+
+
+def add_weights(p, help: str = WEIGHTS_HELP):
+    p.add_argument("--weights", help=help)
+
+
+def add_threads(p):
+    p.add_argument(
+        "--threads",
+        type=count(1),
+        default=2,
+        help="threads of every runtime and of eager (default 2)",
+    )
+
+
+def add_classes(p):
+    p.add_argument(
+        "--classes", nargs="+", help="class names to evaluate (default: all the model predicts)"
+    )
+
+
+def add_max_images(p):
+    p.add_argument("--max-images", type=count(1), help="only the first N images (sorted by file)")
+
+
+def add_no_progress(p):
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def add_observer(p):
+    p.add_argument(
+        "--observer",
+        default=OBSERVERS[0],
+        choices=OBSERVERS,
+        help="int8 activation range: histogram (L2-optimal clipping) or minmax "
+        f"(default {OBSERVERS[0]})",
+    )
+
+
+def add_int8_format(p):
+    p.add_argument(
+        "--int8-format",
+        help=f"int8 file format, for targets that offer several ({int8_formats_help()}; "
+        "see `ssdmobile targets`)",
+    )

@@ -2,7 +2,15 @@
 
 from ..fileio import write_json_atomic
 from ..table import print_table
-from ._args import count, existing_file, existing_path, output_file
+from ._args import (
+    add_model,
+    add_threads,
+    add_weights,
+    count,
+    existing_file,
+    existing_path,
+    output_file,
+)
 
 NAME = "bench"
 HELP = "latency of an exported artifact in its runtime, or of the eager model: median and p90"
@@ -13,15 +21,14 @@ def add_arguments(p):
     src.add_argument(
         "--artifact", type=existing_path, help="an exported artifact (its sidecar JSON beside it)"
     )
-    src.add_argument("--model", help="registered model name: the float eager core")
-    p.add_argument(
-        "--weights",
-        help="checkpoint for --model (default: random init; latency does not depend on it)",
+    add_model(src, help="registered model name: the float eager core")
+    add_weights(
+        p, help="checkpoint for --model (default: random init; latency does not depend on it)"
     )
     p.add_argument(
         "--image", type=existing_file, help="an image to feed (default: a fixed synthetic input)"
     )
-    p.add_argument("--threads", type=count(1), default=2)
+    add_threads(p)
     p.add_argument("--runs", type=count(50), default=50, help="timed runs (at least 50)")
     p.add_argument("--warmup", type=count(0), default=10)
     p.add_argument("--json", type=output_file, help="also write the result here")

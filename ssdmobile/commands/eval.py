@@ -4,7 +4,17 @@ from pathlib import Path
 
 from ..fileio import write_json_atomic
 from ..table import print_table
-from ._args import count, existing_dir, existing_path, output_file
+from ._args import (
+    add_classes,
+    add_max_images,
+    add_model,
+    add_no_progress,
+    add_weights,
+    count,
+    existing_dir,
+    existing_path,
+    output_file,
+)
 
 NAME = "eval"
 HELP = "COCO AP (pycocotools) of a model or an exported artifact on a COCO-format or VOC dataset"
@@ -12,11 +22,11 @@ HELP = "COCO AP (pycocotools) of a model or an exported artifact on a COCO-forma
 
 def add_arguments(p):
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--model", help="registered model name (see `ssdmobile models`)")
+    add_model(src)
     src.add_argument(
         "--artifact", type=existing_path, help="an exported artifact, run in its own runtime"
     )
-    p.add_argument("--weights", help="checkpoint path (default: the model's registered weights)")
+    add_weights(p)
     p.add_argument(
         "--data",
         required=True,
@@ -24,21 +34,19 @@ def add_arguments(p):
         help="dataset root (COCO: images/<split>, annotations/instances_<split>.json)",
     )
     p.add_argument("--split", default="val2017")
-    p.add_argument(
-        "--classes", nargs="+", help="class names to evaluate (default: all the model predicts)"
-    )
+    add_classes(p)
     p.add_argument(
         "--resize",
         choices=["bilinear", "tf1_bilinear"],
         help="override the model's resize (e.g. half-pixel bilinear for a TF model, to measure its "
         "cost)",
     )
-    p.add_argument("--max-images", type=count(1), help="only the first N images (sorted by id)")
+    add_max_images(p)
     p.add_argument("--batch-size", type=count(1), default=8)
     p.add_argument(
         "--out", type=output_file, help="result JSON (default: runs/eval/<model>_<split>.json)"
     )
-    p.add_argument("--no-progress", action="store_true")
+    add_no_progress(p)
 
 
 def run(args):

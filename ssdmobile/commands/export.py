@@ -7,7 +7,15 @@ from ..errors import QuantizationError
 from ..fileio import size_bytes
 from ..quant import Calibration
 from ..targets import check_export
-from ._args import count, existing_dir, int8_formats_help, output_dir
+from ._args import (
+    add_int8_format,
+    add_model,
+    add_observer,
+    add_weights,
+    count,
+    existing_dir,
+    output_dir,
+)
 
 NAME = "export"
 HELP = "export a detector to torchscript, onnx, coreml or executorch (artifact + sidecar JSON)"
@@ -19,10 +27,8 @@ DEFAULT_GOLDEN_DATA = REPO_ROOT.parent / "shared" / "data" / "coco128"
 def add_arguments(p):
     # choices are not listed in argparse: an unknown target is the library's typed error, one line
     p.add_argument("--target", required=True, help="torchscript, onnx, coreml or executorch")
-    p.add_argument(
-        "--model", default=DEFAULT_MODEL, help=f"registered model name (default {DEFAULT_MODEL})"
-    )
-    p.add_argument("--weights", help="checkpoint path (default: the model's registered weights)")
+    add_model(p, default=DEFAULT_MODEL, help=f"registered model name (default {DEFAULT_MODEL})")
+    add_weights(p)
     p.add_argument(
         "--precision", help="fp32, fp16 or int8 (default: the target's own; fp16 for coreml)"
     )
@@ -55,14 +61,10 @@ def add_arguments(p):
     q.add_argument(
         "--num-images", type=count(1), default=128, help="calibration images (default 128)"
     )
-    q.add_argument("--observer", choices=["histogram", "minmax"], default="histogram")
+    add_observer(q)
     # not argparse choices: an unknown format is the library's typed error,
     # one line naming the valid ones
-    q.add_argument(
-        "--int8-format",
-        help=f"int8 file format, for targets that offer several ({int8_formats_help()}; "
-        "see `ssdmobile targets`)",
-    )
+    add_int8_format(q)
     g = p.add_argument_group("golden data for the apps' on-device drift check")
     g.add_argument(
         "--golden",

@@ -1,8 +1,8 @@
 """`ssdmobile fuse`: fold BatchNorm into the convs, check it on real images, time it."""
 
-from ..fileio import atomic_write
+from ..fileio import atomic_write_bytes
 from ..table import print_table
-from ._args import count, existing_dir, output_file
+from ._args import add_model, add_threads, add_weights, count, existing_dir, output_file
 
 NAME = "fuse"
 HELP = (
@@ -12,8 +12,8 @@ HELP = (
 
 
 def add_arguments(p):
-    p.add_argument("--model", required=True, help="registered model name (see `ssdmobile models`)")
-    p.add_argument("--weights", help="checkpoint path (default: the model's registered weights)")
+    add_model(p, required=True)
+    add_weights(p)
     p.add_argument(
         "--data",
         type=existing_dir,
@@ -21,7 +21,7 @@ def add_arguments(p):
     )
     p.add_argument("--split", default="val2017")
     p.add_argument("--num-images", type=count(1), default=8)
-    p.add_argument("--threads", type=count(1), default=2)
+    add_threads(p)
     p.add_argument(
         "--runs", type=count(0), default=20, help="timed runs for the eager latency (0: skip)"
     )
@@ -82,5 +82,5 @@ def run(args):
         print(f"speed-up {t0.median_ms / t1.median_ms:.2f}x")
     if args.out:
         out = args.out
-        atomic_write(out, lambda tmp: torch.save(fused.core.state_dict(), tmp))
+        atomic_write_bytes(out, lambda buffer: torch.save(fused.core.state_dict(), buffer))
         print(f"wrote {out}")

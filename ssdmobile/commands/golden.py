@@ -1,7 +1,7 @@
 from pathlib import Path
 
 from ..errors import DatasetError, WeightsError
-from ._args import count, existing_dir, number, output_dir
+from ._args import add_model, add_weights, count, existing_dir, number, output_dir
 
 NAME = "golden"
 HELP = (
@@ -13,11 +13,9 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
 
 
 def add_arguments(p):
-    p.add_argument("--model", required=True, help="registered model name (see `ssdmobile models`)")
+    add_model(p, required=True)
     w = p.add_mutually_exclusive_group()
-    w.add_argument(
-        "--weights", help="checkpoint path, or 'default' for the model's registered weights"
-    )
+    add_weights(w, help="checkpoint path, or 'default' for the model's registered weights")
     w.add_argument(
         "--random-seed",
         type=int,

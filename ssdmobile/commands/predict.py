@@ -4,7 +4,7 @@ import logging
 from pathlib import Path
 
 from ..errors import SSDMobileError
-from ._args import count, existing_path, number, output_dir
+from ._args import add_model, add_threads, add_weights, existing_path, number, output_dir
 
 NAME = "predict"
 HELP = (
@@ -23,14 +23,12 @@ def add_arguments(p):
         metavar="IMAGE_OR_DIR",
         help="image files, or folders whose images are all drawn",
     )
-    p.add_argument(
-        "--model",
+    add_model(
+        p,
         help=f"registered model name (default: the artifact's model with --compare, "
         f"else {DEFAULT_MODEL})",
     )
-    p.add_argument(
-        "--weights", help="checkpoint for the float model (default: the model's registered weights)"
-    )
+    add_weights(p, help="checkpoint for the float model (default: the model's registered weights)")
     p.add_argument(
         "--artifact", type=existing_path, help="an exported artifact, run in its own runtime"
     )
@@ -53,7 +51,7 @@ def add_arguments(p):
         help="--compare: a float and an artifact box of the same class are the same box at this "
         "IoU (default 0.5)",
     )
-    p.add_argument("--threads", type=count(1), default=2)
+    add_threads(p)
     p.add_argument(
         "--out",
         default="runs/predict",

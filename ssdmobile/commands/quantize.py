@@ -6,7 +6,17 @@ import time
 from ..quant import Calibration
 from ..table import print_table
 from ..targets import TARGETS, check_export, int8_formats_for
-from ._args import count, existing_dir, int8_formats_help, output_dir
+from ._args import (
+    add_classes,
+    add_int8_format,
+    add_model,
+    add_no_progress,
+    add_observer,
+    add_weights,
+    count,
+    existing_dir,
+    output_dir,
+)
 
 NAME = "quantize"
 HELP = (
@@ -17,8 +27,8 @@ INT8_TARGETS = [t.name for t in TARGETS.values() if t.int8]
 
 
 def add_arguments(p):
-    p.add_argument("--model", required=True, help="registered model name (see `ssdmobile models`)")
-    p.add_argument("--weights", help="checkpoint path (default: the model's registered weights)")
+    add_model(p, required=True)
+    add_weights(p)
     p.add_argument(
         "--calib-data",
         required=True,
@@ -32,22 +42,14 @@ def add_arguments(p):
         "--num-images", type=count(1), default=128, help="calibration images (default 128)"
     )
     p.add_argument("--target", nargs="+", default=["executorch"], choices=INT8_TARGETS)
-    p.add_argument(
-        "--observer",
-        default="histogram",
-        choices=("histogram", "minmax"),
-        help="activation range: histogram (L2-optimal clipping; onnx: percentile 99.999) or minmax",
-    )
+    add_observer(p)
     p.add_argument(
         "--float-modules",
         nargs="*",
         default=[],
         help="module names kept in float (e.g. from `ssdmobile sensitivity`)",
     )
-    p.add_argument(
-        "--int8-format",
-        help=f"int8 file format for the targets that offer several ({int8_formats_help()})",
-    )
+    add_int8_format(p)
     p.add_argument("--nms", action="store_true", help="NMS in the graph")
     p.add_argument("--out", default="artifacts", type=output_dir, help="output directory")
     p.add_argument(
@@ -57,10 +59,8 @@ def add_arguments(p):
         "on this COCO-format dataset",
     )
     p.add_argument("--eval-split", default="val2017")
-    p.add_argument(
-        "--classes", nargs="+", help="classes to evaluate (default: all the model predicts)"
-    )
-    p.add_argument("--no-progress", action="store_true")
+    add_classes(p)
+    add_no_progress(p)
 
 
 def run(args):

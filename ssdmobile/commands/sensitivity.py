@@ -8,7 +8,16 @@ from ..fileio import write_json_atomic
 from ..quant import Calibration
 from ..table import print_table
 from ..targets import TARGETS
-from ._args import count, existing_dir, output_dir
+from ._args import (
+    add_classes,
+    add_model,
+    add_no_progress,
+    add_observer,
+    add_weights,
+    count,
+    existing_dir,
+    output_dir,
+)
 
 NAME = "sensitivity"
 FALLBACK_TARGETS = [t.name for t in TARGETS.values() if t.int8 and t.int8.float_fallback]
@@ -19,8 +28,8 @@ HELP = (
 
 
 def add_arguments(p):
-    p.add_argument("--model", required=True)
-    p.add_argument("--weights")
+    add_model(p, required=True)
+    add_weights(p)
     p.add_argument(
         "--calib-data",
         required=True,
@@ -50,7 +59,7 @@ def add_arguments(p):
         default=128,
         help="calibration images for the --float-fallback export",
     )
-    p.add_argument("--observer", default="histogram", choices=("histogram", "minmax"))
+    add_observer(p)
     p.add_argument("--out", default="artifacts", type=output_dir)
     p.add_argument(
         "--eval-data",
@@ -58,8 +67,8 @@ def add_arguments(p):
         help="evaluate the fallback artifacts on this dataset (AP, latency)",
     )
     p.add_argument("--eval-split", default="val2017")
-    p.add_argument("--classes", nargs="+")
-    p.add_argument("--no-progress", action="store_true")
+    add_classes(p)
+    add_no_progress(p)
 
 
 def run(args):

@@ -6,6 +6,13 @@ from pathlib import Path
 
 from ..quant import Calibration
 from ._args import (
+    add_classes,
+    add_max_images,
+    add_model,
+    add_no_progress,
+    add_observer,
+    add_threads,
+    add_weights,
     count,
     existing_dir,
     existing_path,
@@ -23,14 +30,12 @@ HELP = (
 
 
 def add_arguments(p):
-    p.add_argument("--model", default="ssdlite_mobilenet_v2_person")
-    p.add_argument("--weights", help="checkpoint path (default: the model's registered weights)")
+    add_model(p, default="ssdlite_mobilenet_v2_person")
+    add_weights(p)
     p.add_argument("--data", required=True, type=existing_dir, help="COCO-format dataset root")
     p.add_argument("--split", default="val2017")
-    p.add_argument("--max-images", type=count(1), help="only the first N images")
-    p.add_argument(
-        "--classes", nargs="+", help="class names for AP (default: all the model predicts)"
-    )
+    add_max_images(p)
+    add_classes(p)
     p.add_argument(
         "--targets",
         nargs="*",
@@ -63,7 +68,7 @@ def add_arguments(p):
         type=number(0.0),
         help="exit 1 when an artifact's |ΔAP| exceeds this (a CI gate)",
     )
-    p.add_argument("--threads", type=count(1), default=2)
+    add_threads(p)
     p.add_argument(
         "--runs", type=count(50), default=50, help="timed runs per artifact (at least 50)"
     )
@@ -88,11 +93,11 @@ def add_arguments(p):
         help="also write the table as a results file (numbers, machine, command) for the docs, "
         "e.g. docs/results/main_job.json (see `ssdmobile docs`)",
     )
-    p.add_argument("--no-progress", action="store_true")
+    add_no_progress(p)
     q = p.add_argument_group("int8 calibration (images of --data, another split than --split)")
     q.add_argument("--calib-split", default="train2017")
     q.add_argument("--calib-images", type=count(1), default=128)
-    q.add_argument("--observer", choices=["histogram", "minmax"], default="histogram")
+    add_observer(q)
     q.add_argument(
         "--int8-formats",
         nargs="+",

@@ -20,6 +20,10 @@ SCHEME = {
 }
 
 
+# activation range choices of every calibrated int8 method
+OBSERVERS = ("histogram", "minmax")
+
+
 @dataclass(frozen=True)
 class Calibration:
     """Where int8 activation ranges are calibrated: `num_images` images of `split` of the

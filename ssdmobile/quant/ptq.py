@@ -25,10 +25,7 @@ from tqdm import tqdm
 
 from ..data import open_dataset
 from ..errors import QuantizationError
-from . import SCHEME, Calibration
-
-OBSERVERS = ("histogram", "minmax")
-
+from . import OBSERVERS, SCHEME, Calibration
 
 # -- calibration data ---------------------------------------------------------------------------
 
