@@ -9,7 +9,7 @@ Timed on one image: of the --images val2017 images, the one with the median numb
 above the score threshold (a typical image for NMS, printed), batch 1.
 
 No trained MobileNetV3 weights are reachable offline: without --mbv3-weights its checkpoint is
-randomized with realistic BatchNorm statistics (models.weights.realistic_random_ on train2017
+randomized with realistic BatchNorm statistics (random_checkpoints.realistic_random_ on train2017
 images), then its last classification convs set so background dominates as in a trained model
 (bench_nms.trained_like_ fitted on the same train2017 images to the real person detector's share
 of anchors above each score threshold; the share on the val2017 images is printed), so its rows
@@ -33,7 +33,6 @@ from ssdmobile.bench import machine_info, measure_interleaved
 from ssdmobile.data import open_dataset
 from ssdmobile.fileio import size_bytes
 from ssdmobile.models import create_model
-from ssdmobile.models.weights import realistic_random_
 from ssdmobile.quant.ptq import Calibration
 from ssdmobile.quant.sensitivity import sqnr_db
 from ssdmobile.table import print_table
@@ -42,6 +41,7 @@ from ssdmobile.targets.pipeline import export
 
 from _shared import COCO128, PERSON_GRAPH
 from bench_nms import trained_like_
+from random_checkpoints import realistic_random_
 
 TARGETS = ("executorch", "onnx", "torchscript")
 

@@ -8,7 +8,7 @@ val2017 images.
                                          [--val-images 8] [--latency]
 
 No trained MobileNetV3 weights exist here: every MobileNetV3 checkpoint is random with realistic
-BatchNorm statistics and data-aligned filters (ssdmobile.models.weights.realistic_random_, seed 0,
+BatchNorm statistics and data-aligned filters (random_checkpoints.realistic_random_, seed 0,
 the first 8 train2017 images, disjoint from the calibration images that follow them), so only
 agreement with float is measured, never AP. "person" is the real trained TF person detector, as a
 reference for what trained weights give. --latency adds the lite interpreter fp32 vs int8 and
@@ -26,7 +26,6 @@ from torchvision.ops import box_iou
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from ssdmobile.data import open_dataset
 from ssdmobile.models import create_model
-from ssdmobile.models.weights import realistic_random_
 from ssdmobile.quant.eager import quantize_detector_eager
 from ssdmobile.quant.ptq import calibration_inputs, quantize_detector_pt2e
 from ssdmobile.quant.sensitivity import sqnr_db
@@ -35,6 +34,7 @@ from ssdmobile.targets.artifacts import load_predictor, load_runner
 from ssdmobile.targets.pipeline import export, export_quantized
 
 from conftest import COCO128, PERSON_GRAPH
+from random_checkpoints import realistic_random_
 
 CONFIGS = {
     "large": ("ssdlite320_mobilenet_v3_large", {}),

@@ -11,8 +11,8 @@ images; higher is closer) and file size.
 Models: the real person detector (ssdlite_mobilenet_v2_person, its TF weights) and
 ssdlite320_mobilenet_v3_large with RANDOM weights (none trained exist here): --v3-weights takes a
 checkpoint (benchmarks/make_random_checkpoint.py writes one with realistic BatchNorm statistics);
-without it the checkpoint is made here, with realistic_random_ where ssdmobile has it, else plain
-randomize_ (whose random BatchNorm statistics make SQNR meaningless: the table says which). Latency
+without it the checkpoint is made here (random_checkpoints.realistic_random_, whose activations
+and int8 behaviour look like a trained network's). Latency
 does not depend on the weights' values; SQNR on random weights says how formats compare, not how a
 trained model would fare.
 
@@ -33,7 +33,7 @@ import torch
 
 from ssdmobile.bench import machine_info, measure_interleaved
 from ssdmobile.fileio import size_bytes
-from ssdmobile.models import create_model, weights as weights_module
+from ssdmobile.models import create_model
 from ssdmobile.quant.onnx_int8 import DEFAULT_FORMAT, FORMATS, quantize_onnx_file
 from ssdmobile.quant.ptq import Calibration, calibration_inputs, calibration_set
 from ssdmobile.runtime import onnx as onnx_runtime
@@ -42,11 +42,9 @@ from ssdmobile.table import print_table
 from ssdmobile.targets.pipeline import export
 
 from _shared import COCO128, PERSON_GRAPH
+from random_checkpoints import realistic_random_
 
 MODELS = {"person": "ssdlite_mobilenet_v2_person", "v3": "ssdlite320_mobilenet_v3_large"}
-# realistic_random_ lands with the MobileNetV3 int8 work; until then fall
-# back to randomize_ (and say so)
-REALISTIC = getattr(weights_module, "realistic_random_", None)
 
 
 def load_model(key: str, v3_weights: str | None):
@@ -55,11 +53,8 @@ def load_model(key: str, v3_weights: str | None):
     if v3_weights:
         return create_model(MODELS[key], weights=v3_weights), f"RANDOM ({v3_weights})"
     det = create_model(MODELS[key], None)
-    if REALISTIC is not None:
-        REALISTIC(det, calibration_inputs(det, str(COCO128), "train2017", 8), seed=0)
-        return det, "RANDOM (realistic_random_, seed 0)"
-    weights_module.randomize_(det.core, 0)
-    return det, "RANDOM (randomize_, seed 0: random BatchNorm statistics, SQNR not meaningful)"
+    realistic_random_(det, calibration_inputs(det, str(COCO128), "train2017", 8), seed=0)
+    return det, "RANDOM (realistic_random_, seed 0)"
 
 
 def sqnr_db(ref: list[np.ndarray], got: list[np.ndarray]) -> float:

@@ -1,5 +1,5 @@
 """Write a randomized checkpoint with realistic BatchNorm statistics and data-aligned filters
-(ssdmobile.models.weights.realistic_random_) for a model with no trained weights here, e.g. to
+(random_checkpoints.realistic_random_) for a model with no trained weights here, e.g. to
 pass as --weights to `ssdmobile sensitivity`, `quantize`, `export` or `validate`:
 
     python benchmarks/make_random_checkpoint.py --model ssdlite320_mobilenet_v3_large \
@@ -18,11 +18,11 @@ from pathlib import Path
 import torch
 
 from ssdmobile.models import create_model
-from ssdmobile.models.weights import realistic_random_
 from ssdmobile.quant.ptq import calibration_inputs
 
 from _shared import COCO128
 from bench_nms import trained_like_
+from random_checkpoints import realistic_random_
 
 
 def main():

@@ -9,9 +9,9 @@ from ssdmobile.data import CocoDataset
 from ssdmobile.models import create_model, get_entry
 from ssdmobile.models.dssd import DeconvModule, PredictionModule
 from ssdmobile.models.ssd_resnet50 import default_boxes
-from ssdmobile.models.weights import reestimate_batchnorm_
 
 from conftest import COCO128, randomize_
+from random_checkpoints import reestimate_batchnorm_
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,7 @@
 parameter counts, BatchNorm fusion (exact in float64), sensitivity units, eager qnnpack int8
 (TorchScript's), every target's export with and without NMS (slow), and their QAT recipes.
 Randomized weights with BatchNorm statistics re-estimated on real train2017 images: no trained
-checkpoints are reachable offline (ssdmobile.models.weights.reestimate_batchnorm_)."""
+checkpoints are reachable offline (benchmarks/random_checkpoints.reestimate_batchnorm_)."""
 
 import copy
 
@@ -15,7 +15,6 @@ from ssdmobile.data import CocoDataset
 from ssdmobile.errors import QuantizationError
 from ssdmobile.fuse import count_batchnorms, fuse_detector
 from ssdmobile.models import create_model, list_models
-from ssdmobile.models.weights import reestimate_batchnorm_
 from ssdmobile.quant import eager_family
 from ssdmobile.quant.ptq import Calibration
 from ssdmobile.quant.sensitivity import quant_units, rank_layers, sqnr_db
@@ -24,6 +23,7 @@ from ssdmobile.targets.artifacts import load_runner
 from ssdmobile.targets.pipeline import export
 
 from conftest import COCO128, REPO, randomize_
+from random_checkpoints import reestimate_batchnorm_
 
 NEW = ["ssd300_vgg16", "ssd300_resnet50_v1_1", "dssd320_resnet50"]
 _cache = {}

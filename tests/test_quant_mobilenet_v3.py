@@ -11,7 +11,6 @@ from torchvision.ops import box_iou
 
 from ssdmobile.data import CocoDataset
 from ssdmobile.models import create_model
-from ssdmobile.models.weights import realistic_random_
 from ssdmobile.quant.eager import quantize_core_eager, quantize_detector_eager
 from ssdmobile.quant.ptq import (
     Calibration,
@@ -25,6 +24,7 @@ from ssdmobile.targets.artifacts import load_predictor, load_runner
 from ssdmobile.targets.pipeline import export, export_quantized
 
 from conftest import COCO128
+from random_checkpoints import realistic_random_
 
 BN_IMAGES, CALIB_IMAGES = 8, 4
 # calibration here is min-max: the histogram observers (the default) take minutes in eager mode

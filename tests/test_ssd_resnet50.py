@@ -15,9 +15,9 @@ from ssdmobile.data import CocoDataset
 from ssdmobile.errors import WeightsError
 from ssdmobile.models import create_model, get_entry
 from ssdmobile.models.ssd_resnet50 import COCO_80_CLASSES
-from ssdmobile.models.weights import reestimate_batchnorm_
 
 from conftest import COCO128, randomize_
+from random_checkpoints import reestimate_batchnorm_
 
 
 @pytest.fixture(scope="module")
