@@ -3,6 +3,7 @@ source's fetcher (a URL with a known sha256, or a custom fetch such as a package
 
 from __future__ import annotations
 
+import logging
 import os
 import pickle
 import zipfile
@@ -14,6 +15,8 @@ import torch
 
 from ..errors import WeightsError
 from ..fileio import sha256_file
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -164,14 +167,25 @@ def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     return obj
 
 
+DETECTOR_PREFIX = "core."  # a Detector's state_dict: its core's keys under `core.`
+
+
 def load_into(model: torch.nn.Module, state_dict: dict, source: str) -> None:
     """load_state_dict(strict) with one clear line for the usual mismatches. `model` is what the
-    checkpoint holds: a detector's core (checkpoints keep the architecture's own keys). A core whose
-    publisher saves another layout (NVIDIA's "module." prefixes) translates
-    it in `adapt_checkpoint`."""
+    checkpoint holds: a detector's core (checkpoints keep the architecture's own keys). A whole
+    Detector's state_dict (`torch.save(create_model(name).state_dict(), p)`: every key under
+    "core.") loads the same, said in one info line. A core whose publisher saves another layout
+    (NVIDIA's "module." prefixes) translates it in `adapt_checkpoint`."""
+    own = model.state_dict()
+    if (
+        state_dict
+        and all(k.startswith(DETECTOR_PREFIX) for k in state_dict)
+        and not all(k.startswith(DETECTOR_PREFIX) for k in own)
+    ):
+        state_dict = {k[len(DETECTOR_PREFIX) :]: v for k, v in state_dict.items()}
+        log.info(f"{source}: a detector's state_dict; loading its {DETECTOR_PREFIX!r} keys")
     if hasattr(model, "adapt_checkpoint"):
         state_dict = model.adapt_checkpoint(state_dict)
-    own = model.state_dict()
     missing = [k for k in own if k not in state_dict]
     unexpected = [k for k in state_dict if k not in own]
     if missing or unexpected:
