@@ -117,9 +117,14 @@ def main(argv: list[str] | None = None) -> int:
         try:
             code = int(args._run(args) or 0)
             _Interrupts.check()
-        except SSDMobileError as e:
+        except (SSDMobileError, OSError) as e:
             _Interrupts.check()
-            print(f"ssdmobile {args.command}: error: {e}", file=sys.stderr)
+            # a write the machine refused (full disk, read-only, permission) outside ssdmobile's
+            # atomic writers, which already say it naming the file: the same one line
+            message = e if isinstance(e, SSDMobileError) else fileio.write_fault(e, None)
+            if message is None:
+                raise
+            print(f"ssdmobile {args.command}: error: {message}", file=sys.stderr)
             code = 2
         return code
     except Exception:

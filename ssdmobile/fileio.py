@@ -5,7 +5,9 @@ hashes."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -20,6 +22,52 @@ class OutputPathError(SSDMobileError):
     """An output path cannot be written (not a directory, under a file, no permission...)."""
 
 
+# What the machine, not the user, does to a write: the one place these errnos become a sentence
+# (the atomic writers below raise it naming the final path; cli.py says any other such OSError the
+# same way, naming the file the OS names)
+WRITE_FAULTS = {
+    errno.ENOSPC: "no space left on the device",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EROFS: "the file system is read-only",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+    errno.EFBIG: "file too large for the file system",
+}
+
+
+class WriteFault(OutputPathError):
+    """Writing an output failed because of the machine: disk full, quota, read-only file system,
+    permission lost mid-run. Nothing incomplete is left under the final name."""
+
+
+def write_fault(e: BaseException, path: str | os.PathLike | None) -> WriteFault | None:
+    """The one-line error for an OSError that is one of WRITE_FAULTS (None for anything else)."""
+    if not isinstance(e, OSError) or e.errno not in WRITE_FAULTS:
+        return None
+    where = path if path is not None else (e.filename or "the output")
+    return WriteFault(f"cannot write {where}: {WRITE_FAULTS[e.errno]} ({errno.errorcode[e.errno]})")
+
+
+def discard(tmp: str | os.PathLike) -> None:
+    """Remove a temporary after a failure; where that fails too (a read-only file system) the
+    first error is the one to tell."""
+    with contextlib.suppress(OSError):
+        remove_path(Path(tmp))
+
+
+def fsync_path(path: str | os.PathLike) -> None:
+    """Flush a written file (or a directory's entries) to the disk: an atomic rename is only as
+    durable as what it renames."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    except OSError as e:  # a file system that cannot sync (some network and FUSE mounts)
+        if e.errno not in (errno.EINVAL, errno.ENOTSUP):
+            raise
+    finally:
+        os.close(fd)
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
@@ -30,18 +78,37 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], object]) -> Pat
     """write(tmp_path) fills a temporary file (same suffix as `path`, so format-sniffing writers
     such as matplotlib's savefig work), which then replaces `path`; on any failure it is removed."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(
-        dir=path.parent, prefix=f".{path.name}.", suffix=f".part{path.suffix}"
-    )
+    try:
+        fd, tmp = tempfile.mkstemp(
+            dir=path.parent, prefix=f".{path.name}.", suffix=f".part{path.suffix}"
+        )
+    except OSError as e:
+        raise (write_fault(e, path) or e) from None
     os.close(fd)
     try:
         write(tmp)
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; results are as readable as any file
+        fsync_path(tmp)
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        fsync_path(path.parent)
+    except BaseException as e:
+        discard(tmp)
+        fault = write_fault(e, path)
+        if fault is not None:
+            raise fault from None
         raise
     return path
+
+
+def atomic_write_bytes(path: str | os.PathLike, save: Callable[[io.BytesIO], object]) -> Path:
+    """save(buffer) serializes into memory, then the bytes are written atomically. For torch.save
+    and torch.jit.save: torch's own file writer (PyTorchStreamWriter) aborts the whole process when
+    a write fails (a full disk: "unexpected pos ... vs ...", then std::terminate, the temporary
+    left behind), so torch never writes to a file itself."""
+    buffer = io.BytesIO()
+    save(buffer)
+    data = buffer.getbuffer()
+    return atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
 
 
 def remove_path(path: Path) -> None:
@@ -72,13 +139,19 @@ def atomic_directory(final: str | os.PathLike):
     on any failure it is removed: a crash never leaves a half-filled folder under the final name."""
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".part", dir=final.parent))
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".part", dir=final.parent))
+    except OSError as e:
+        raise (write_fault(e, final) or e) from None
     try:
         yield tmp
         os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700
         replace_path(tmp, final)
-    except BaseException:
-        remove_path(tmp)
+    except BaseException as e:
+        discard(tmp)
+        fault = write_fault(e, final)
+        if fault is not None:
+            raise fault from None
         raise
 
 

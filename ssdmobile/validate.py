@@ -26,7 +26,7 @@ from .data import open_dataset, refuse_shared_images
 from .errors import PrecisionNotAvailable, SSDMobileError
 from .evaluate import coco_eval
 from .export import Artifact
-from .fileio import sha256_file, size_bytes
+from .fileio import WriteFault, sha256_file, size_bytes
 from .quant import Calibration
 from .runtime import Predictor, check_sidecar
 from .sidecar import Latency, Metrics, load_sidecar, sidecar_path, write_sidecar
@@ -293,6 +293,8 @@ def _guarded(row: Row, max_drift: float | None):
     t0 = time.perf_counter()
     try:
         yield
+    except WriteFault:  # the disk, not the artifact: every other row and the report would fail too
+        raise
     except SSDMobileError as e:
         row.status = f"failed: {e}"
     except Exception as e:  # a runtime crash on one artifact must not hide the others

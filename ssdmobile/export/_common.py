@@ -14,9 +14,11 @@ from torch import Tensor, nn
 
 from ..errors import ExportError
 from ..fileio import (
-    remove_path,
+    discard,
+    fsync_path,
     replace_path,
     sha256_file as artifact_sha256,  # files and .mlpackage directories
+    write_fault,
 )
 from ..ops.boxes import class_scores, decode_boxes
 from ..sidecar import build_sidecar, sidecar_path, write_sidecar
@@ -73,9 +75,12 @@ def atomic_output(final: Path):
     that check the extension are happy). On success the artifact replaces `final`, then its sidecar
     is written; on any error the temporary is removed. A crash never leaves a half written file or
     directory under the final name."""
-    fd, tmp = tempfile.mkstemp(
-        prefix=f".{final.stem}.", suffix=f".tmp{final.suffix}", dir=final.parent
-    )
+    try:
+        fd, tmp = tempfile.mkstemp(
+            prefix=f".{final.stem}.", suffix=f".tmp{final.suffix}", dir=final.parent
+        )
+    except OSError as e:
+        raise (write_fault(e, final) or e) from None
     os.close(fd)
     pending = Pending(Path(tmp))
     pending.path.unlink()  # writers create it themselves (a file, or a directory for .mlpackage)
@@ -84,15 +89,20 @@ def atomic_output(final: Path):
         tmp = pending.path
         if not tmp.exists():
             raise ExportError(f"exporter wrote nothing for {final.name}")
+        if tmp.is_file():
+            fsync_path(tmp)
         replace_path(tmp, final)
-    except BaseException:
-        remove_path(pending.path)
+    except BaseException as e:
+        discard(pending.path)
+        fault = write_fault(e, final)  # a full disk, a folder gone read-only: one line
+        if fault is not None:
+            raise fault from None
         raise
     if pending.sidecar is not None:
         try:
             write_sidecar(sidecar_path(final), pending.sidecar)
         except BaseException:
-            remove_path(final)
+            discard(final)  # an artifact without its sidecar is not complete
             raise
 
 

@@ -5,6 +5,8 @@ detection NMS op that the lite interpreter runs on every platform)."""
 
 from __future__ import annotations
 
+import io
+
 import torch
 
 from ._common import (
@@ -39,16 +41,24 @@ def export(detector, req: ExportRequest) -> list[Artifact]:
         outputs=declared_outputs(detector, req.nms),
     )
     written = []
-    for final, runtime, save in (
-        (req.out_dir / f"{stem}{SUFFIX}", RUNTIME, traced.save),
+    # serialized in memory, written by Python: torch's file writer aborts the process on a full
+    # disk (see fileio.atomic_write_bytes), Python's write raises an error ssdmobile can tell
+    for final, runtime, serialize in (
+        (req.out_dir / f"{stem}{SUFFIX}", RUNTIME, lambda: _jit_bytes(traced)),
         (
             req.out_dir / f"{stem}_lite{LITE_SUFFIX}",
             LITE_RUNTIME,
-            traced._save_for_lite_interpreter,
+            traced._save_to_buffer_for_lite_interpreter,
         ),
     ):
         with atomic_output(final) as pending:
-            save(str(pending.path))
+            pending.path.write_bytes(serialize())
             make_sidecar(detector, pending, final, req, **common, extra={"runtime": runtime})
         written.append(Artifact(final, TARGET, req.precision, req.nms, runtime))
     return written
+
+
+def _jit_bytes(module) -> bytes:
+    buffer = io.BytesIO()
+    torch.jit.save(module, buffer)
+    return buffer.getvalue()
