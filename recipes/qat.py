@@ -114,6 +114,9 @@ class QATConfig:
     optimizer: dict[str, Any] = field(
         default_factory=lambda: {"_component_": "torch.optim.Adam", "lr": 1e-5}
     )
+    # a learning-rate scheduler stepped once per step, e.g. {_component_:
+    # torch.optim.lr_scheduler.CosineAnnealingLR, T_max: 100}; null: constant rate
+    scheduler: dict[str, Any] | None = None
     loss: dict[str, Any] = field(
         default_factory=lambda: {"_component_": "ssdmobile.training.loss.DetectionLoss"}
     )
@@ -165,6 +168,8 @@ def check(cfg: QATConfig) -> None:
                 f"{', '.join(n for n, x in TARGETS.items() if x.int8 and x.int8.calibrated)}",
             )
     check_component(cfg.optimizer, "optimizer", provided=["params"])
+    if cfg.scheduler is not None:
+        check_component(cfg.scheduler, "scheduler", provided=["optimizer"])
     check_component(cfg.loss, "loss", provided=["anchors", "box_coder", "score"])
 
 
@@ -194,6 +199,7 @@ def main(cfg: QATConfig) -> dict:
     optimizer = instantiate(
         cfg.optimizer, [p for p in prepared.parameters() if p.requires_grad], where="optimizer"
     )
+    scheduler = instantiate(cfg.scheduler, optimizer, where="scheduler") if cfg.scheduler else None
     spec = teacher.spec
     loss_fn = instantiate(
         cfg.loss,
@@ -207,13 +213,15 @@ def main(cfg: QATConfig) -> dict:
     # 2. start: resume, or calibrate the ranges as PTQ does (step 0 = the PTQ model)
     start, last = 0, out / "last.pt"
     if cfg.train.resume and last.is_file():
-        start = load_checkpoint(last, prepared, optimizer, rng, rank)
+        start = load_checkpoint(last, prepared, optimizer, rng, rank, scheduler)
         log(f"resumed from {last} at step {start}")
     elif cfg.quant.calibrate_images:
         n = min(cfg.quant.calibrate_images, len(samples))
         calibrate_ranges(prepared, [teacher.preprocess([img]) for img, _ in samples[:n]], rank == 0)
         log(f"quantization ranges calibrated on {n} {cfg.data.split} images ({cfg.quant.observer})")
-        save_checkpoint(out, prepared, optimizer, 0, rng, teacher.core, config_json, rank, world)
+        save_checkpoint(
+            out, prepared, optimizer, 0, rng, teacher.core, config_json, rank, world, scheduler
+        )
     model = nn.parallel.DistributedDataParallel(prepared) if world > 1 else prepared
 
     # 3. fine-tune
@@ -240,6 +248,8 @@ def main(cfg: QATConfig) -> dict:
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
         done = step + 1
         if done % cfg.train.log_every == 0 or done in (cfg.train.steps, start + 1):
             rate = (time.perf_counter() - t0) / (done - start)
@@ -253,7 +263,16 @@ def main(cfg: QATConfig) -> dict:
             )
         if done % cfg.train.checkpoint_every == 0 or done == cfg.train.steps:
             save_checkpoint(
-                out, prepared, optimizer, done, rng, teacher.core, config_json, rank, world
+                out,
+                prepared,
+                optimizer,
+                done,
+                rng,
+                teacher.core,
+                config_json,
+                rank,
+                world,
+                scheduler,
             )
     sha = weights_sha256(prepared)
     (out / f"rank{rank}.sha256").write_text(sha + "\n")

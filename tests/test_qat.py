@@ -221,3 +221,101 @@ def test_prepared_qat_model_is_the_float_model():
             assert torch.allclose(back[k], v, rtol=1e-6, atol=1e-7), k
     # the caller's model is not touched
     assert {m.eps for m in det.core.modules() if isinstance(m, torch.nn.BatchNorm2d)} == {1e-3}
+
+
+def _train_command(out, steps=6):
+    """A tiny QAT run (random SSDlite320 MobileNetV3 Small, 4 images, batches of 2, a StepLR
+    scheduler), checkpointed every 2 steps, every step logged (about 2 s a step here)."""
+    return [
+        sys.executable,
+        "-m",
+        "ssdmobile",
+        "train",
+        "--recipe",
+        str(RECIPE),
+        "model.name=ssdlite320_mobilenet_v3_small",
+        "model.weights=null",
+        f"data.root={COCO128}",
+        "data.num_images=4",
+        "data.batch_size=2",
+        f"train.steps={steps}",
+        "train.log_every=1",
+        "train.checkpoint_every=2",
+        "train.threads=1",
+        "quant.calibrate_images=2",
+        # min/max ranges that go on updating (the histogram observer crawls on a random model's
+        # activations), the SSD loss on the labels and a high rate: every step changes the weights
+        "quant.observer=minmax",
+        "quant.freeze_observers_after=null",
+        "loss.ssd_weight=1.0",
+        "optimizer.lr=0.01",
+        "scheduler={_component_: torch.optim.lr_scheduler.StepLR, step_size: 2, gamma: 0.5}",
+        "export=[]",
+        "eval.data=null",
+        f"out_dir={out}",
+    ]
+
+
+def _step_lines(stdout: str) -> dict[int, str]:
+    """{step: its log line without the timing}: loss and its parts, BatchNorm mode."""
+    lines = {}
+    for line in stdout.splitlines():
+        if line.startswith("step "):
+            lines[int(line.split()[1].split("/")[0])] = line.split(" s/step")[0].rsplit("  ", 1)[0]
+    return lines
+
+
+@pytest.mark.slow
+def test_killed_training_resumes_to_the_same_weights(tmp_path):
+    """`ssdmobile train` killed with SIGKILL mid-run and started again with the same recipe goes on
+    from its last complete checkpoint (model, optimizer, scheduler, step, RNG states) and ends with
+    the very weights, losses and learning rate of a run that was never interrupted."""
+    import signal
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    whole = subprocess.run(
+        _train_command(tmp_path / "whole"),
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert whole.returncode == 0, whole.stderr[-3000:]
+
+    out = tmp_path / "killed"
+    proc = subprocess.Popen(
+        _train_command(out),
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    seen = []
+    for line in proc.stdout:  # step 3 is logged after the step-2 checkpoint, before step 4's
+        seen.append(line)
+        if line.startswith("step 3/6"):
+            proc.send_signal(signal.SIGKILL)
+            break
+    proc.wait(timeout=60)
+    proc.stdout.close(), proc.stderr.close()
+    assert proc.returncode == -signal.SIGKILL, "".join(seen)[-2000:]
+    killed_at = torch.load(out / "last.pt", weights_only=True)["step"]
+    assert 2 <= killed_at < 6
+    assert not (out / "rank0.sha256").exists()  # it did not finish
+
+    resumed = subprocess.run(
+        _train_command(out), cwd=REPO, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"resumed from {out / 'last.pt'} at step {killed_at}" in resumed.stdout
+    assert not list(out.glob(".*.part*"))  # no temporary left by the kill
+    # the same weights, bit for bit, and the same losses on the steps both runs took
+    assert (out / "rank0.sha256").read_text() == (tmp_path / "whole" / "rank0.sha256").read_text()
+    want, got = _step_lines(whole.stdout), _step_lines(resumed.stdout)
+    assert got[6] == want[6] and all(got[s] == want[s] for s in got), (want, got)
+    a = torch.load(tmp_path / "whole" / "last.pt", weights_only=True)
+    b = torch.load(out / "last.pt", weights_only=True)
+    assert a["step"] == b["step"] == 6
+    assert a["scheduler"] == b["scheduler"] and a["scheduler"]["_last_lr"] == [0.01 / 8]

@@ -12,6 +12,7 @@ import torch.distributed as dist
 from torch import nn
 
 from ..errors import SSDMobileError
+from ..fileio import atomic_write_bytes, discard
 from ..quant.qat import float_state_dict
 
 
@@ -56,39 +57,53 @@ def save_checkpoint(
     config: dict,
     rank: int,
     world: int,
+    scheduler=None,
 ) -> None:
-    """Rank 0 writes last.pt (the QAT model, optimizer, step, every rank's data RNG: resumable) and
-    float.pth (the trained float weights under the model's keys: PTQ of any target loads them),
-    each atomically. Every rank must call it (the RNG states are gathered)."""
-    states = [rng.getstate()]
+    """Rank 0 writes float.pth (the trained float weights under the model's keys: PTQ of any target
+    loads them), then last.pt (the QAT model, optimizer, learning-rate scheduler, step, every rank's
+    data and torch RNG: everything a resumed run needs to take the very steps an uninterrupted one
+    takes), each atomically (temporary file, fsync, rename: a run killed at any moment leaves the
+    previous complete checkpoint). Every rank must call it (the RNG states are gathered)."""
+    states = [(_listify(rng.getstate()), torch.get_rng_state())]
     if world > 1:
         states = [None] * world
-        dist.all_gather_object(states, rng.getstate())
+        dist.all_gather_object(states, (_listify(rng.getstate()), torch.get_rng_state()))
     if rank != 0:
         return
     ckpt = {
         "model": prepared.state_dict(),
         "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict() if scheduler is not None else None,
         "step": step,
-        "rng": [_listify(s) for s in states],
+        "rng": [s for s, _ in states],
+        "torch_rng": [t for _, t in states],
         "config": config,
     }
-    for name, obj in (("last.pt", ckpt), ("float.pth", float_state_dict(prepared, core))):
-        tmp = out / f".{name}.part"
-        torch.save(obj, tmp)
-        os.replace(tmp, out / name)
+    for name, obj in (("float.pth", float_state_dict(prepared, core)), ("last.pt", ckpt)):
+        atomic_write_bytes(out / name, lambda buffer, obj=obj: torch.save(obj, buffer))
 
 
-def load_checkpoint(path: Path, prepared, optimizer, rng: random.Random, rank: int) -> int:
-    """Restore a run from last.pt; -> the step to continue from."""
+def load_checkpoint(
+    path: Path, prepared, optimizer, rng: random.Random, rank: int, scheduler=None
+) -> int:
+    """Restore a run from last.pt; -> the step to continue from. The temporaries of a write that
+    was killed midway (SIGKILL, power loss) are removed."""
+    for stale in path.parent.glob(".*.part*"):
+        discard(stale)
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
         prepared.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
+        if (ckpt.get("scheduler") is None) != (scheduler is None):
+            raise ValueError("the checkpoint and the config disagree on having a scheduler")
+        if scheduler is not None:
+            scheduler.load_state_dict(ckpt["scheduler"])
     except (RuntimeError, KeyError, ValueError, OSError) as e:
         raise TrainingError(
             f"{path}: cannot resume from it ({str(e).splitlines()[0][:160]}); "
             "delete it or set resume=false"
         ) from None
     rng.setstate(_tuplify(ckpt["rng"][rank % len(ckpt["rng"])]))
+    if "torch_rng" in ckpt:
+        torch.set_rng_state(ckpt["torch_rng"][rank % len(ckpt["torch_rng"])])
     return int(ckpt["step"])
