@@ -17,7 +17,10 @@ from ._args import (
 )
 
 NAME = "eval"
-HELP = "COCO AP (pycocotools) of a model or an exported artifact on a COCO-format or VOC dataset"
+HELP = (
+    "COCO AP (pycocotools) of a model or an exported artifact on a COCO-format or VOC dataset; "
+    "images that cannot be decoded are refused up front, each named"
+)
 
 
 def add_arguments(p):
@@ -50,7 +53,7 @@ def add_arguments(p):
 
 
 def run(args):
-    from ..data import open_dataset
+    from ..data import open_dataset, refuse_undecodable
     from ..evaluate import evaluate_model
     from ..models import create_model, get_entry
     from ..targets.artifacts import evaluate_artifact
@@ -58,6 +61,8 @@ def run(args):
     if args.model:
         get_entry(args.model)  # an unknown name fails before any work
     dataset = open_dataset(args.data, args.split, args.max_images)
+    # AP is over every image of the split: an undecodable one is refused up front, all named
+    refuse_undecodable(map(dataset.path, dataset.image_ids), "AP is over every image of the split")
     t0 = time.perf_counter()
     if args.artifact:
         result = evaluate_artifact(

@@ -51,7 +51,8 @@ def add_arguments(p):
     q.add_argument(
         "--calib-data",
         type=existing_dir,
-        help="COCO-format dataset root whose images calibrate int8 activations",
+        help="COCO-format dataset root whose images calibrate int8 activations (an image that "
+        "cannot be decoded is refused up front, each named)",
     )
     q.add_argument(
         "--calib-split",

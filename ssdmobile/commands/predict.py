@@ -9,7 +9,8 @@ from ._args import add_model, add_threads, add_weights, existing_path, number, o
 NAME = "predict"
 HELP = (
     "draw the detections of a model or an exported artifact on images (PNG); --compare draws float "
-    "and artifact side by side, the boxes that differ highlighted"
+    "and artifact side by side, the boxes that differ highlighted. Images that cannot be decoded "
+    "are skipped with one warning naming them (refused when none can be)"
 )
 DEFAULT_MODEL = "ssdlite_mobilenet_v2_person"
 log = logging.getLogger(__name__)
@@ -74,7 +75,7 @@ def _check(args) -> None:
 def run(args):
     import torch
 
-    from ..data import image_files, load_image
+    from ..data import image_files, load_image, undecodable
     from ..models import create_model, get_entry
     from ..sidecar import load_sidecar
     from ..targets.artifacts import load_predictor
@@ -82,6 +83,13 @@ def run(args):
 
     _check(args)
     paths = image_files(args.images)
+    # each picture stands alone: the ones that decode are drawn, the others named once, up front
+    bad = undecodable(paths)
+    if len(bad) == len(paths):
+        raise SSDMobileError(f"no image can be decoded: {'; '.join(bad.values())}")
+    if bad:
+        log.warning(f"skipping {len(bad)} images that cannot be decoded: {'; '.join(bad.values())}")
+        paths = [p for p in paths if p not in bad]
     stems = [p.stem for p in paths]
     twice = sorted({s for s in stems if stems.count(s) > 1})
     if twice:
@@ -144,6 +152,10 @@ def run(args):
             what = f"{boxes(n)} >= {args.score_thresh:g}"
         save_png(picture, out)
         print(f"wrote {out}: {what}")
+    print(
+        f"drew {len(paths)} images into {args.out}"
+        + (f"; skipped {len(bad)} that cannot be decoded" if bad else "")
+    )
     return 0
 
 

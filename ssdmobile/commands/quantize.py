@@ -33,7 +33,8 @@ def add_arguments(p):
         "--calib-data",
         required=True,
         type=existing_dir,
-        help="COCO-format dataset root for calibration",
+        help="COCO-format dataset root for calibration (an image that cannot be decoded is "
+        "refused up front, each named)",
     )
     p.add_argument(
         "--split", default="train2017", help="calibration split (never the one you report AP on)"

@@ -98,6 +98,30 @@ def load_image(
     return torch.from_numpy(np.array(rgb, dtype=np.uint8)).permute(2, 0, 1).contiguous()
 
 
+def undecodable(paths) -> dict[Path, str]:
+    """{path: "path: why"} for each image `load_image` cannot decode (each is decoded once, fully:
+    a header check would pass a truncated file that fails later, after work was done)."""
+    bad = {}
+    for path in map(Path, paths):
+        try:
+            load_image(path)
+        except ImageError as e:
+            bad[path] = " ".join(str(e).removeprefix("cannot decode image ").split())
+    return bad
+
+
+def refuse_undecodable(paths, why: str) -> None:
+    """One ImageError naming every image that cannot be decoded, before any work: for commands
+    whose result means "all of these images" (AP of a split, int8 ranges of a calibration set)."""
+    paths = list(paths)
+    bad = undecodable(paths)
+    if bad:
+        raise ImageError(
+            f"{len(bad)} of {len(paths)} images cannot be decoded ({why}; fix or remove them): "
+            + "; ".join(bad.values())
+        )
+
+
 def image_files(paths) -> list[Path]:
     """Image files named on a command line: each file as given, each folder's images (by suffix,
     sorted by name, not recursive). A folder without images is an ImageError."""

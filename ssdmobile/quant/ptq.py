@@ -23,7 +23,7 @@ import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from ..data import open_dataset
+from ..data import open_dataset, refuse_undecodable
 from ..errors import QuantizationError
 from . import OBSERVERS, SCHEME, Calibration
 
@@ -39,6 +39,9 @@ def calibration_inputs(
     if num_images < 1:
         raise QuantizationError(f"--num-images must be at least 1, got {num_images}")
     ds = open_dataset(data, split, num_images)
+    # the ranges are those of exactly these images (the sidecar records how many): one that cannot
+    # be decoded is refused, every such image named, before any calibration runs
+    refuse_undecodable(map(ds.path, ds.image_ids), "int8 ranges are calibrated on each of them")
     return [detector.preprocess([s.image]) for s in ds]
 
 
