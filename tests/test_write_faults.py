@@ -98,9 +98,11 @@ def _driven(folder: Path, fault: str, *args, prefix=()):
 
 def _one_line(proc, command: str, path_part: str, cause: str) -> str:
     assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-3000:]
+    # validate logs its progress to stderr too: the error is one line, the last
     lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1, proc.stderr[-3000:]
-    line = lines[0]
+    errors = [line for line in lines if ": error: " in line]
+    assert len(errors) == 1 and lines[-1] == errors[0], proc.stderr[-3000:]
+    line = errors[0]
     assert line.startswith(f"ssdmobile {command}: error: cannot write "), line
     assert path_part in line and cause in line, line
     assert "Traceback" not in proc.stdout + proc.stderr
