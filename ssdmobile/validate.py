@@ -252,13 +252,11 @@ class _Run:
         target = target_for_path(path)
         if not target.runs_here():
             row.notes["verified"] = target.verify(path)
-            row.status = (
-                f"verified, not run: {target.name} does not run on this machine "
-                "(drift measured where it runs)"
-            )
-            return None, None
         runner = load_runner(path, threads=self.opts.threads)
         row.runtime = sidecar.runtime or ""
+        if getattr(runner, "reference", False):
+            # Core ML off macOS: ssdmobile.mlprogram evaluates the saved program (no latency)
+            row.runtime = row.status = runner.label
         predictor = Predictor(runner)
         dets, max_diff, matched = {}, 0.0, 0
         for i, (x, size, image_id) in enumerate(
@@ -367,7 +365,9 @@ def validate(
         with _guarded(row, opts.max_drift):
             runner, shown = run.measure(row, path)
             if runner is not None:
-                timed.append((row, runner))
+                # a reference evaluator's time means nothing: its row's latency stays blank
+                if not getattr(runner, "reference", False):
+                    timed.append((row, runner))
                 run.gallery.rows[len(rows) - 1] = shown
 
     for target in targets:

@@ -52,12 +52,19 @@ def run(args):
     import torch
 
     from ..bench import machine_info, measure
+    from ..errors import RuntimeUnavailable
     from ..models import create_model
     from ..targets.artifacts import load_runner
 
     torch.set_num_threads(args.threads)
     if args.artifact:
         runner = load_runner(args.artifact, threads=args.threads)
+        if getattr(runner, "reference", False):  # Core ML off macOS: a reference evaluator
+            raise RuntimeUnavailable(
+                f"{args.artifact}: Core ML runs only on macOS/iOS; here its ML Program is "
+                "evaluated by a reference evaluator, whose time says nothing: bench it on a Mac "
+                "or the device (ssdmobile device-report)"
+            )
         x = _input(runner.sidecar.model_spec(), args.image)
         fn, name = (lambda: runner.run(x)), str(args.artifact)
     else:

@@ -1,5 +1,12 @@
-"""Core ML `.mlpackage`: Core ML's `predict` exists only on macOS. Elsewhere loading gives one
-typed error; `check_spec` validates the converted spec against its sidecar instead."""
+"""Core ML `.mlpackage`: Core ML's `predict` on macOS; elsewhere the ML Program reference
+evaluator (ssdmobile.mlprogram) computes what the saved program says, op by op: not the Core ML
+runtime, so no latency. `check_spec` validates the converted spec against its sidecar.
+
+With NMS in the graph (a pipeline ending in Core ML's NonMaximumSuppression model) both runners
+turn its outputs into the graph-NMS layout every runner returns (boxes, scores, labels, count):
+as Vision and the iOS app read them, a row's label is its best column, named by the NMS model's
+class labels and looked up in the sidecar's class_names; rows beyond the sidecar's
+max_detections are cut."""
 
 from __future__ import annotations
 
@@ -11,7 +18,8 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from ..errors import ArtifactError, RuntimeUnavailable
+from ..errors import ArtifactError
+from ..mlprogram import load_package
 from ..sidecar import Sidecar, load_sidecar, to_sidecar
 from ._base import Runner
 
@@ -23,31 +31,86 @@ def check_file(path: Path) -> None:
         )
 
 
+REFERENCE = "ML Program reference (not the Core ML runtime; latency on a Mac or device)"
+
+
 class CoreMLRunner(Runner):
+    reference = False  # True: what runs is not the artifact's own runtime (no latency)
+
     def __init__(self, path: Path, sidecar: Sidecar, threads: int | None):
         super().__init__(path, sidecar)
         import coremltools as ct  # lazy: heavy optional runtime (coremltools)
 
         self.model = ct.models.MLModel(str(path), compute_units=ct.ComputeUnit.CPU_ONLY)
+        self.class_labels = _nms_labels(ct.utils.load_spec(str(path)))
 
-    def _run_one(self, x: Tensor) -> tuple[Tensor, ...]:  # pragma: no cover - macOS only
+    def _predict(self, pixels: np.ndarray) -> dict:  # pragma: no cover - macOS only
+        image = Image.fromarray(pixels.round().clip(0, 255).astype(np.uint8))  # 8-bit, as Vision
+        return self.model.predict({self.sidecar.input.name: image})
+
+    def _run_one(self, x: Tensor) -> tuple[Tensor, ...]:
         # the package takes an image and normalizes in the graph: undo the host normalization
         p = self.sidecar.preprocess
         mean, std = np.array(p.mean).reshape(3, 1, 1), np.array(p.std).reshape(3, 1, 1)
-        pixels = ((x[0].numpy() * std + mean) * 255.0).round().clip(0, 255).astype(np.uint8)
-        out = self.model.predict(
-            {self.sidecar.input.name: Image.fromarray(pixels.transpose(1, 2, 0))}
-        )
+        pixels = ((x[0].numpy() * std + mean) * 255.0).astype(np.float32)
+        out = self._predict(np.ascontiguousarray(pixels.transpose(1, 2, 0)))
+        if self.nms_in_graph:
+            return self._detections(*(np.asarray(out[n]) for n in self.output_names))
         return tuple(torch.from_numpy(np.asarray(out[n])) for n in self.output_names)
+
+    def _detections(self, confidence: np.ndarray, coordinates: np.ndarray):
+        """Core ML NMS outputs -> (boxes [1, K, 4] normalized x1y1x2y2, scores, labels, count)."""
+        names = self.sidecar.class_names
+        missing = [c for c in self.class_labels if c not in names]
+        if missing or len(self.class_labels) != confidence.shape[1]:
+            raise ArtifactError(
+                f"{self.path.name}: the NMS model's class labels {self.class_labels[:4]}... do "
+                f"not name {confidence.shape[1]} of the sidecar's class_names"
+            )
+        k = min(len(confidence), self.sidecar.nms.max_detections)
+        best = confidence[:k].argmax(axis=1) if k else np.zeros(0, dtype=np.int64)
+        labels = np.array([names.index(self.class_labels[c]) for c in best], dtype=np.int64)
+        scores = confidence[:k].max(axis=1) if k else np.zeros(0, dtype=np.float32)
+        c = coordinates[:k].astype(np.float32)
+        boxes = np.concatenate([c[:, :2] - c[:, 2:] / 2, c[:, :2] + c[:, 2:] / 2], axis=1)
+        return (
+            torch.from_numpy(boxes)[None],
+            torch.from_numpy(scores.astype(np.float32))[None],
+            torch.from_numpy(labels)[None],
+            torch.tensor([k]),
+        )
+
+
+class ReferenceRunner(CoreMLRunner):
+    """The saved package evaluated by ssdmobile.mlprogram (any OS)."""
+
+    reference = True
+    label = REFERENCE
+
+    def __init__(self, path: Path, sidecar: Sidecar, threads: int | None):
+        Runner.__init__(self, path, sidecar)
+        self.package = load_package(path)
+        self.class_labels = [str(c) for c in self.package.class_labels]
+
+    def _predict(self, pixels: np.ndarray) -> dict:
+        # the image input gets the very pixels the float model saw, not rounded to 8 bits (which
+        # Core ML's image type would do, moving raw outputs by a few 1e-3): the drift measured
+        # is the program's own, as for every other target
+        return self.package.predict({self.sidecar.input.name: pixels})
+
+
+def _nms_labels(spec) -> list[str]:  # pragma: no cover - macOS only
+    models = spec.pipeline.models if spec.WhichOneof("Type") == "pipeline" else [spec]
+    nms = [
+        m.nonMaximumSuppression for m in models if m.WhichOneof("Type") == "nonMaximumSuppression"
+    ]
+    return list(nms[0].stringClassLabels.vector) if nms else []
 
 
 def load(path: Path, sidecar: Sidecar, threads: int | None = None) -> Runner:
+    """Core ML itself on macOS; elsewhere the ML Program reference evaluator."""
     if platform.system() != "Darwin":
-        raise RuntimeUnavailable(
-            f"{path.name}: Core ML runs only on macOS/iOS (coremltools' predict needs the Core ML "
-            "framework); here its spec is checked instead, and its drift is measured by "
-            "`ssdmobile validate` on a Mac"
-        )
+        return ReferenceRunner(path, sidecar, threads)
     return CoreMLRunner(path, sidecar, threads)  # pragma: no cover - macOS only
 
 
