@@ -43,7 +43,7 @@ from ssdmobile.export.executorch import lower
 from ssdmobile.models import create_model
 from ssdmobile.models.weights import randomize_
 from ssdmobile.quant.ptq import Calibration
-from ssdmobile.sidecar import read_sidecar
+from ssdmobile.sidecar import load_sidecar
 from ssdmobile.table import print_table
 from ssdmobile.targets import TARGETS
 from ssdmobile.targets.artifacts import load_predictor, load_runner
@@ -183,7 +183,7 @@ def artifact_path(
 def outside_delegate(pte: Path) -> str:
     """The ops an ExecuTorch program runs outside the XNNPACK
     delegate, as its sidecar records them."""
-    d = read_sidecar(pte)["executorch"]["delegation"]
+    d = load_sidecar(pte).to_dict()["executorch"]["delegation"]
     ops = ", ".join(
         f"{re.sub(r'^aten_|_default$', '', op)} x{n}" for op, n in d["non_delegated_by_op"].items()
     )

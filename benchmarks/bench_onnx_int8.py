@@ -37,7 +37,7 @@ from ssdmobile.models import create_model
 from ssdmobile.quant.onnx_int8 import DEFAULT_FORMAT, FORMATS, quantize_onnx_file
 from ssdmobile.quant.ptq import Calibration, calibration_inputs, calibration_set
 from ssdmobile.runtime import onnx as onnx_runtime
-from ssdmobile.sidecar import read_sidecar
+from ssdmobile.sidecar import load_sidecar
 from ssdmobile.table import print_table
 from ssdmobile.targets.pipeline import export
 
@@ -67,7 +67,7 @@ def bench_model(key: str, args, out: Path) -> list[list[str]]:
     det, provenance = load_model(key, args.v3_weights)
     det.eval()
     (fp32,) = (a.path for a in export(det, "onnx", "fp32", out / key))
-    sidecar = read_sidecar(fp32)
+    sidecar = load_sidecar(fp32).to_dict()
     inputs, _ = calibration_set(
         det, Calibration(str(COCO128), "train2017", args.calib_images, args.observer)
     )

@@ -31,7 +31,7 @@ from .device import REFERENCE_FORMAT, REFERENCE_MANIFEST, REFERENCE_VERSION, Ref
 from .errors import ImageError
 from .fileio import atomic_directory, write_json_atomic
 from .ops.boxes import nms_per_class
-from .sidecar import build_sidecar, write_sidecar
+from .sidecar import Input, build_sidecar, write_sidecar
 from .spec import ModelSpec
 
 
@@ -88,10 +88,7 @@ def _write_golden(
         target="reference",
         precision="fp32",
         artifact="",
-        input_name="image",
-        input_shape=[1, 3, h, w],
-        input_layout="NCHW",
-        input_dtype="float32",
+        input=Input(name="image", shape=[1, 3, h, w], layout="NCHW", dtype="float32", color="RGB"),
         outputs=[
             {
                 "name": "box_encodings",

@@ -9,7 +9,7 @@ The file is described by the pydantic models below, its one source: `python -m s
 generates from them the published JSON Schema (`ssdmobile/schema/sidecar.schema.json`), the
 Android module's Kotlin data classes and the iOS SSDMobileKit's Swift structs, with their
 decoders. Python validates on every write (`build_sidecar`, `write_sidecar`) and read
-(`load_sidecar`, `read_sidecar`), always on the JSON text itself, in strict mode: a "1" is not an
+(`load_sidecar`), always on the JSON text itself, in strict mode: a "1" is not an
 integer and a float is not an int, as in the schema and the apps' parsers.
 
 Which fields are required: whatever an app or runtime needs is required, and a value that may be
@@ -250,6 +250,11 @@ class Sidecar(_Model):
         stays out, a null stays null)."""
         return self.model_dump(mode="json", exclude_unset=True)
 
+    def replaced(self, **fields) -> Sidecar:
+        """A copy with `fields` replaced (values as the JSON has them: dicts for objects), the
+        result validated whole."""
+        return to_sidecar({**self.to_dict(), **fields}, f"sidecar of {self.artifact}")
+
     def model_spec(self) -> ModelSpec:
         """The ModelSpec the artifact was exported with, from the one place the sidecar keeps it
         (what the Python runtime rebuilds the Detector around the artifact from)."""
@@ -347,11 +352,6 @@ def to_sidecar(d: dict | Sidecar, source: str = "sidecar") -> Sidecar:
     return _parse(text, source)
 
 
-def validate_sidecar(d: dict, source: str = "sidecar") -> dict:
-    """The validated JSON object of `d`; SidecarError names the first wrong field."""
-    return to_sidecar(d, source).to_dict()
-
-
 def sidecar_path(artifact: str | os.PathLike) -> Path:
     return Path(artifact).with_suffix(".json")
 
@@ -369,19 +369,17 @@ def build_sidecar(
     target: str,
     precision: str,
     artifact: str,
-    input_name: str,
-    input_shape,
-    input_layout: str = "NCHW",
-    input_dtype: str = "float32",
+    input: Input,
     outputs: list[dict],
     nms_in_graph: bool,
     quantization: dict | None = None,
     checkpoint: dict | None = None,
     extra: dict | None = None,
-) -> dict:
-    """outputs: [{"name", "shape", "dtype", "meaning"}] in the artifact's output order; extra: the
-    target's optional fields (artifact_sha256, runtime, opset, coreml). Returns the validated
-    dict."""
+) -> Sidecar:
+    """The sidecar of an artifact of the model `spec` with these `anchors`: preprocessing, decode
+    and NMS settings come from the spec, the rest from the exporter. outputs: [{"name", "shape",
+    "dtype", "meaning"}] in the artifact's output order; extra: the target's optional fields
+    (artifact_sha256, runtime, opset, coreml)."""
     p, pp, bc = spec.preprocess, spec.postprocess, spec.box_coder
     d = {
         "format": FORMAT,
@@ -391,20 +389,14 @@ def build_sidecar(
         "target": target,
         "precision": precision,
         "artifact": artifact,
-        "input": {
-            "name": input_name,
-            "shape": list(input_shape),
-            "layout": input_layout,
-            "dtype": input_dtype,
-            "color": "RGB",
-        },
+        "input": input.model_dump(mode="json"),
         "preprocess": {
             "size": list(p.size),
             "resize": p.resize,
             "mean": list(p.mean),
             "std": list(p.std),
             "input_range": [0, 255],
-            "in_graph": input_dtype == "uint8",
+            "in_graph": input.dtype == "uint8",
         },
         "class_names": list(spec.class_names),
         "background_class": 0,
@@ -430,7 +422,7 @@ def build_sidecar(
     }
     if extra:
         d.update(extra)
-    return validate_sidecar(d, f"sidecar of {artifact or spec.name}")
+    return to_sidecar(d, f"sidecar of {artifact or spec.name}")
 
 
 def write_sidecar(path: str | os.PathLike, sidecar: dict | Sidecar) -> Path:
@@ -453,8 +445,3 @@ def load_sidecar(artifact_or_json: str | os.PathLike) -> Sidecar:
     except UnicodeDecodeError as e:
         raise SidecarError(f"{path}: not valid JSON ({e})") from None
     return _parse(text, str(path))
-
-
-def read_sidecar(artifact_or_json: str | os.PathLike) -> dict:
-    """load_sidecar as a plain dict (callers that index by key)."""
-    return load_sidecar(artifact_or_json).to_dict()

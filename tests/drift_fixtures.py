@@ -37,7 +37,7 @@ from ssdmobile.drift import (  # noqa: E402
     save_outputs,
 )
 from ssdmobile.models import create_model  # noqa: E402
-from ssdmobile.sidecar import read_sidecar, sidecar_path  # noqa: E402
+from ssdmobile.sidecar import load_sidecar, sidecar_path  # noqa: E402
 from ssdmobile.targets.artifacts import load_runner  # noqa: E402
 from ssdmobile.targets.pipeline import export  # noqa: E402
 
@@ -65,7 +65,7 @@ def case(out: Path, name: str, artifact: Path, runner_artifact: Path, expect_pas
         for x in read_inputs(manifest, folder)
     ]
     listing = save_outputs(outputs, manifest, out / "outputs" / name)
-    result = compare(manifest, read_sidecar(artifact), outputs, folder)
+    result = compare(manifest, load_sidecar(artifact), outputs, folder)
     if result.passed != expect_pass:
         raise SystemExit(
             f"drift_fixtures: {name}: the Python check {'passed' if result.passed else 'failed'}, "

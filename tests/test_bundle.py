@@ -14,7 +14,7 @@ from ssdmobile.cli import main
 from ssdmobile.errors import ArtifactError
 from ssdmobile.fileio import write_json_atomic
 from ssdmobile.models import create_model
-from ssdmobile.sidecar import SidecarError, build_sidecar
+from ssdmobile.sidecar import Input, SidecarError, build_sidecar
 
 
 @pytest.fixture(scope="module")
@@ -29,11 +29,12 @@ def _sidecar(detector, target, name, nms, sha=None):
         target=target,
         precision="fp32",
         artifact=name,
-        input_name="input",
-        input_shape=[1, 3, 320, 320],
+        input=Input(
+            name="input", shape=[1, 3, 320, 320], layout="NCHW", dtype="float32", color="RGB"
+        ),
         outputs=[],
         nms_in_graph=nms,
-    )
+    ).to_dict()
     if sha:
         d["artifact_sha256"] = sha
     return d

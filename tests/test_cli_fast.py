@@ -1,5 +1,5 @@
-"""The CLI answers at once: --version, --help, every COMMAND --help and argument mistakes run without
-importing torch or any runtime (the cause of a multi-second answer; benchmarks/bench_cli.py
+"""The CLI answers at once: --version, --help, every COMMAND --help and argument mistakes run
+without importing torch or any runtime (the cause of a multi-second answer; benchmarks/bench_cli.py
 measures the time itself). Checked in a fresh interpreter, since pytest's has torch loaded."""
 
 import json

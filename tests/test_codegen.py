@@ -21,7 +21,7 @@ from ssdmobile.schema.codegen import (
     swift_model,
     to_t,
 )
-from ssdmobile.sidecar import build_sidecar, to_sidecar
+from ssdmobile.sidecar import Input, build_sidecar, to_sidecar
 
 from conftest import REPO
 
@@ -85,10 +85,9 @@ def test_the_sidecar_stores_the_model_spec_once_and_gives_it_back(name):
         target="onnx",
         precision="fp32",
         artifact="m.onnx",
-        input_name="x",
-        input_shape=[1, 3, h, w],
+        input=Input(name="x", shape=[1, 3, h, w], layout="NCHW", dtype="float32", color="RGB"),
         outputs=[],
         nms_in_graph=False,
-    )
+    ).to_dict()
     assert "spec" not in d
     assert to_sidecar(d).model_spec() == det.spec

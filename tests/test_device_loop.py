@@ -26,7 +26,7 @@ from ssdmobile.drift import (
 )
 from ssdmobile.report import write_report
 from ssdmobile.schema import DEVICE_RESULT_SCHEMA_FILE, GOLDEN_SCHEMA_FILE, stale_files
-from ssdmobile.sidecar import golden_path, read_sidecar
+from ssdmobile.sidecar import golden_path, load_sidecar
 from ssdmobile.targets.artifacts import load_runner
 from ssdmobile.targets.pipeline import export
 from ssdmobile.validate import ValidateOptions, validate
@@ -277,9 +277,7 @@ def test_golden_data_beside_the_artifact(tiny_pte):
     m = json.loads(manifest_path.read_text())
     folder = golden_path(pte)
     assert manifest_path.parent == folder and folder.name == "tiny_ssd_executorch_fp32.golden"
-    assert (
-        m["artifact"] == pte.name and m["artifact_sha256"] == read_sidecar(pte)["artifact_sha256"]
-    )
+    assert m["artifact"] == pte.name and m["artifact_sha256"] == load_sidecar(pte).artifact_sha256
     assert [e["image"] for e in m["images"]] == [p.name for p in IMAGES[:3]]
     for e in m["images"]:  # every file the manifest lists is there, with the artifact's input shape
         x = np.fromfile(folder / e["input"], dtype="<f4")
@@ -311,7 +309,7 @@ def test_golden_data_beside_the_artifact(tiny_pte):
 def test_the_check_passes_the_program_and_fails_a_perturbed_one(tiny_pte, tmp_path):
     _det, pte, _ = tiny_pte
     manifest, folder = read_golden(pte)
-    sidecar = read_sidecar(pte)
+    sidecar = load_sidecar(pte).to_dict()
     good = compare(manifest, sidecar, run_on_host(pte), folder)
     assert good.passed and good.detections_matched == 3 and good.raw_within_tolerance
     (bad_pte,) = (

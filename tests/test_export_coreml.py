@@ -11,7 +11,7 @@ import torch
 from ssdmobile.commands import bench as bench_command
 from ssdmobile.errors import ArtifactError, RuntimeUnavailable
 from ssdmobile.runtime.coreml import check_spec
-from ssdmobile.sidecar import read_sidecar
+from ssdmobile.sidecar import load_sidecar
 from ssdmobile.targets.artifacts import load_runner
 from ssdmobile.targets.pipeline import export
 
@@ -33,7 +33,7 @@ def exported(tmp_path_factory):
 def test_raw_mlpackage_spec(exported):
     _det, raw, _ = exported
     assert raw.suffix == ".mlpackage" and raw.is_dir() and (raw / "Manifest.json").is_file()
-    sc = read_sidecar(raw)
+    sc = load_sidecar(raw).to_dict()
     assert (
         sc["precision"] == "fp16"
         and sc["input"]["name"] == "image"
@@ -78,7 +78,7 @@ def test_fp32(tmp_path):
 
 def test_check_spec_catches_a_mismatching_sidecar(exported, tmp_path):
     _, _, piped = exported
-    sc = read_sidecar(piped)
+    sc = load_sidecar(piped).to_dict()
     with pytest.raises(ArtifactError, match="thresholds"):
         check_spec(piped, {**sc, "nms": {**sc["nms"], "iou_thresh": 0.9}})
     with pytest.raises(ArtifactError, match="class labels"):

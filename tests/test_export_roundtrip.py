@@ -6,7 +6,7 @@ import torch
 
 from ssdmobile.data import load_image
 from ssdmobile.runtime import Predictor
-from ssdmobile.sidecar import REQUIRED_FIELDS, read_sidecar
+from ssdmobile.sidecar import REQUIRED_FIELDS, load_sidecar
 from ssdmobile.targets.artifacts import load_runner
 from ssdmobile.targets.pipeline import export
 
@@ -44,7 +44,7 @@ def test_raw_outputs_and_detections_match_eager(target, detector, images, tmp_pa
     with torch.no_grad():
         ref = detector.forward_core(x)
     for artifact in artifacts:
-        sc = read_sidecar(artifact.path)
+        sc = load_sidecar(artifact.path).to_dict()
         assert (
             sc["target"] == target and sc["nms"]["in_graph"] is False and sc["precision"] == "fp32"
         )
@@ -64,7 +64,7 @@ def test_raw_outputs_and_detections_match_eager(target, detector, images, tmp_pa
 def test_nms_in_graph_matches_eager_nms(target, detector, images, tmp_path):
     # torchscript: the lite file
     path = export(detector, target, "fp32", tmp_path, nms=True)[-1].path
-    sc = read_sidecar(path)
+    sc = load_sidecar(path).to_dict()
     assert sc["nms"]["in_graph"] is True
     assert [o["name"] for o in sc["outputs"]] == ["boxes", "scores", "labels", "num_detections"]
     runner = load_runner(path, threads=2)
@@ -85,7 +85,7 @@ def test_torchscript_lite_artifact_is_its_own_artifact(detector, images, tmp_pat
     assert (full.path.suffix, lite.path.suffix) == (".pt", ".ptl") and lite.runtime.startswith(
         "lite interpreter"
     )
-    assert lite.path.is_file() and read_sidecar(lite.path)["artifact"] == lite.path.name
+    assert lite.path.is_file() and load_sidecar(lite.path).artifact == lite.path.name
     assert lite.path.name == full.path.stem + "_lite.ptl"
     lite = lite.path
     x = detector.preprocess(images[:1])
@@ -94,7 +94,7 @@ def test_torchscript_lite_artifact_is_its_own_artifact(detector, images, tmp_pat
 
 
 def test_sidecar_has_every_field_the_apps_read(detector, tmp_path):
-    sc = read_sidecar(export(detector, "onnx", "fp32", tmp_path)[0].path)
+    sc = load_sidecar(export(detector, "onnx", "fp32", tmp_path)[0].path).to_dict()
     for f in REQUIRED_FIELDS:
         d = sc
         for part in f.split("."):

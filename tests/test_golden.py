@@ -13,7 +13,7 @@ from ssdmobile.golden import apply_overrides, write_golden
 from ssdmobile.models import create_model
 from ssdmobile.models.weights import randomize_
 from ssdmobile.ops.boxes import class_scores, decode_boxes, nms_per_class
-from ssdmobile.sidecar import validate_sidecar
+from ssdmobile.sidecar import to_sidecar
 
 
 def test_golden_files_reproduce_the_reference(tmp_path, val_image_paths):
@@ -22,7 +22,7 @@ def test_golden_files_reproduce_the_reference(tmp_path, val_image_paths):
     manifest = json.loads(
         write_golden(det, val_image_paths[:1], tmp_path, weights="random").read_text()
     )
-    sidecar = validate_sidecar(json.loads((tmp_path / "sidecar.json").read_text()))
+    sidecar = to_sidecar(json.loads((tmp_path / "sidecar.json").read_text())).to_dict()
     assert (
         sidecar["nms"]["max_per_class"] == 5 and sidecar["decode"]["box_coder"]["order"] == "yxhw"
     )

@@ -3,8 +3,6 @@ real person detector calibrated on 2 train2017 images, loads in onnxruntime, is 
 name says (QDQ pairs or QLinearConv), finds the people the float model finds on real val2017
 images, and its sidecar says which format it is."""
 
-import json
-
 import onnx
 import pytest
 
@@ -14,7 +12,7 @@ from ssdmobile.models import create_model
 from ssdmobile.quant.onnx_int8 import DEFAULT_FORMAT, FORMATS, quantize_onnx_file
 from ssdmobile.quant.ptq import calibration_set
 from ssdmobile.runtime import Predictor, onnx as onnx_runtime
-from ssdmobile.sidecar import read_sidecar, validate_sidecar
+from ssdmobile.sidecar import load_sidecar
 from ssdmobile.targets import TARGETS, check_export, int8_formats_for
 from ssdmobile.targets.artifacts import load_predictor
 from ssdmobile.targets.pipeline import export
@@ -51,9 +49,8 @@ def test_each_format_runs_and_matches_float(fp32_onnx, people_images, tmp_path, 
     else:
         assert "QLinearConv" in ops and "Conv" not in ops
     # the int8 file has the fp32 file's inputs and outputs, so the fp32 sidecar describes it
-    sidecar = read_sidecar(fp32)
-    validate_sidecar(
-        {**sidecar, "precision": "int8", "quantization": {**record, "calibration": None}}
+    sidecar = load_sidecar(fp32).replaced(
+        precision="int8", quantization={**record, "calibration": None}
     )
     runner = onnx_runtime.load(int8, sidecar, threads=2)
     assert_overlaps_float(Predictor(runner), people_images)
@@ -66,7 +63,7 @@ def test_export_names_the_format_and_the_sidecar_records_it(person, tmp_path):
     )
     # the default format keeps the historical name; another one is part of the file name
     assert artifact.path.name == "ssdlite_mobilenet_v2_person_onnx_int8_qdq-u8s8.onnx"
-    side = validate_sidecar(json.loads(artifact.path.with_suffix(".json").read_text()))
+    side = load_sidecar(artifact).to_dict()
     q = side["quantization"]
     assert q["format"] == "qdq-u8s8" and q["reduce_range"] is True
     assert q["method"].startswith("onnxruntime quantize_static (QDQ, U8S8)")

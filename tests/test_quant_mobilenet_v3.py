@@ -19,7 +19,7 @@ from ssdmobile.quant.ptq import (
     quantize_detector_pt2e,
 )
 from ssdmobile.quant.sensitivity import sqnr_db
-from ssdmobile.sidecar import read_sidecar
+from ssdmobile.sidecar import load_sidecar
 from ssdmobile.targets.artifacts import load_predictor, load_runner
 from ssdmobile.targets.pipeline import export, export_quantized
 
@@ -118,7 +118,7 @@ def test_torchscript_int8_through_the_target_table(small, val_images, tmp_path):
         )
     )
     assert "quantized::hardswish" in str(torch.jit.load(str(pt)).inlined_graph)
-    quantization = read_sidecar(ptl)["quantization"]
+    quantization = load_sidecar(ptl).to_dict()["quantization"]
     assert quantization["engine"] == "qnnpack" and quantization["float_modules"] == keep
     assert_overlaps_float(det, load_predictor(ptl, threads=2), val_images)
 
@@ -326,7 +326,7 @@ def test_onnx_int8_with_nms_histogram_calibration(large, val_images, tmp_path):
     graph = onnx.load(str(art.path)).graph
     assert sum(n.op_type == "QuantizeLinear" for n in graph.node) > 50
     assert "NonMaxSuppression" in {n.op_type for n in graph.node}
-    assert read_sidecar(art.path)["quantization"]["observer"] == "histogram"
+    assert load_sidecar(art.path).quantization.observer == "histogram"
     with torch.no_grad():
         float_dets, int8_dets = det(val_images), load_predictor(art.path)(val_images)
     for f, q in zip(
@@ -389,5 +389,5 @@ def test_sensitivity_float_fallback_command(target, small, tmp_path, capsys):
     assert len(ranking) == sum(isinstance(m, nn.Conv2d) for m in det.core.modules())
     fallback = [p for p in out.iterdir() if "_fallback2" in p.name and p.suffix != ".json"]
     assert fallback, sorted(p.name for p in out.iterdir())
-    sidecar = read_sidecar(sorted(fallback)[-1])
+    sidecar = load_sidecar(sorted(fallback)[-1]).to_dict()
     assert sidecar["quantization"]["float_modules"] == [u["name"] for u in ranking[:2]]

@@ -175,7 +175,7 @@ def test_coreml_int8_weights_spec(person, tmp_path):
 def test_tagged_export_keeps_the_untagged_one(tmp_path):
     """sensitivity --float-fallback writes the all-int8 artifact and then a tagged one into the same
     directory: the tagged export must not move the first one away (it did, before staging)."""
-    from ssdmobile.sidecar import read_sidecar
+    from ssdmobile.sidecar import load_sidecar
 
     from export_fixtures import tiny_detector
 
@@ -201,9 +201,9 @@ def test_tagged_export_keeps_the_untagged_one(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == sorted(
         [plain.name, tagged.name, plain.with_suffix(".json").name, tagged.with_suffix(".json").name]
     )
-    sc = read_sidecar(tagged)
+    sc = load_sidecar(tagged).to_dict()
     assert sc["artifact"] == tagged.name and sc["quantization"]["float_modules"] == ["cls"]
-    assert read_sidecar(plain)["quantization"]["float_modules"] == []
+    assert load_sidecar(plain).quantization.float_modules == []
 
 
 class _Cancelling(torch.nn.Module):

@@ -10,7 +10,7 @@ import pytest
 from ssdmobile.cli import main
 from ssdmobile.errors import ArtifactError
 from ssdmobile.mlprogram import MLProgramError
-from ssdmobile.sidecar import SidecarError
+from ssdmobile.sidecar import Input, SidecarError
 from ssdmobile.targets.artifacts import load_runner
 from ssdmobile.targets.pipeline import export
 
@@ -109,11 +109,12 @@ def test_coreml_reference_refuses_a_hollow_package(tmp_path):
         target="coreml",
         precision="fp16",
         artifact=pkg.name,
-        input_name="image",
-        input_shape=[1, 3, 64, 64],
+        input=Input(
+            name="image", shape=[1, 3, 64, 64], layout="NCHW", dtype="float32", color="RGB"
+        ),
         outputs=[],
         nms_in_graph=False,
-    )
+    ).to_dict()
     pkg.with_suffix(".json").write_text(json.dumps(sc))
     # off macOS the ML Program reference evaluator loads it, and says what is wrong in one line
     with pytest.raises(MLProgramError, match="unreadable Manifest"):

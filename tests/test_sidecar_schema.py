@@ -17,11 +17,11 @@ from ssdmobile.schema import SCHEMA_FILE, SCHEMA_ID, is_stale
 from ssdmobile.sidecar import (
     REQUIRED_FIELDS,
     SCHEMA_VERSION,
+    Input,
     Sidecar,
     SidecarError,
     build_sidecar,
     load_sidecar,
-    read_sidecar,
     write_sidecar,
 )
 
@@ -65,7 +65,9 @@ def check_written(validator, directory: Path, expected: int, pattern: str = "*.j
         d = json.loads(path.read_text())
         errors = schema_errors(validator, d)
         assert not errors, f"{path.name} fails the committed schema: " + "; ".join(errors[:5])
-        assert read_sidecar(path) == d  # nothing added, dropped or coerced on the way back
+        assert (
+            load_sidecar(path).to_dict() == d
+        )  # nothing added, dropped or coerced on the way back
         out.append(d)
     return out
 
@@ -188,14 +190,13 @@ def _sidecar(detector, **changes) -> dict:
         target="executorch",
         precision="fp32",
         artifact="m.pte",
-        input_name="input",
-        input_shape=[1, 3, h, w],
+        input=Input(name="input", shape=[1, 3, h, w], layout="NCHW", dtype="float32", color="RGB"),
         outputs=[
             {"name": "box_encodings", "shape": [1, 128, 4], "dtype": "float32", "meaning": "x"}
         ],
         nms_in_graph=False,
         **changes,
-    )
+    ).to_dict()
 
 
 def test_build_sidecar_returns_the_validated_dict(validator, detector):
@@ -296,4 +297,4 @@ def test_unreadable_sidecars(tmp_path):
     with pytest.raises(
         SidecarError, match=r"x.json: sidecar lacks schema_version, ssdmobile_version, model"
     ):
-        read_sidecar(tmp_path / "x.json")
+        load_sidecar(tmp_path / "x.json").to_dict()

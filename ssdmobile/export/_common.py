@@ -21,7 +21,7 @@ from ..fileio import (
     write_fault,
 )
 from ..ops.boxes import class_scores, decode_boxes
-from ..sidecar import build_sidecar, sidecar_path, write_sidecar
+from ..sidecar import Input, Sidecar, build_sidecar, sidecar_path, write_sidecar
 
 
 @dataclass(frozen=True)
@@ -66,7 +66,7 @@ class Pending:
 
     def __init__(self, path: Path):
         self.path = path
-        self.sidecar: dict | None = None
+        self.sidecar: Sidecar | None = None
 
 
 @contextlib.contextmanager
@@ -220,7 +220,7 @@ def make_sidecar(
     input_layout: str = "NCHW",
     input_dtype: str = "float32",
     extra: dict | None = None,
-) -> dict:
+) -> Sidecar:
     """The sidecar of the artifact written at `pending.path` (final name `final`); atomic_output
     writes it beside the final name once the artifact is in place."""
     pending.sidecar = build_sidecar(
@@ -229,10 +229,13 @@ def make_sidecar(
         target=target,
         precision=req.precision,
         artifact=final.name,
-        input_name=input_name,
-        input_shape=input_shape,
-        input_layout=input_layout,
-        input_dtype=input_dtype,
+        input=Input(
+            name=input_name,
+            shape=list(input_shape),
+            layout=input_layout,
+            dtype=input_dtype,
+            color="RGB",
+        ),
         outputs=outputs,
         nms_in_graph=req.nms,
         quantization=req.quantization,

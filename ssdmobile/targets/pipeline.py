@@ -15,7 +15,7 @@ from ..export._common import Artifact, ExportRequest, artifact_stem, atomic_outp
 from ..fileio import prepare_out_dir, sha256_file
 from ..quant import Calibration
 from ..quant.ptq import calibration_set
-from ..sidecar import read_sidecar
+from ..sidecar import load_sidecar
 from . import Target, check_export, get_target
 
 
@@ -96,17 +96,16 @@ def _quantize_files(
             final = req.out_dir / (
                 artifact_stem(detector.spec.name, t.name, req) + fp32.path.suffix
             )
-            sidecar = read_sidecar(fp32.path)
+            sidecar = load_sidecar(fp32.path)
             with atomic_output(final) as pending:
                 method = t.int8.quantize_file(
                     fp32.path, pending.path, inputs, observer, req.nms, float_modules, int8_format
                 )
-                pending.sidecar = {
-                    **sidecar,
-                    "precision": "int8",
-                    "artifact": final.name,
-                    "artifact_sha256": sha256_file(pending.path),
-                    "quantization": {**method, **record},
-                }
+                pending.sidecar = sidecar.replaced(
+                    precision="int8",
+                    artifact=final.name,
+                    artifact_sha256=sha256_file(pending.path),
+                    quantization={**method, **record},
+                )
             written.append(dataclasses.replace(fp32, path=final, precision="int8"))
     return written
