@@ -22,6 +22,7 @@ without reduce_range: the saturating layout, measured 5-10 dB below qdq-u8s8.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -234,8 +235,6 @@ def _streaming_calibration(chunk: int):
     128 images in chunks of 8 it fails with "No data is collected"). So for the length of one call
     collect_data is fed `chunk` images at a time (benchmarks/bench_calib_memory.py measures the peak
     and the ranges against one pass)."""
-    import itertools
-
     # lazy: heavy optional runtime
     from onnxruntime.quantization.calibrate import HistogramCalibrater, MinMaxCalibrater
 
