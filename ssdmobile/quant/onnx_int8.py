@@ -222,34 +222,93 @@ class _ListReader:
         return next(self._items, None)
 
 
+def _seed_histograms(calibrater, batches, np) -> None:
+    """Put in `calibrater.collector` an empty histogram per observed tensor on exactly the bins
+    onnxruntime's one pass over all `batches` would make (its HistogramCollector: on |x| from
+    min |x| to max |x| for the symmetric percentile, on x over [-max |x|, max |x|] otherwise), so
+    that the chunks' counts add into them as into the one pass's."""
+    names = [o.name for o in calibrater.infer_session.get_outputs()]
+    ranges: dict[str, list] = {}  # name -> [min x, max x, min |x|, max |x|]
+    for batch in batches:
+        for inputs in batch:
+            for name, value in zip(names, calibrater.infer_session.run(None, inputs)):
+                if name not in calibrater.tensors_to_calibrate or not value.size:
+                    continue
+                found = [np.nanmin(value), np.nanmax(value)]
+                found += [np.nanmin(np.abs(value)), np.nanmax(np.abs(value))]
+                r = ranges.setdefault(name, found)
+                r[0], r[1] = min(r[0], found[0]), max(r[1], found[1])
+                r[2], r[3] = min(r[2], found[2]), max(r[3], found[3])
+    collector = calibrater.collector
+    absolute = collector.method == "percentile" and collector.symmetric
+    for name, (lo, hi, abs_lo, abs_hi) in ranges.items():
+        hist = np.zeros(collector.num_bins, dtype=np.int64)
+        if absolute:  # collect_absolute_value: np.histogram(|x|, bins=num_bins)
+            edges = np.histogram(np.array([abs_lo, abs_hi]), bins=collector.num_bins)[1]
+            collector.histogram_dict[name] = (hist, edges.astype(lo.dtype), lo, hi)
+        else:  # collect_value: over [-threshold, threshold]
+            threshold = np.array(max(abs(lo), abs(hi)), dtype=lo.dtype)
+            edges = np.histogram(
+                np.zeros(0, lo.dtype), collector.num_bins, range=(-threshold, threshold)
+            )[1]
+            collector.histogram_dict[name] = (hist, edges, lo, hi, threshold)
+
+
 @contextlib.contextmanager
 def _streaming_calibration(chunk: int):
-    """Calibration in chunks of `chunk` images. onnxruntime's calibrators run every calibration
-    image and keep every observed tensor of every image before computing anything: 16.5 GB of
-    resident memory for the person detector at 128 images with the histogram (Percentile)
-    calibrator (issue 23). Both calibrator families merge what successive collect_data calls saw
-    (histograms re-binned, min/max ranges), which is how onnxruntime calibrates in several passes,
-    but quantize_static makes one call with the whole reader. Its one option for this,
-    CalibMaxIntermediateOutputs, is MinMax's only, and onnxruntime 1.31 drops each full chunk
-    without computing its ranges (MinMaxCalibrater.collect_data clears before compute_data: with
-    128 images in chunks of 8 it fails with "No data is collected"). So for the length of one call
-    collect_data is fed `chunk` images at a time (benchmarks/bench_calib_memory.py measures the peak
-    and the ranges against one pass)."""
+    """Calibration in chunks of `chunk` images, with the ranges onnxruntime's one pass computes.
+
+    Why: onnxruntime's calibrators run every calibration image and keep every observed tensor of
+    every image before computing anything: 16.5 GB of resident memory for the person detector at
+    128 images with the histogram (Percentile) calibrator (issue 23). quantize_static makes one
+    collect_data call with the whole reader; its one option for this, CalibMaxIntermediateOutputs,
+    is MinMax's only, and onnxruntime 1.31 drops each full chunk without computing its ranges
+    (MinMaxCalibrater.collect_data clears before compute_data: with 128 images in chunks of 8 it
+    fails with "No data is collected"). So for the length of one call collect_data is fed `chunk`
+    images at a time (onnxruntime 1.31's calibrate.py; tests/test_onnx_int8_formats.py compares
+    the calibrated files with one pass, benchmarks/bench_calib_memory.py measures the peak):
+    - MinMax merges the ranges of successive calls: min of mins, max of maxes, exact.
+    - The histogram collector merges too, but re-bins when a later chunk reaches further than the
+      first, so the percentile would move a little. A first pass over the same chunks finds each
+      tensor's full range; its empty histogram on exactly the one pass's bins is put in the
+      collector first, and each chunk's counts then add into the same bins: the one pass's
+      histogram, count for count."""
     # lazy: heavy optional runtime
-    from onnxruntime.quantization.calibrate import HistogramCalibrater, MinMaxCalibrater
+    import numpy as np
+    from onnxruntime.quantization.calibrate import (
+        HistogramCalibrater,
+        HistogramCollector,
+        MinMaxCalibrater,
+    )
 
     originals = {c: c.collect_data for c in (HistogramCalibrater, MinMaxCalibrater)}
 
-    def chunked(original):
-        def collect_data(self, data_reader):
-            items = iter(data_reader.get_next, None)
-            while batch := list(itertools.islice(items, chunk)):
-                original(self, _ListReader(batch))
+    def batches(data_reader):
+        items = iter(data_reader.get_next, None)
+        while batch := list(itertools.islice(items, chunk)):
+            yield batch
 
-        return collect_data
+    def minmax_collect(self, data_reader):
+        for batch in batches(data_reader):
+            originals[MinMaxCalibrater](self, _ListReader(batch))
 
-    for c, original in originals.items():
-        c.collect_data = chunked(original)
+    def histogram_collect(self, data_reader):
+        batches_ = list(batches(data_reader))  # the inputs themselves: ~1 MB an image
+        if self.collector is None:
+            self.collector = HistogramCollector(
+                method=self.method,
+                symmetric=self.symmetric,
+                num_bins=self.num_bins,
+                num_quantized_bins=self.num_quantized_bins,
+                percentile=self.percentile,
+                scenario=self.scenario,
+            )
+            _seed_histograms(self, batches_, np)
+        for batch in batches_:
+            originals[HistogramCalibrater](self, _ListReader(batch))
+
+    MinMaxCalibrater.collect_data = minmax_collect
+    HistogramCalibrater.collect_data = histogram_collect
     try:
         yield
     finally:
