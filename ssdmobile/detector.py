@@ -50,6 +50,19 @@ class Detector(nn.Module):
             batch.append(resize_image(x, p.size, p.resize))
         return torch.cat(batch).to(self.anchors.device)
 
+    def pixels(self, images: Sequence[Tensor]) -> Tensor:
+        """The host step before a program that takes camera bytes (uint8 NHWC input): each image
+        (uint8 [3, H, W]) resized to the model's size in float32 with the model's resize, rounded
+        to the nearest integer (ties to even) and clamped to 0..255 -> uint8 [N, H, W, 3]. The
+        apps do the same; then normalization is the program's."""
+        p = self.spec.preprocess
+        batch = []
+        for img in images:
+            x = img.float() if img.dtype == torch.uint8 else img.float() * 255.0
+            x = resize_image(x[None], p.size, p.resize).round().clamp(0, 255)
+            batch.append(x.to(torch.uint8).permute(0, 2, 3, 1))
+        return torch.cat(batch).contiguous()
+
     def forward_core(self, x: Tensor) -> tuple[Tensor, Tensor]:
         return self.core(x)
 

@@ -40,7 +40,6 @@ import torch
 from . import __version__
 from .bench import machine_info
 from .data import image_files, load_image
-from .detector import resize_image
 from .device import (
     GOLDEN_FORMAT,
     GOLDEN_VERSION,
@@ -126,15 +125,9 @@ def _input_for(
     """-> (the float model's input, the artifact's input as stored, its file suffix). Image inputs
     get the image already resized to the model's size (uint8), so the runtime resizes nothing and
     the float model sees the very same pixels."""
-    p = detector.spec.preprocess
     if sidecar.input.dtype == "uint8":
-        resized = (
-            resize_image(image[None].float(), p.size, p.resize)[0]
-            .round()
-            .clamp(0, 255)
-            .to(torch.uint8)
-        )
-        return detector.preprocess([resized]), resized.permute(1, 2, 0).numpy(), "u8"
+        pixels = detector.pixels([image])[0]  # the host step, HWC
+        return detector.preprocess([pixels.permute(2, 0, 1)]), pixels.numpy(), "u8"
     x = detector.preprocess([image])
     stored = x.permute(0, 2, 3, 1) if sidecar.input.layout == "NHWC" else x
     return x, stored.numpy(), "f32"
@@ -250,7 +243,8 @@ def attach_golden(
         )
         manifest["bundled_program"] = None
         if bundled_program and target.name == "executorch" and raw:
-            write_bundled_program(artifact, inputs, float_raw, bpte)
+            batched = [x if x.dim() == 4 else x[None] for x in inputs]  # uint8 HWC: add N
+            write_bundled_program(artifact, batched, float_raw, bpte)
             manifest["bundled_program"] = {
                 "file": bpte.name,
                 "rtol": tol.rtol,

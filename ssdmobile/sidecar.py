@@ -203,8 +203,22 @@ class Delegation(_Model):
     non_delegated_by_op: dict[str, int]
 
 
+class PixelInput(_Model):
+    """A program that takes camera bytes (input dtype uint8, NHWC): where the normalization went."""
+
+    folded_into_first_conv: bool
+    """true: (pixel / 255 - mean) / std is in the first convolution's weights and bias; false: it
+    stays a per-channel multiply-add in the graph."""
+    first_conv: str | None = None
+    """The folded convolution's module name."""
+    steps: list[str]
+    """What the program does to the pixels before the first convolution, in order."""
+
+
 class ExecuTorch(_Model):
     delegation: Delegation
+    pixel_input: PixelInput | None = None
+    """uint8 NHWC input only (export --input uint8)."""
 
 
 class Sidecar(_Model):

@@ -4,6 +4,7 @@ import json
 
 from ..bundle import REPO_ROOT
 from ..errors import QuantizationError
+from ..export._pixels import check_input_dtype
 from ..fileio import size_bytes
 from ..quant import Calibration
 from ..targets import check_export
@@ -43,6 +44,15 @@ def add_arguments(p):
         dest="nms",
         action="store_false",
         help="raw box encodings and class logits out (default)",
+    )
+    p.add_argument(
+        "--input",
+        dest="input_dtype",
+        default="float32",
+        metavar="{float32,uint8}",
+        help="uint8: the program takes camera bytes, uint8 RGB [1, H, W, 3] at the model's size, "
+        "normalization folded into its first convolution (executorch only; default float32: "
+        "the normalized [1, 3, H, W] tensor)",
     )
     p.add_argument(
         "--out", default="artifacts", type=output_dir, help="output directory (default ./artifacts)"
@@ -100,6 +110,7 @@ def run(args):
         raise QuantizationError(
             f"--calib-data is for int8 exports that calibrate, not {args.target} {precision}"
         )
+    check_input_dtype(args.target, args.input_dtype)
     golden = _golden_images(args)  # before any model loads
     from ..drift import attach_golden
     from ..models import create_model, get_entry
@@ -119,6 +130,7 @@ def run(args):
         nms=args.nms,
         calibration=calibration,
         int8_format=args.int8_format,
+        input_dtype=args.input_dtype,
     ):
         print(
             f"wrote {artifact.path} ({size_bytes(artifact.path) / 1e6:.1f} MB, {artifact.runtime}) "

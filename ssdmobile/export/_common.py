@@ -34,6 +34,8 @@ class ExportRequest:
     nms: bool = False
     tag: str = ""  # appended to the file stem of a variant: "_qat", "_fallback3"
     quantization: dict | None = None
+    # camera bytes in (export/_pixels.py): the detector's core takes pixels; what was folded
+    pixel_input: dict | None = None
 
 
 @dataclass(frozen=True)

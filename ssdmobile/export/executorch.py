@@ -18,6 +18,7 @@ from ._common import (
     example_input,
     make_sidecar,
 )
+from ._pixels import PixelsNHWC
 from ._tensor_nms import traceable
 
 TARGET = "executorch"
@@ -63,6 +64,13 @@ def lower(module: torch.nn.Module, inputs: tuple, **kwargs):
 def export(detector, req: ExportRequest) -> list[Artifact]:
     module = traceable(detector, req.nms)
     x = example_input(detector)
+    layout, dtype, extra = "NCHW", "float32", {}
+    if req.pixel_input is not None:  # the detector's core takes pixels (export/_pixels.py)
+        module = PixelsNHWC(module).eval()
+        h, w = detector.spec.preprocess.size
+        g = torch.Generator().manual_seed(0)
+        x = torch.randint(0, 256, (1, h, w, 3), generator=g, dtype=torch.uint8)
+        layout, dtype, extra = "NHWC", "uint8", {"pixel_input": req.pixel_input}
     try:
         edge = lower(module, (x,))
         delegation = delegation_summary(edge)
@@ -83,7 +91,9 @@ def export(detector, req: ExportRequest) -> list[Artifact]:
             target=TARGET,
             input_name="input",
             input_shape=list(x.shape),
+            input_layout=layout,
+            input_dtype=dtype,
             outputs=declared_outputs(detector, req.nms),
-            extra={"runtime": RUNTIME, "executorch": {"delegation": delegation}},
+            extra={"runtime": RUNTIME, "executorch": {"delegation": delegation, **extra}},
         )
     return [Artifact(final, TARGET, req.precision, req.nms, RUNTIME)]

@@ -48,6 +48,10 @@ class Predictor:
         return self.detector.spec
 
     def preprocess(self, images: Sequence[Tensor]) -> Tensor:
+        """The artifact's input: the float model's, or for a program that takes camera bytes the
+        pixels exactly as the apps make them (Detector.pixels)."""
+        if self.runner.takes_pixels:
+            return self.detector.pixels(images)
         return self.detector.preprocess(images)
 
     @torch.no_grad()

@@ -30,12 +30,38 @@ class Runner:
         self.input_shape = tuple(self.sidecar.input.shape)
         self.output_names = [o.name for o in self.sidecar.outputs]
         self.nms_in_graph = self.sidecar.nms.in_graph
+        # camera bytes in (export --input uint8): uint8 [N, H, W, 3] pixels, normalized in the graph
+        inp = self.sidecar.input
+        self.takes_pixels = inp.dtype == "uint8" and inp.layout == "NHWC"
+
+    def pixels(self, x) -> Tensor:
+        """The input of a program that takes pixels: uint8 [H, W, 3] or [N, H, W, 3] as given
+        (Detector.pixels makes them from images); the float [N, 3, H, W] every other runner takes
+        (the normalized image at the model's size) is turned back into pixels, rounded to the
+        nearest integer: the one place callers' float inputs meet such a program."""
+        x = torch.as_tensor(np.asarray(x) if not isinstance(x, Tensor) else x)
+        if x.dtype == torch.uint8:
+            return (x[None] if x.dim() == 3 else x).contiguous()
+        if x.dim() != 4 or x.shape[1] != 3:
+            raise ArtifactError(
+                f"{self.path.name} takes uint8 pixels [N, H, W, 3] (or the float [N, 3, H, W] "
+                f"input of the float model), got {x.dtype} {list(x.shape)}"
+            )
+        p = self.sidecar.preprocess
+        mean = torch.tensor(p.mean).view(1, 3, 1, 1)
+        std = torch.tensor(p.std).view(1, 3, 1, 1)
+        pixels = ((x.float() * std + mean) * 255.0).round().clamp(0, 255).to(torch.uint8)
+        return pixels.permute(0, 2, 3, 1).contiguous()
 
     def _run_one(self, x: Tensor) -> tuple[Tensor, ...]:
         raise NotImplementedError
 
     def run(self, x) -> tuple[Tensor, ...]:
-        x = torch.as_tensor(np.asarray(x) if not isinstance(x, Tensor) else x).float().contiguous()
+        if self.takes_pixels:
+            x = self.pixels(x)
+        else:
+            x = torch.as_tensor(np.asarray(x) if not isinstance(x, Tensor) else x)
+            x = x.float().contiguous()
         if x.dim() != 4 or tuple(x.shape[1:]) != self.input_shape[1:]:
             raise ArtifactError(
                 f"{self.path.name} takes input [N, {', '.join(map(str, self.input_shape[1:]))}], "

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ..errors import QuantizationError
 from ..export._common import Artifact, ExportRequest, artifact_stem, atomic_output
+from ..export._pixels import check_input_dtype, pixel_detector
 from ..fileio import prepare_out_dir, sha256_file
 from ..quant import Calibration
 from ..quant.ptq import calibration_set
@@ -31,16 +32,23 @@ def export(
     tag: str = "",
     progress: bool = True,
     int8_format: str | None = None,
+    input_dtype: str = "float32",
 ) -> list[Artifact]:
     """Every artifact written (TorchScript writes two: .pt and the lite interpreter's .ptl), each
     with its sidecar. int8 needs `calibration` for targets whose method calibrates. `int8_format`:
     one of the target's int8 formats (TARGETS[target].int8.formats; None: its default); a format
-    other than the default is part of the file name, so formats can share a directory."""
+    other than the default is part of the file name, so formats can share a directory.
+    `input_dtype` "uint8": the program takes camera bytes (export/_pixels.py), calibrated on
+    them."""
     t, precision = check_export(target, precision, calibration, float_modules, int8_format)
+    check_input_dtype(t.name, input_dtype)
     if int8_format is not None and int8_format != t.int8.default_format:
         tag = f"{tag}_{int8_format}"
     req = ExportRequest(precision, prepare_out_dir(out_dir), nms, tag)
     detector = detector.eval()
+    if input_dtype == "uint8":
+        detector, record = pixel_detector(detector)
+        req = dataclasses.replace(req, tag=f"{tag}_u8", pixel_input=record)
     if precision != "int8" or not t.int8.calibrated:
         return t.exporter(detector, req)
     inputs, record = calibration_set(detector, calibration)

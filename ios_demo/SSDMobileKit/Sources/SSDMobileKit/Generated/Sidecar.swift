@@ -666,26 +666,70 @@ public struct DelegationInfo: Codable, Equatable, Sendable {
     }
 }
 
+/// A program that takes camera bytes (input dtype uint8, NHWC): where the normalization went.
+/// JSON: ssdmobile.sidecar.PixelInput.
+public struct PixelInput: Codable, Equatable, Sendable {
+    /// true: (pixel / 255 - mean) / std is in the first convolution's weights and bias; false: it
+    /// stays a per-channel multiply-add in the graph.
+    public var foldedIntoFirstConv: Bool
+    /// The folded convolution's module name.
+    public var firstConv: String?
+    /// What the program does to the pixels before the first convolution, in order.
+    public var steps: [String]
+
+    public init(foldedIntoFirstConv: Bool, firstConv: String? = nil, steps: [String]) {
+        self.foldedIntoFirstConv = foldedIntoFirstConv
+        self.firstConv = firstConv
+        self.steps = steps
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case foldedIntoFirstConv = "folded_into_first_conv"
+        case firstConv = "first_conv"
+        case steps = "steps"
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        foldedIntoFirstConv = try c.decode(Bool.self, forKey: .foldedIntoFirstConv)
+        firstConv = try c.decodeIfPresent(String.self, forKey: .firstConv)
+        steps = try c.decode([String].self, forKey: .steps)
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(foldedIntoFirstConv, forKey: .foldedIntoFirstConv)
+        try c.encodeIfPresent(firstConv, forKey: .firstConv)
+        try c.encode(steps, forKey: .steps)
+    }
+}
+
 /// JSON: ssdmobile.sidecar.ExecuTorch.
 public struct ExecuTorchInfo: Codable, Equatable, Sendable {
     public var delegation: DelegationInfo
+    /// uint8 NHWC input only (export --input uint8).
+    public var pixelInput: PixelInput?
 
-    public init(delegation: DelegationInfo) {
+    public init(delegation: DelegationInfo, pixelInput: PixelInput? = nil) {
         self.delegation = delegation
+        self.pixelInput = pixelInput
     }
 
     enum CodingKeys: String, CodingKey {
         case delegation = "delegation"
+        case pixelInput = "pixel_input"
     }
 
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         delegation = try c.decode(DelegationInfo.self, forKey: .delegation)
+        pixelInput = try c.decodeIfPresent(PixelInput.self, forKey: .pixelInput)
     }
 
     public func encode(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(delegation, forKey: .delegation)
+        try c.encodeIfPresent(pixelInput, forKey: .pixelInput)
     }
 }
 

@@ -515,14 +515,50 @@ data class DelegationInfo(
 }
 
 /**
+ * A program that takes camera bytes (input dtype uint8, NHWC): where the normalization went.
+ * JSON: ssdmobile.sidecar.PixelInput.
+ */
+data class PixelInput(
+    // true: (pixel / 255 - mean) / std is in the first convolution's weights and bias; false: it
+    // stays a per-channel multiply-add in the graph.
+    val foldedIntoFirstConv: Boolean,
+    /** The folded convolution's module name. */
+    val firstConv: String? = null,
+    /** What the program does to the pixels before the first convolution, in order. */
+    val steps: List<String>
+) {
+    fun toJson(): JsonObject {
+        val o = JsonObject()
+        o.add("folded_into_first_conv", JsonPrimitive(foldedIntoFirstConv))
+        if (firstConv != null) o.add("first_conv", JsonPrimitive(firstConv))
+        o.add("steps", JsonWrite.list(steps) { x -> JsonPrimitive(x) })
+        return o
+    }
+
+    companion object {
+        fun fromJson(e: JsonElement, path: String): PixelInput {
+            val o = JsonRead.obj(e, path)
+            return PixelInput(
+                foldedIntoFirstConv = JsonRead.bool(JsonRead.field(o, "folded_into_first_conv", path), JsonRead.at(path, "folded_into_first_conv")),
+                firstConv = o.get("first_conv").let { x -> if (x == null || x.isJsonNull) null else JsonRead.str(x, JsonRead.at(path, "first_conv")) },
+                steps = JsonRead.list(JsonRead.field(o, "steps", path), JsonRead.at(path, "steps")) { x, p -> JsonRead.str(x, p) }
+            )
+        }
+    }
+}
+
+/**
  * JSON: ssdmobile.sidecar.ExecuTorch.
  */
 data class ExecuTorchInfo(
-    val delegation: DelegationInfo
+    val delegation: DelegationInfo,
+    /** uint8 NHWC input only (export --input uint8). */
+    val pixelInput: PixelInput? = null
 ) {
     fun toJson(): JsonObject {
         val o = JsonObject()
         o.add("delegation", delegation.toJson())
+        if (pixelInput != null) o.add("pixel_input", pixelInput.toJson())
         return o
     }
 
@@ -530,7 +566,8 @@ data class ExecuTorchInfo(
         fun fromJson(e: JsonElement, path: String): ExecuTorchInfo {
             val o = JsonRead.obj(e, path)
             return ExecuTorchInfo(
-                delegation = DelegationInfo.fromJson(JsonRead.field(o, "delegation", path), JsonRead.at(path, "delegation"))
+                delegation = DelegationInfo.fromJson(JsonRead.field(o, "delegation", path), JsonRead.at(path, "delegation")),
+                pixelInput = o.get("pixel_input").let { x -> if (x == null || x.isJsonNull) null else PixelInput.fromJson(x, JsonRead.at(path, "pixel_input")) }
             )
         }
     }
