@@ -13,6 +13,11 @@ Cases (OUT/cases.json):
   tiny_nms            a small detector with NMS in the program (fixed-size detection rows):
                       must pass
   tiny_nms_perturb    the same, class-head weights perturbed by 5%: must fail
+  person_u8_fp32      the person detector taking camera bytes (`export --input uint8`: uint8 RGB
+                      [1, H, W, 3], normalization folded into the first convolution): must pass.
+                      Its decoded images (OUT/person_u8/images/<stem>.rgb.u8, uint8 [H, W, 3] with
+                      <stem>.json {width, height}) let the app's Preprocessor make the golden
+                      input bytes from the image, as the host did (PixelInputTest)
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from ssdmobile.cli import main as cli  # noqa: E402
+from ssdmobile.data import load_image  # noqa: E402
 from ssdmobile.drift import (  # noqa: E402
     attach_golden,
     compare,
@@ -81,6 +87,15 @@ def case(out: Path, name: str, artifact: Path, runner_artifact: Path, expect_pas
     }
 
 
+def export_with_golden(args, out_dir: Path, *options: str) -> None:
+    """`ssdmobile export --target executorch --golden N` of the real person detector."""
+    command = ["export", "--target", "executorch", *options, "--weights", args.person_graph]
+    command += ["--out", str(out_dir), "--golden", str(args.images), "--golden-data", args.data]
+    code = cli(command)
+    if code:
+        raise SystemExit(f"drift_fixtures: ssdmobile {' '.join(command)} failed ({code})")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("out", type=Path)
@@ -94,23 +109,7 @@ def main(argv=None) -> int:
 
     # the real detector, through the command line a user runs
     person_dir = out / "person"
-    code = cli(
-        [
-            "export",
-            "--target",
-            "executorch",
-            "--weights",
-            args.person_graph,
-            "--out",
-            str(person_dir),
-            "--golden",
-            str(args.images),
-            "--golden-data",
-            args.data,
-        ]
-    )
-    if code:
-        raise SystemExit(f"drift_fixtures: ssdmobile export --golden failed ({code})")
+    export_with_golden(args, person_dir)
     true_pte = person_dir / "ssdlite_mobilenet_v2_person_executorch_fp32.pte"
     cases.append(case(out, "person_fp32", true_pte, true_pte, True))
     bad = perturbed(create_model("ssdlite_mobilenet_v2_person", weights=args.person_graph), 0.02)
@@ -135,6 +134,20 @@ def main(argv=None) -> int:
         )
     )
     cases.append(case(out, "tiny_nms_perturb", tiny_pte, tiny_bad_pte, False))
+
+    # camera bytes in: the program the apps hand uint8 pixels to, through the user's command line
+    u8_dir = out / "person_u8"
+    export_with_golden(args, u8_dir, "--input", "uint8")
+    u8_pte = u8_dir / "ssdlite_mobilenet_v2_person_executorch_fp32_u8.pte"
+    (u8_dir / "images").mkdir(exist_ok=True)
+    for path in golden_image_paths(args.data, "val2017", args.images):
+        image = load_image(path)  # uint8 [3, H, W], decoded as the host decodes
+        rgb = image.permute(1, 2, 0).contiguous().numpy()
+        rgb.tofile(u8_dir / "images" / f"{path.stem}.rgb.u8")
+        (u8_dir / "images" / f"{path.stem}.json").write_text(
+            json.dumps({"width": int(image.shape[2]), "height": int(image.shape[1])})
+        )
+    cases.append(case(out, "person_u8_fp32", u8_pte, u8_pte, True))
 
     (out / "cases.json").write_text(json.dumps({"cases": cases}, indent=1))
     for c in cases:

@@ -31,12 +31,31 @@ class DriftCheck(val golden: ArtifactGolden, val sidecar: Sidecar, private val r
 
     val images: Int get() = golden.images.size
 
-    /** Image i's input as the artifact takes it (float32; see [ArtifactGolden.input]). */
+    /**
+     * Image i's input as the app hands it to [EtDetector.forward]: float32 tensors as stored; for a
+     * program that takes camera bytes (uint8 NHWC) the stored pixels as 0..255 floats, which
+     * [RuntimeTensors.toUint8] turns back into the very same bytes.
+     */
     fun input(i: Int): FloatArray {
         val case = golden.images[i]
+        if (golden.input.dtype == "uint8" && golden.input.layout == "NHWC") {
+            val bytes = inputBytes(i)
+            return FloatArray(bytes.size) { (bytes[it].toInt() and 0xFF).toFloat() }
+        }
         if (golden.input.dtype != "float32")
             throw FormatException("${case.input}: ${golden.input.dtype} golden inputs are for image-input (Core ML) artifacts")
         return readF32(read(case.input))
+    }
+
+    /** Image i's pixels for a program that takes camera bytes: uint8 RGB [H, W, 3], as the host made them. */
+    fun inputBytes(i: Int): ByteArray {
+        val case = golden.images[i]
+        if (golden.input.dtype != "uint8" || golden.input.layout != "NHWC")
+            throw FormatException("${case.input}: the program takes ${golden.input.dtype} ${golden.input.layout}, not uint8 pixels")
+        val bytes = read(case.input)
+        val size = golden.input.shape.fold(1) { a, b -> a * b }
+        if (bytes.size != size) throw FormatException("${case.input}: ${bytes.size} bytes, the input holds $size")
+        return bytes
     }
 
     /** `outputs[i]`: the runtime's outputs for image i, flat, in the sidecar's output order. */
