@@ -149,8 +149,9 @@ def run(args):
                 )
             )
             print(
-                f"not run: {args.target} does not run on this machine; measure its drift with "
-                "`ssdmobile validate` where it runs"
+                f"not run: {args.target} does not run on this machine; `ssdmobile validate` or "
+                "`eval --artifact` measures its drift here through the ML Program reference "
+                "evaluator, latency on a Mac or the device"
             )
         if golden:
             manifest = attach_golden(detector, artifact.path, golden)
