@@ -34,6 +34,7 @@ HEADERS = [
     "max abs diff (raw)",
     "detections match",
     "XNNPACK delegated",
+    "ORT Mobile NNAPI / Core ML",
     "latency median",
     "latency p90",
     "speed-up vs eager",
@@ -53,6 +54,19 @@ def _delegated(row: Row) -> str:
     return f"all {total} ops" if not d["non_delegated_ops"] else f"{d['delegated_ops']}/{total} ops"
 
 
+def _mobile(row: Row) -> str:
+    """ONNX Runtime's mobile usability verdict for NNAPI and the Core ML EP (ML Program)."""
+    m = row.mobile
+    if not m:
+        return "-"
+
+    def ep(name: str, e: dict) -> str:
+        pct = 100 * e["supported_nodes"] / max(e["nodes"], 1)
+        return f"{name} {e['verdict']} ({e['partitions']} part., {pct:.0f}%)"
+
+    return f"{ep('NNAPI', m['nnapi'])} / {ep('CoreML', m['coreml_mlprogram'])}"
+
+
 def table_rows(result: ValidateResult) -> list[list[str]]:
     eager = result.eager
     rows = [
@@ -64,6 +78,7 @@ def table_rows(result: ValidateResult) -> list[list[str]]:
             "reference",
             "reference",
             "reference",
+            "-",
             "-",
             f"{eager.latency.median_ms:.1f} ms",
             f"{eager.latency.p90_ms:.1f} ms",
@@ -78,6 +93,7 @@ def table_rows(result: ValidateResult) -> list[list[str]]:
             "reference",
             "-",
             "reference",
+            "-",
             "-",
             f"{eager.latency_nms.median_ms:.1f} ms",
             f"{eager.latency_nms.p90_ms:.1f} ms",
@@ -96,6 +112,7 @@ def table_rows(result: ValidateResult) -> list[list[str]]:
                 _f(r.max_abs_diff, ".1e"),
                 r.det_match or "-",
                 _delegated(r),
+                _mobile(r),
                 _f(r.latency_median_ms, ".1f") + (" ms" if r.latency_median_ms else ""),
                 _f(r.latency_p90_ms, ".1f") + (" ms" if r.latency_p90_ms else ""),
                 _f(r.speedup, ".2f") + ("x" if r.speedup else ""),
@@ -141,6 +158,15 @@ def markdown(result: ValidateResult, gallery: list[dict] = (), devices: list[dic
             "partitioner took "
             "(ExecuTorch devtools' delegation info, recorded in the sidecar); the rest run on "
             "ExecuTorch's portable kernels.",
+            "",
+        ]
+    if any(r.mobile for r in result.rows):
+        lines += [
+            "ORT Mobile NNAPI / Core ML: ONNX Runtime's own check_onnx_model_mobile_usability "
+            "on the ONNX graph (for .ort rows: the graph it was converted from): its 'should "
+            "perform well with the EP as is' verdict, the partitions the EP's supported-op list "
+            "splits the graph into and the share of nodes it takes (Core ML: the ML Program "
+            "format; the sidecar's ort_mobile has NeuralNetwork too, and the unsupported ops).",
             "",
         ]
     if meta.get("max_drift") is not None:

@@ -221,6 +221,32 @@ class ExecuTorch(_Model):
     """uint8 NHWC input only (export --input uint8)."""
 
 
+class OrtMobileEP(_Model):
+    """One execution provider in ONNX Runtime's mobile usability check: the partitions its
+    supported-op list splits the graph into (BASIC-optimized, as the tool checks it)."""
+
+    verdict: Literal["YES", "MAYBE", "NO"]
+    """The tool's "model should perform well with <EP> as is" (YES: one partition, > 75% of nodes)."""  # noqa: E501
+    partitions: int
+    supported_nodes: int
+    nodes: int
+    partition_sizes: list[int]
+    unsupported_ops: list[str]
+    """domain:op, as the tool names them."""
+    unsupported_rank_ops: list[str]
+
+
+class OrtMobile(_Model):
+    """onnxruntime.tools.check_onnx_model_mobile_usability's findings on an ONNX graph (for a .ort
+    file: on the ONNX graph it was converted from, at the same BASIC optimization level)."""
+
+    checker: str
+    """The onnxruntime version whose checker made this record."""
+    nnapi: OrtMobileEP
+    coreml_neuralnetwork: OrtMobileEP
+    coreml_mlprogram: OrtMobileEP
+
+
 class Sidecar(_Model):
     """The sidecar JSON of one ssdmobile artifact."""
 
@@ -258,6 +284,8 @@ class Sidecar(_Model):
     """Core ML only: how the image input and the NMS pipeline are set up."""
     executorch: ExecuTorch | None = None
     """ExecuTorch only: what XNNPACK runs."""
+    ort_mobile: OrtMobile | None = None
+    """ONNX and ORT format only: ONNX Runtime's mobile usability verdict (NNAPI, Core ML EPs)."""
 
     def to_dict(self) -> dict:
         """The JSON object, with exactly the fields that were set (an optional field left out

@@ -88,6 +88,7 @@ class Row:
     max_abs_diff: float | None = None
     det_match: str | None = None  # "matched/images"
     delegation: dict | None = None  # ExecuTorch: ops delegated to XNNPACK vs not (sidecar's record)
+    mobile: dict | None = None  # ONNX / .ort: ONNX Runtime's mobile usability check (sidecar's)
     latency_median_ms: float | None = None
     latency_p90_ms: float | None = None
     speedup: float | None = None
@@ -249,6 +250,7 @@ class _Run:
         sidecar = load_sidecar(path)
         row.sha256 = sidecar.artifact_sha256 or sha256_file(path)
         row.delegation = sidecar.executorch.delegation.model_dump() if sidecar.executorch else None
+        row.mobile = sidecar.ort_mobile.model_dump() if sidecar.ort_mobile else None
         target = target_for_path(path)
         if not target.runs_here():
             row.notes["verified"] = target.verify(path)
@@ -308,7 +310,9 @@ def _guarded(row: Row, max_drift: float | None):
 
 def _row_for(artifact: Artifact, int8_format: str | None = None) -> Row:
     variant = " ".join(
-        v for v in ("lite" if artifact.path.suffix == ".ptl" else "", int8_format or "") if v
+        v
+        for v in ({".ptl": "lite", ".ort": "ort"}.get(artifact.path.suffix, ""), int8_format or "")
+        if v
     )
     return Row(
         artifact.target, artifact.precision, artifact.nms, runtime=artifact.runtime, variant=variant

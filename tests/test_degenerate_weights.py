@@ -161,7 +161,7 @@ def _onnx_weights(path) -> list[np.ndarray]:
 
 @pytest.mark.parametrize("fmt", ["qdq", "qoperator-u8s8"])
 def test_onnx_int8(zeroed, inputs, zero_outputs, tmp_path, fmt):
-    (path,) = (
+    path, _ort = (
         a.path
         for a in quantizing(
             lambda: export(zeroed, "onnx", "int8", tmp_path, int8_format=fmt, **OPTIONS)

@@ -76,7 +76,7 @@ def test_failing_export_leaves_no_file_under_the_final_name(detector, tmp_path, 
 
 
 def test_failing_export_keeps_the_previous_artifact_intact(detector, tmp_path, monkeypatch):
-    (good,) = (a.path for a in export(detector, "onnx", "fp32", tmp_path))
+    good, _ort = (a.path for a in export(detector, "onnx", "fp32", tmp_path))
     before = good.read_bytes(), good.with_suffix(".json").read_text()
     monkeypatch.setattr(
         onnx_target, "_torch_export", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("boom"))
@@ -85,7 +85,7 @@ def test_failing_export_keeps_the_previous_artifact_intact(detector, tmp_path, m
         export(detector, "onnx", "fp32", tmp_path)
     assert (good.read_bytes(), good.with_suffix(".json").read_text()) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-        [good.name, good.with_suffix(".json").name]
+        [good.name, good.with_suffix(".json").name, _ort.name, _ort.with_suffix(".json").name]
     )
 
 

@@ -35,13 +35,18 @@ def test_validate_measures_and_reports(dataset, tmp_path):
             progress=False,
         ),
     )
-    onnx_row, fp16_row = result.rows
-    assert onnx_row.status == "ok" and onnx_row.delta_ap == 0.0 and onnx_row.max_abs_diff < 1e-4
-    assert onnx_row.det_match == "3/3" and onnx_row.latency_p90_ms >= onnx_row.latency_median_ms > 0
+    onnx_row, ort_row, fp16_row = result.rows
+    for row in (onnx_row, ort_row):
+        assert row.status == "ok" and row.delta_ap == 0.0 and row.max_abs_diff < 1e-4
+        assert row.det_match == "3/3" and row.latency_p90_ms >= row.latency_median_ms > 0
+        # ONNX Runtime's mobile usability verdict, from the sidecar
+        assert (row.mobile["nnapi"]["verdict"], row.mobile["nnapi"]["partitions"]) == ("YES", 1)
+    assert ort_row.variant == "ort" and ort_row.artifact.endswith("_mobile.ort")
     assert fp16_row.status == "not available: onnx exports fp32, int8, not fp16"
     paths = write_report(result, tmp_path)
     md = paths["md"].read_text()
     assert all(h in md for h in HEADERS) and "| onnx " in md
+    assert "| fp32 (ort) " in md and md.count("NNAPI YES (1 part., 100%)") == 2
     js = json.loads(paths["json"].read_text())
     assert js["rows"][0]["ap"] == onnx_row.ap and js["meta"]["images"] == 3
     assert paths["png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -85,8 +90,8 @@ def test_validate_gate_flags_drift(dataset, tmp_path, monkeypatch):
             progress=False,
         ),
     )
-    (row,) = result.rows
-    assert row.status.startswith("DRIFT") and row.det_match == "0/3"
+    for row in result.rows:  # .onnx and .ort
+        assert row.status.startswith("DRIFT") and row.det_match == "0/3"
 
 
 def test_detections_match_tolerates_only_ties_at_the_cut():
@@ -122,7 +127,7 @@ def test_validate_measures_given_artifacts(dataset, tmp_path):
     from ssdmobile.targets.pipeline import export
 
     det = tiny_detector(name="tiny_ssd")
-    (path,) = (a.path for a in export(det, "onnx", "fp32", tmp_path / "given", nms=False))
+    path, _ort = (a.path for a in export(det, "onnx", "fp32", tmp_path / "given", nms=False))
     result = validate(
         det,
         dataset,

@@ -38,8 +38,8 @@ def _match(a, b, box_tol=0.05, score_tol=1e-4):
 @pytest.mark.slow
 def test_raw_outputs_and_detections_match_eager(target, detector, images, tmp_path):
     artifacts = export(detector, target, "fp32", tmp_path)
-    # .pt and the lite interpreter's .ptl
-    assert len(artifacts) == (2 if target == "torchscript" else 1)
+    # .pt and the lite interpreter's .ptl; .onnx and ORT Mobile's .ort
+    assert len(artifacts) == (2 if target in ("torchscript", "onnx") else 1)
     x = detector.preprocess(images)
     with torch.no_grad():
         ref = detector.forward_core(x)
@@ -62,7 +62,7 @@ def test_raw_outputs_and_detections_match_eager(target, detector, images, tmp_pa
 @pytest.mark.parametrize("target", ["onnx", "torchscript", "executorch"])
 @pytest.mark.slow
 def test_nms_in_graph_matches_eager_nms(target, detector, images, tmp_path):
-    # torchscript: the lite file
+    # torchscript: the lite file; onnx: the .ort
     path = export(detector, target, "fp32", tmp_path, nms=True)[-1].path
     sc = load_sidecar(path).to_dict()
     assert sc["nms"]["in_graph"] is True

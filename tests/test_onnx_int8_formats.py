@@ -30,7 +30,7 @@ def person():
 def fp32_onnx(person, tmp_path_factory):
     """The fp32 export and 2 calibration inputs, shared by every
     format (exporting is the slow part)."""
-    (artifact,) = export(person, "onnx", "fp32", tmp_path_factory.mktemp("fp32"))
+    artifact, _ort = export(person, "onnx", "fp32", tmp_path_factory.mktemp("fp32"))
     inputs, _ = calibration_set(person, CALIB)
     return artifact.path, inputs
 

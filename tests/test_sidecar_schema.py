@@ -108,8 +108,9 @@ def test_every_export_sidecar_passes_the_schema(
     from ssdmobile.targets.pipeline import export
 
     export(detector, target, precision, tmp_path, nms=nms)
-    # TorchScript writes the .pt and the lite interpreter's _lite.ptl, each with its sidecar
-    sidecars = check_written(validator, tmp_path, 2 if target == "torchscript" else 1)
+    # TorchScript writes the .pt and the lite interpreter's _lite.ptl, ONNX the .onnx and ORT
+    # Mobile's _mobile.ort, each with its sidecar
+    sidecars = check_written(validator, tmp_path, 2 if target in ("torchscript", "onnx") else 1)
     for d in sidecars:
         assert (d["target"], d["precision"], d["nms"]["in_graph"]) == (target, precision, nms)
         assert len(d["artifact_sha256"]) == 64 and d["runtime"]
@@ -142,7 +143,7 @@ def test_every_int8_sidecar_passes_the_schema(
     validator, detector, calibration, tmp_path, target, nms
 ):
     _int8(target, detector, calibration, tmp_path, nms)
-    for d in check_written(validator, tmp_path, 2 if target == "torchscript" else 1):
+    for d in check_written(validator, tmp_path, 2 if target in ("torchscript", "onnx") else 1):
         q = d["quantization"]
         assert d["precision"] == "int8" and q["dtype"] == "int8" and q["method"]
         if target != "coreml":  # Core ML int8 is weights only: no calibration images
@@ -174,9 +175,10 @@ def test_validate_metrics_pass_the_schema(validator, detector, tmp_path):
             progress=False,
         ),
     )
-    (d,) = check_written(validator, tmp_path / "artifacts", 1)
-    m = d["metrics"]
-    assert m["images"] == 2 and m["latency_ms"]["runs"] == 3 and m["detections_match"] == "2/2"
+    for d in check_written(validator, tmp_path / "artifacts", 2):  # .onnx and .ort
+        m = d["metrics"]
+        assert m["images"] == 2 and m["latency_ms"]["runs"] == 3
+        assert m["detections_match"] == "2/2" and d["ort_mobile"]["nnapi"]["verdict"] == "YES"
 
 
 # -- Python reads and writes only valid sidecars ---------------------------------------------------

@@ -1,5 +1,12 @@
 """ONNX: the torch.onnx exporter, checked with onnx.checker, run with onnxruntime.
 
+Every export writes two artifacts, each with its sidecar: the .onnx file and the .ort file ORT
+Mobile loads, converted from it (export/_ort_mobile.py), both carrying ONNX Runtime's mobile
+usability verdict (NNAPI, Core ML EPs). The .ort is an output of this target, not a target of its
+own: it is the same graph in another container, made from the written (for int8: quantized) .onnx
+file, run by the same runtime and runner; a target of its own would repeat the exporter, the
+quantizer and the runner.
+
 With nms, the graph ends in ONNX's own NonMaxSuppression, appended explicitly after the exported
 decode (boxes, foreground scores), followed by a TopK over all classes and padding to a fixed
 max_detections rows. It reproduces the eager nms_per_class: a per-class TopK first drops the
@@ -17,6 +24,8 @@ import warnings
 import numpy as np
 import torch
 
+from ..fileio import sha256_file
+from ..sidecar import load_sidecar, sidecar_path, to_sidecar
 from ._common import (
     Artifact,
     DecodedBoxes,
@@ -29,6 +38,7 @@ from ._common import (
     example_input,
     make_sidecar,
 )
+from ._ort_mobile import ORT_RUNTIME, ORT_SUFFIX, usability, write_ort
 from ._tensor_nms import float_threshold
 
 TARGET = "onnx"
@@ -54,6 +64,91 @@ def _torch_export(module, x, output_names):
             verbose=False,
         )
     model = program.model_proto
+    onnx.checker.check_model(model)
+    return _mobile_ops(model)
+
+
+def _mobile_ops(model):
+    """Rewrite the ops ORT Mobile's execution providers lack into ops they take, in place (ONNX
+    Runtime's mobile usability checker: NNAPI has no HardSigmoid, so MobileNetV3's 8 squeeze-excite
+    gates and 20 hard-swishes, which onnxruntime expands into HardSigmoid, split its graph into 29
+    partitions; Core ML NeuralNetwork has no ReduceMean either). By the ONNX definitions:
+    HardSigmoid(x) = Clip(x * alpha + beta, 0, 1), HardSwish(x) = x * HardSigmoid(x) (alpha 1/6,
+    beta 1/2), ReduceMean over H, W of an NCHW tensor, keeping them = GlobalAveragePool. Written by
+    hand: onnx has no pass for it, and onnxruntime's optimizer fuses the other way."""
+    import onnx  # lazy: heavy optional runtime (onnx), only when this target is exported
+    from onnx import helper, numpy_helper
+
+    g = model.graph
+    inferred = onnx.shape_inference.infer_shapes(model)
+    rank = {
+        v.name: len(v.type.tensor_type.shape.dim)
+        for v in [*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output]
+        if v.type.tensor_type.HasField("shape")
+    }
+    initializers = {i.name: i for i in g.initializer}
+    consts: dict[float, str] = {}
+
+    def const(value: float) -> str:
+        if value not in consts:
+            consts[value] = f"mobile_const_{len(consts)}"
+            g.initializer.append(
+                numpy_helper.from_array(np.asarray(value, dtype=np.float32), consts[value])
+            )
+        return consts[value]
+
+    nodes = []
+
+    def emit(node, like):
+        # the replaced node's metadata (torch.onnx's module scope): int8 quantizes the core's nodes
+        # and keeps named modules in float by it (quant/onnx_int8.py)
+        node.metadata_props.extend(like.metadata_props)
+        nodes.append(node)
+
+    for n in g.node:
+        attrs = {a.name: helper.get_attribute_value(a) for a in n.attribute}
+        p = n.name or n.output[0]
+        if n.domain in ("", "ai.onnx") and n.op_type in ("HardSigmoid", "HardSwish"):
+            sigmoid = n.op_type == "HardSigmoid"
+            alpha = float(attrs.get("alpha", 0.2)) if sigmoid else 1.0 / 6.0
+            beta = float(attrs.get("beta", 0.5)) if sigmoid else 0.5
+            x, y = n.input[0], n.output[0]
+            gate = y if sigmoid else f"{p}_gate"
+            emit(helper.make_node("Mul", [x, const(alpha)], [f"{p}_scaled"], name=f"{p}_mul"), n)
+            emit(
+                helper.make_node(
+                    "Add", [f"{p}_scaled", const(beta)], [f"{p}_shifted"], name=f"{p}_add"
+                ),
+                n,
+            )
+            emit(
+                helper.make_node(
+                    "Clip", [f"{p}_shifted", const(0.0), const(1.0)], [gate], name=f"{p}_clip"
+                ),
+                n,
+            )
+            if not sigmoid:
+                emit(helper.make_node("Mul", [x, gate], [y], name=f"{p}_swish"), n)
+            continue
+        if (
+            n.domain in ("", "ai.onnx")
+            and n.op_type == "ReduceMean"
+            and len(n.input) == 2
+            and n.input[1] in initializers
+            and attrs.get("keepdims", 1) == 1
+            and rank.get(n.input[0]) == 4
+            and sorted(int(a) % 4 for a in numpy_helper.to_array(initializers[n.input[1]]))
+            == [2, 3]
+        ):
+            emit(helper.make_node("GlobalAveragePool", [n.input[0]], [n.output[0]], name=p), n)
+            continue
+        nodes.append(n)
+    del g.node[:]
+    g.node.extend(nodes)
+    used = {i for n in g.node for i in n.input}
+    unused = [i for i in g.initializer if i.name not in used]
+    for i in unused:
+        g.initializer.remove(i)
     onnx.checker.check_model(model)
     return model
 
@@ -225,6 +320,38 @@ def export(detector, req: ExportRequest) -> list[Artifact]:
             input_name="input",
             input_shape=list(x.shape),
             outputs=declared_outputs(detector, req.nms),
-            extra={"runtime": RUNTIME, "opset": OPSET},
+            extra={"runtime": RUNTIME, "opset": OPSET, **file_fields(pending.path)},
         )
-    return [Artifact(final, TARGET, req.precision, req.nms, RUNTIME)]
+    onnx_artifact = Artifact(final, TARGET, req.precision, req.nms, RUNTIME)
+    return [onnx_artifact, *companions(onnx_artifact)]
+
+
+def file_fields(path) -> dict:
+    """Sidecar fields measured on a written ONNX file: ONNX Runtime's mobile usability verdict
+    (export/_ort_mobile.py). The int8 pipeline measures its quantized file again."""
+    return {"ort_mobile": usability(path)}
+
+
+def ort_path(onnx_path):
+    """The ORT Mobile file of an .onnx artifact: `<stem>_mobile.ort` (its own stem, so its sidecar
+    does not overwrite the .onnx one's)."""
+    return onnx_path.with_name(f"{onnx_path.stem}_mobile{ORT_SUFFIX}")
+
+
+def companions(onnx_artifact: Artifact) -> list[Artifact]:
+    """The .ort file ORT Mobile loads, converted from a written .onnx artifact, with its sidecar:
+    the .onnx one's (same graph, inputs, outputs, quantization, mobile verdict), renamed."""
+    src, final = onnx_artifact.path, ort_path(onnx_artifact.path)
+    sidecar = load_sidecar(src).to_dict()
+    with atomic_output(final) as pending:
+        write_ort(src, pending.path)
+        pending.sidecar = to_sidecar(
+            {
+                **sidecar,
+                "artifact": final.name,
+                "artifact_sha256": sha256_file(pending.path),
+                "runtime": ORT_RUNTIME,
+            },
+            str(sidecar_path(final)),
+        )
+    return [Artifact(final, TARGET, onnx_artifact.precision, onnx_artifact.nms, ORT_RUNTIME)]

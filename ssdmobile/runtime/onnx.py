@@ -1,4 +1,4 @@
-"""ONNX with onnxruntime (CPU execution provider)."""
+"""ONNX and ORT format (ORT Mobile's .ort) with onnxruntime (CPU execution provider)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,17 @@ def check_file(path: Path) -> None:
 
     if not path.is_file():
         raise ArtifactError(f"{path}: not a file")
+    if path.suffix == ".ort":
+        # an ORT format file is a flatbuffer whose file identifier, bytes 4-8, is "ORTM"
+        # (onnxruntime/core/flatbuffers/schema/ort.fbs)
+        with path.open("rb") as f:
+            head = f.read(8)
+        if head[4:8] != b"ORTM":
+            raise ArtifactError(
+                f"{path}: not an ORT format model (no ORTM identifier); truncated, or not what its "
+                f"extension says"
+            )
+        return
     try:
         model = onnx.load_model(str(path), load_external_data=False)
     except Exception as e:  # protobuf DecodeError and friends
@@ -43,6 +54,11 @@ class OnnxRunner(Runner):
         # no busy-waiting between runs: spinning pool threads steal the cores from whatever runs
         # next (another runtime in the same process during validate, the app's UI thread on a phone)
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        if path.suffix == ".ort":
+            # ssdmobile's .ort files carry the CPU EP's int8 fusions as saved runtime optimizations
+            # (export/_ort_mobile.py); onnxruntime replays them only when asked. load_runner has
+            # checked that the file is the one its sidecar was written for.
+            opts.add_session_config_entry("session.enable_saved_runtime_optimizations", "1")
         try:
             self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         except Exception as e:

@@ -88,6 +88,12 @@ class Target:
     runs_here: Callable[[], bool]
     int8: Int8Method | None = None
     verify: Callable[[Path], dict] | None = None  # checks an artifact where it cannot run
+    # for file-stage int8, which quantizes the exporter's main file (suffixes[0]) after export:
+    # sidecar fields the exporter measures on its file, measured again on the quantized one
+    file_fields: Callable[[Path], dict] | None = None
+    # ... and the files the exporter converts from its main one (Artifact -> list[Artifact]),
+    # converted again from the quantized one (ONNX: the .ort file)
+    companions: Callable | None = None
 
 
 def _always() -> bool:
@@ -133,7 +139,7 @@ TARGETS: dict[str, Target] = {
         ),
         Target(
             "onnx",
-            (".onnx",),
+            (".onnx", ".ort"),
             ("fp32", "int8"),
             "fp32",
             nms="ONNX NonMaxSuppression + TopK in the graph",
@@ -141,6 +147,8 @@ TARGETS: dict[str, Target] = {
             check_file=_runtime("onnx", "check_file"),
             load=_runtime("onnx", "load"),
             runs_here=_always,
+            file_fields=_lazy("ssdmobile.export.onnx", "file_fields"),
+            companions=_lazy("ssdmobile.export.onnx", "companions"),
             int8=Int8Method(
                 "onnxruntime quantize_static on the exported file",
                 "file",

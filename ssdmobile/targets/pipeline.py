@@ -101,6 +101,8 @@ def _quantize_files(
         for fp32 in t.exporter(
             detector, dataclasses.replace(req, precision="fp32", out_dir=Path(tmp))
         ):
+            if fp32.path.suffix != t.suffixes[0] and t.companions:
+                continue  # converted from the main file: converted again from the quantized one
             final = req.out_dir / (
                 artifact_stem(detector.spec.name, t.name, req) + fp32.path.suffix
             )
@@ -114,6 +116,9 @@ def _quantize_files(
                     artifact=final.name,
                     artifact_sha256=sha256_file(pending.path),
                     quantization={**method, **record},
+                    **(t.file_fields(pending.path) if t.file_fields else {}),
                 )
             written.append(dataclasses.replace(fp32, path=final, precision="int8"))
+            if t.companions:
+                written += t.companions(written[-1])
     return written

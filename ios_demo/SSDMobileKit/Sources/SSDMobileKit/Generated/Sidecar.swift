@@ -733,6 +733,106 @@ public struct ExecuTorchInfo: Codable, Equatable, Sendable {
     }
 }
 
+/// One execution provider in ONNX Runtime's mobile usability check: the partitions its
+/// supported-op list splits the graph into (BASIC-optimized, as the tool checks it).
+/// JSON: ssdmobile.sidecar.OrtMobileEP.
+public struct OrtMobileEP: Codable, Equatable, Sendable {
+    /// The tool's "model should perform well with <EP> as is" (YES: one partition, > 75% of nodes).
+    public var verdict: String
+    public var partitions: Int
+    public var supportedNodes: Int
+    public var nodes: Int
+    public var partitionSizes: [Int]
+    /// domain:op, as the tool names them.
+    public var unsupportedOps: [String]
+    public var unsupportedRankOps: [String]
+
+    public init(verdict: String, partitions: Int, supportedNodes: Int, nodes: Int, partitionSizes: [Int], unsupportedOps: [String], unsupportedRankOps: [String]) {
+        self.verdict = verdict
+        self.partitions = partitions
+        self.supportedNodes = supportedNodes
+        self.nodes = nodes
+        self.partitionSizes = partitionSizes
+        self.unsupportedOps = unsupportedOps
+        self.unsupportedRankOps = unsupportedRankOps
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case verdict = "verdict"
+        case partitions = "partitions"
+        case supportedNodes = "supported_nodes"
+        case nodes = "nodes"
+        case partitionSizes = "partition_sizes"
+        case unsupportedOps = "unsupported_ops"
+        case unsupportedRankOps = "unsupported_rank_ops"
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let here = FormatCheck.path(c.codingPath)
+        verdict = try c.decode(String.self, forKey: .verdict)
+        try FormatCheck.oneOf(verdict, ["YES", "MAYBE", "NO"], FormatCheck.at(here, "verdict"))
+        partitions = try c.decode(Int.self, forKey: .partitions)
+        supportedNodes = try c.decode(Int.self, forKey: .supportedNodes)
+        nodes = try c.decode(Int.self, forKey: .nodes)
+        partitionSizes = try c.decode([Int].self, forKey: .partitionSizes)
+        unsupportedOps = try c.decode([String].self, forKey: .unsupportedOps)
+        unsupportedRankOps = try c.decode([String].self, forKey: .unsupportedRankOps)
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(verdict, forKey: .verdict)
+        try c.encode(partitions, forKey: .partitions)
+        try c.encode(supportedNodes, forKey: .supportedNodes)
+        try c.encode(nodes, forKey: .nodes)
+        try c.encode(partitionSizes, forKey: .partitionSizes)
+        try c.encode(unsupportedOps, forKey: .unsupportedOps)
+        try c.encode(unsupportedRankOps, forKey: .unsupportedRankOps)
+    }
+}
+
+/// onnxruntime.tools.check_onnx_model_mobile_usability's findings on an ONNX graph (for a .ort
+/// file: on the ONNX graph it was converted from, at the same BASIC optimization level).
+/// JSON: ssdmobile.sidecar.OrtMobile.
+public struct OrtMobile: Codable, Equatable, Sendable {
+    /// The onnxruntime version whose checker made this record.
+    public var checker: String
+    public var nnapi: OrtMobileEP
+    public var coremlNeuralnetwork: OrtMobileEP
+    public var coremlMlprogram: OrtMobileEP
+
+    public init(checker: String, nnapi: OrtMobileEP, coremlNeuralnetwork: OrtMobileEP, coremlMlprogram: OrtMobileEP) {
+        self.checker = checker
+        self.nnapi = nnapi
+        self.coremlNeuralnetwork = coremlNeuralnetwork
+        self.coremlMlprogram = coremlMlprogram
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case checker = "checker"
+        case nnapi = "nnapi"
+        case coremlNeuralnetwork = "coreml_neuralnetwork"
+        case coremlMlprogram = "coreml_mlprogram"
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        checker = try c.decode(String.self, forKey: .checker)
+        nnapi = try c.decode(OrtMobileEP.self, forKey: .nnapi)
+        coremlNeuralnetwork = try c.decode(OrtMobileEP.self, forKey: .coremlNeuralnetwork)
+        coremlMlprogram = try c.decode(OrtMobileEP.self, forKey: .coremlMlprogram)
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(checker, forKey: .checker)
+        try c.encode(nnapi, forKey: .nnapi)
+        try c.encode(coremlNeuralnetwork, forKey: .coremlNeuralnetwork)
+        try c.encode(coremlMlprogram, forKey: .coremlMlprogram)
+    }
+}
+
 /// The sidecar JSON of one ssdmobile artifact.
 /// JSON: ssdmobile.sidecar.Sidecar.
 public struct Sidecar: Codable, Equatable, Sendable {
@@ -771,8 +871,10 @@ public struct Sidecar: Codable, Equatable, Sendable {
     public var coreml: CoreMLInfo?
     /// ExecuTorch only: what XNNPACK runs.
     public var executorch: ExecuTorchInfo?
+    /// ONNX and ORT format only: ONNX Runtime's mobile usability verdict (NNAPI, Core ML EPs).
+    public var ortMobile: OrtMobile?
 
-    public init(format: String, schemaVersion: Int, ssdmobileVersion: String, model: String, target: String, precision: String, artifact: String, input: InputSpec, preprocess: PreprocessSpec, classNames: [String], backgroundClass: Int, outputs: [OutputSpec], decode: DecodeSpec, nms: NmsSpec, quantization: QuantizationInfo?, checkpoint: CheckpointInfo?, metrics: MetricsInfo?, artifactSha256: String? = nil, runtime: String? = nil, opset: Int? = nil, coreml: CoreMLInfo? = nil, executorch: ExecuTorchInfo? = nil) {
+    public init(format: String, schemaVersion: Int, ssdmobileVersion: String, model: String, target: String, precision: String, artifact: String, input: InputSpec, preprocess: PreprocessSpec, classNames: [String], backgroundClass: Int, outputs: [OutputSpec], decode: DecodeSpec, nms: NmsSpec, quantization: QuantizationInfo?, checkpoint: CheckpointInfo?, metrics: MetricsInfo?, artifactSha256: String? = nil, runtime: String? = nil, opset: Int? = nil, coreml: CoreMLInfo? = nil, executorch: ExecuTorchInfo? = nil, ortMobile: OrtMobile? = nil) {
         self.format = format
         self.schemaVersion = schemaVersion
         self.ssdmobileVersion = ssdmobileVersion
@@ -795,6 +897,7 @@ public struct Sidecar: Codable, Equatable, Sendable {
         self.opset = opset
         self.coreml = coreml
         self.executorch = executorch
+        self.ortMobile = ortMobile
     }
 
     enum CodingKeys: String, CodingKey {
@@ -820,6 +923,7 @@ public struct Sidecar: Codable, Equatable, Sendable {
         case opset = "opset"
         case coreml = "coreml"
         case executorch = "executorch"
+        case ortMobile = "ort_mobile"
     }
 
     public init(from decoder: Decoder) throws {
@@ -853,6 +957,7 @@ public struct Sidecar: Codable, Equatable, Sendable {
         opset = try c.decodeIfPresent(Int.self, forKey: .opset)
         coreml = try c.decodeIfPresent(CoreMLInfo.self, forKey: .coreml)
         executorch = try c.decodeIfPresent(ExecuTorchInfo.self, forKey: .executorch)
+        ortMobile = try c.decodeIfPresent(OrtMobile.self, forKey: .ortMobile)
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -879,6 +984,7 @@ public struct Sidecar: Codable, Equatable, Sendable {
         try c.encodeIfPresent(opset, forKey: .opset)
         try c.encodeIfPresent(coreml, forKey: .coreml)
         try c.encodeIfPresent(executorch, forKey: .executorch)
+        try c.encodeIfPresent(ortMobile, forKey: .ortMobile)
     }
 
     /// Strict JSON -> the file, or FormatError with one line naming `source`.

@@ -574,6 +574,84 @@ data class ExecuTorchInfo(
 }
 
 /**
+ * One execution provider in ONNX Runtime's mobile usability check: the partitions its
+ * supported-op list splits the graph into (BASIC-optimized, as the tool checks it).
+ * JSON: ssdmobile.sidecar.OrtMobileEP.
+ */
+data class OrtMobileEP(
+    /** The tool's "model should perform well with <EP> as is" (YES: one partition, > 75% of nodes). */
+    val verdict: String,
+    val partitions: Int,
+    val supportedNodes: Int,
+    val nodes: Int,
+    val partitionSizes: List<Int>,
+    /** domain:op, as the tool names them. */
+    val unsupportedOps: List<String>,
+    val unsupportedRankOps: List<String>
+) {
+    fun toJson(): JsonObject {
+        val o = JsonObject()
+        o.add("verdict", JsonPrimitive(verdict))
+        o.add("partitions", JsonPrimitive(partitions))
+        o.add("supported_nodes", JsonPrimitive(supportedNodes))
+        o.add("nodes", JsonPrimitive(nodes))
+        o.add("partition_sizes", JsonWrite.list(partitionSizes) { x -> JsonPrimitive(x) })
+        o.add("unsupported_ops", JsonWrite.list(unsupportedOps) { x -> JsonPrimitive(x) })
+        o.add("unsupported_rank_ops", JsonWrite.list(unsupportedRankOps) { x -> JsonPrimitive(x) })
+        return o
+    }
+
+    companion object {
+        fun fromJson(e: JsonElement, path: String): OrtMobileEP {
+            val o = JsonRead.obj(e, path)
+            return OrtMobileEP(
+                verdict = JsonRead.oneOf(JsonRead.str(JsonRead.field(o, "verdict", path), JsonRead.at(path, "verdict")), listOf("YES", "MAYBE", "NO"), JsonRead.at(path, "verdict")),
+                partitions = JsonRead.int(JsonRead.field(o, "partitions", path), JsonRead.at(path, "partitions")),
+                supportedNodes = JsonRead.int(JsonRead.field(o, "supported_nodes", path), JsonRead.at(path, "supported_nodes")),
+                nodes = JsonRead.int(JsonRead.field(o, "nodes", path), JsonRead.at(path, "nodes")),
+                partitionSizes = JsonRead.list(JsonRead.field(o, "partition_sizes", path), JsonRead.at(path, "partition_sizes")) { x, p -> JsonRead.int(x, p) },
+                unsupportedOps = JsonRead.list(JsonRead.field(o, "unsupported_ops", path), JsonRead.at(path, "unsupported_ops")) { x, p -> JsonRead.str(x, p) },
+                unsupportedRankOps = JsonRead.list(JsonRead.field(o, "unsupported_rank_ops", path), JsonRead.at(path, "unsupported_rank_ops")) { x, p -> JsonRead.str(x, p) }
+            )
+        }
+    }
+}
+
+/**
+ * onnxruntime.tools.check_onnx_model_mobile_usability's findings on an ONNX graph (for a .ort
+ * file: on the ONNX graph it was converted from, at the same BASIC optimization level).
+ * JSON: ssdmobile.sidecar.OrtMobile.
+ */
+data class OrtMobile(
+    /** The onnxruntime version whose checker made this record. */
+    val checker: String,
+    val nnapi: OrtMobileEP,
+    val coremlNeuralnetwork: OrtMobileEP,
+    val coremlMlprogram: OrtMobileEP
+) {
+    fun toJson(): JsonObject {
+        val o = JsonObject()
+        o.add("checker", JsonPrimitive(checker))
+        o.add("nnapi", nnapi.toJson())
+        o.add("coreml_neuralnetwork", coremlNeuralnetwork.toJson())
+        o.add("coreml_mlprogram", coremlMlprogram.toJson())
+        return o
+    }
+
+    companion object {
+        fun fromJson(e: JsonElement, path: String): OrtMobile {
+            val o = JsonRead.obj(e, path)
+            return OrtMobile(
+                checker = JsonRead.str(JsonRead.field(o, "checker", path), JsonRead.at(path, "checker")),
+                nnapi = OrtMobileEP.fromJson(JsonRead.field(o, "nnapi", path), JsonRead.at(path, "nnapi")),
+                coremlNeuralnetwork = OrtMobileEP.fromJson(JsonRead.field(o, "coreml_neuralnetwork", path), JsonRead.at(path, "coreml_neuralnetwork")),
+                coremlMlprogram = OrtMobileEP.fromJson(JsonRead.field(o, "coreml_mlprogram", path), JsonRead.at(path, "coreml_mlprogram"))
+            )
+        }
+    }
+}
+
+/**
  * The sidecar JSON of one ssdmobile artifact.
  * JSON: ssdmobile.sidecar.Sidecar.
  */
@@ -608,7 +686,9 @@ data class Sidecar(
     /** Core ML only: how the image input and the NMS pipeline are set up. */
     val coreml: CoreMLInfo? = null,
     /** ExecuTorch only: what XNNPACK runs. */
-    val executorch: ExecuTorchInfo? = null
+    val executorch: ExecuTorchInfo? = null,
+    /** ONNX and ORT format only: ONNX Runtime's mobile usability verdict (NNAPI, Core ML EPs). */
+    val ortMobile: OrtMobile? = null
 ) {
     fun toJson(): JsonObject {
         val o = JsonObject()
@@ -634,6 +714,7 @@ data class Sidecar(
         if (opset != null) o.add("opset", JsonPrimitive(opset))
         if (coreml != null) o.add("coreml", coreml.toJson())
         if (executorch != null) o.add("executorch", executorch.toJson())
+        if (ortMobile != null) o.add("ort_mobile", ortMobile.toJson())
         return o
     }
 
@@ -678,7 +759,8 @@ data class Sidecar(
                 runtime = o.get("runtime").let { x -> if (x == null || x.isJsonNull) null else JsonRead.str(x, JsonRead.at(path, "runtime")) },
                 opset = o.get("opset").let { x -> if (x == null || x.isJsonNull) null else JsonRead.int(x, JsonRead.at(path, "opset")) },
                 coreml = o.get("coreml").let { x -> if (x == null || x.isJsonNull) null else CoreMLInfo.fromJson(x, JsonRead.at(path, "coreml")) },
-                executorch = o.get("executorch").let { x -> if (x == null || x.isJsonNull) null else ExecuTorchInfo.fromJson(x, JsonRead.at(path, "executorch")) }
+                executorch = o.get("executorch").let { x -> if (x == null || x.isJsonNull) null else ExecuTorchInfo.fromJson(x, JsonRead.at(path, "executorch")) },
+                ortMobile = o.get("ort_mobile").let { x -> if (x == null || x.isJsonNull) null else OrtMobile.fromJson(x, JsonRead.at(path, "ort_mobile")) }
             )
         }
     }
