@@ -84,7 +84,7 @@ def main():
                 paths = [a.path for a in export(detector, target.name, "fp32", out, nms=nms)]
             for path in sorted(paths):
                 runner = load_runner(path, threads=args.threads)
-                lite = "_lite" if path.suffix == ".ptl" else ""
+                lite = {".ptl": "_lite", ".ort": "_ort"}.get(path.suffix, "")
                 label = f"{target.name}{lite}{' +nms' if nms else ''} fp32"
                 fns[label] = lambda r=runner: r.run(x)
                 names[label] = (path.name, nms)

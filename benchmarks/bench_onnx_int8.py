@@ -66,7 +66,7 @@ def sqnr_db(ref: list[np.ndarray], got: list[np.ndarray]) -> float:
 def bench_model(key: str, args, out: Path) -> list[list[str]]:
     det, provenance = load_model(key, args.v3_weights)
     det.eval()
-    (fp32,) = (a.path for a in export(det, "onnx", "fp32", out / key))
+    fp32, _ort = (a.path for a in export(det, "onnx", "fp32", out / key))
     sidecar = load_sidecar(fp32).to_dict()
     inputs, _ = calibration_set(
         det, Calibration(str(COCO128), "train2017", args.calib_images, args.observer)
