@@ -55,6 +55,19 @@ def test_kotlin_postprocess_matches_python(kotlin_run):
 
 @pytest.mark.slow
 @NO_KOTLIN
+def test_the_app_hands_camera_bytes_exactly_as_the_host(kotlin_run):
+    """A program exported with --input uint8 (tests/drift_fixtures.py, person_u8_fp32): the app's
+    Preprocessor + RuntimeTensors.toUint8 make every golden input byte the host made, from the
+    decoded image, and the program's outputs pass the drift check (PixelInputTest)."""
+    _, _, proc = kotlin_run
+    assert proc.returncode == 0, proc.stderr[-2000:] or proc.stdout[-2000:]
+    assert "drift person_u8_fp32: PASS" in proc.stdout
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("camera bytes ")]
+    assert lines and all(" 270000/270000 bytes as the host made them" in line for line in lines)
+
+
+@pytest.mark.slow
+@NO_KOTLIN
 def test_drift_check_and_device_results_across_kotlin_and_python(kotlin_run, tmp_path, capsys):
     """tests/phone_fixtures.sh exports real ExecuTorch programs with golden data and runs them with
     ExecuTorch's Python runtime (OUT/drift); test.sh has the Kotlin comparator check the outputs
