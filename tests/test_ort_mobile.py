@@ -187,3 +187,31 @@ def test_verdict_is_the_checker_tools(tmp_path, caplog):
     assert "Model should perform well with NNAPI as is: NO" in said
     assert "2 partitions with a total of 3/4 nodes can be handled by the NNAPI EP" in said
     assert "Model should perform well with CoreML MLProgram as is: YES" in said
+
+
+def test_ort_without_saved_optimizations_where_onnxruntime_cannot_save_them(tmp_path, monkeypatch):
+    """Where the runtime-style conversion fails (onnxruntime could not save the records for a
+    float-fallback int8 graph once), the .ort is the BASIC-level graph without them, and says so."""
+    import onnxruntime as ort
+    from onnxruntime.tools.convert_onnx_models_to_ort import OptimizationStyle
+
+    from ssdmobile.export import _ort_mobile
+
+    src, dst = tmp_path / "hsig.onnx", tmp_path / "hsig.ort"
+    _hardsigmoid_model(src)
+    assert _ort_mobile.write_ort(src, dst) is True
+    convert = _ort_mobile._convert
+
+    def runtime_style_fails(work, style, level):
+        if style == OptimizationStyle.Runtime:
+            raise RuntimeError("The sum of input arg count is not equal to size of input defs")
+        return convert(work, style, level)
+
+    monkeypatch.setattr(_ort_mobile, "_convert", runtime_style_fails)
+    assert _ort_mobile.write_ort(src, dst) is False
+    x = np.random.default_rng(0).standard_normal((1, 4, 8, 8)).astype(np.float32)
+    run = [
+        ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+        for p in (src, dst)
+    ]
+    np.testing.assert_allclose(run[0], run[1], rtol=1e-6, atol=1e-6)

@@ -36,8 +36,9 @@ from ..errors import ExportError
 
 ORT_SUFFIX = ".ort"
 ORT_RUNTIME = "onnxruntime (ORT format: ORT Mobile)"
-# the session option that replays the file's saved runtime optimizations (see write_ort)
-REPLAY_SAVED_OPTIMIZATIONS = "session.enable_saved_runtime_optimizations"
+# the converter's documented knob for the optimization level
+# (onnxruntime/tools/convert_onnx_models_to_ort.py)
+_LEVEL_ENV = "ORT_CONVERT_ONNX_MODELS_TO_ORT_OPTIMIZATION_LEVEL"
 
 # sidecar key -> (the checker's EP name, its supported-op list in onnxruntime/tools/mobile_helpers)
 _EPS = {
@@ -81,43 +82,68 @@ def usability(path: str | os.PathLike) -> dict:
     return record
 
 
-def write_ort(src: str | os.PathLike, dst: str | os.PathLike) -> None:
-    """Convert the ONNX file `src` into the ORT-format file `dst` (see the module docstring)."""
+def _convert(work: Path, style, level: str | None) -> list[Path]:
+    """convert_onnx_models_to_ort on work/model.onnx -> the .ort files it wrote in work/out."""
     # lazy: heavy optional runtime (onnxruntime), only for ONNX artifacts
-    from onnxruntime.tools.convert_onnx_models_to_ort import (
-        OptimizationStyle,
-        convert_onnx_models_to_ort,
-    )
+    from onnxruntime.tools.convert_onnx_models_to_ort import convert_onnx_models_to_ort
+
+    out = work / "out"
+    shutil.rmtree(out, ignore_errors=True)
+    old = os.environ.get(_LEVEL_ENV)
+    if level is not None:
+        os.environ[_LEVEL_ENV] = level
+    # the converter prints its progress on stdout (ssdmobile's stdout is for results) and logs an
+    # INFO line per file through its own logger (onnxruntime/tools/logger.py)
+    quiet = logging.getLogger("ort_format_model.utils")
+    was = quiet.level
+    quiet.setLevel(logging.WARNING)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            convert_onnx_models_to_ort(
+                work / "model.onnx",
+                output_dir=out,
+                optimization_styles=[style],
+                target_platform="arm",
+            )
+    finally:
+        quiet.setLevel(was)
+        if old is None:
+            os.environ.pop(_LEVEL_ENV, None)
+        else:
+            os.environ[_LEVEL_ENV] = old
+    return sorted(out.glob(f"*{ORT_SUFFIX}"))
+
+
+def write_ort(src: str | os.PathLike, dst: str | os.PathLike) -> bool:
+    """Convert the ONNX file `src` into the ORT-format file `dst` (see the module docstring).
+    -> whether the file carries saved runtime optimizations: where onnxruntime cannot save them
+    for a graph (seen on a float-fallback int8 graph: "The sum of input arg count is not equal to
+    size of input defs in node ..._bias_dq"), the file is the BASIC-level graph without them (the
+    "fixed" style at BASIC: valid for every execution provider; the CPU EP then runs QDQ int8 in
+    float)."""
+    # lazy: heavy optional runtime (onnxruntime), only for ONNX artifacts
+    from onnxruntime.tools.convert_onnx_models_to_ort import OptimizationStyle
 
     src, dst = Path(src), Path(dst)
     with tempfile.TemporaryDirectory(prefix="ssdmobile-ort-") as tmp:
         work = Path(tmp)
         shutil.copyfile(src, work / "model.onnx")
-        # the converter prints its progress on stdout; ssdmobile's stdout is for results
-        out = io.StringIO()
-        # and logs an INFO line per file through its own logger (onnxruntime/tools/logger.py)
-        quiet = logging.getLogger("ort_format_model.utils")
-        level = quiet.level
-        quiet.setLevel(logging.WARNING)
+        saved = True
         try:
-            with contextlib.redirect_stdout(out):
-                convert_onnx_models_to_ort(
-                    work / "model.onnx",
-                    output_dir=work / "out",
-                    optimization_styles=[OptimizationStyle.Runtime],
-                    target_platform="arm",
-                )
-        except Exception as e:  # the converter raises RuntimeError/onnxruntime's own on a bad graph
-            raise ExportError(
-                f"onnxruntime cannot convert {src.name} to ORT format "
-                f"({str(e).splitlines()[0][:200] if str(e) else type(e).__name__})"
-            ) from None
-        finally:
-            quiet.setLevel(level)
-        written = sorted((work / "out").glob(f"*{ORT_SUFFIX}"))
+            written = _convert(work, OptimizationStyle.Runtime, None)
+        except Exception:  # onnxruntime's own errors (Fail, RuntimeError): try without the records
+            saved = False
+            try:
+                written = _convert(work, OptimizationStyle.Fixed, "basic")
+            except Exception as e:
+                raise ExportError(
+                    f"onnxruntime cannot convert {src.name} to ORT format "
+                    f"({str(e).splitlines()[0][:200] if str(e) else type(e).__name__})"
+                ) from None
         if len(written) != 1:
             raise ExportError(
                 f"onnxruntime's ORT converter wrote {len(written)} .ort files for {src.name}, "
-                f"expected 1: {out.getvalue().strip().splitlines()[-1:]}"
+                "expected 1"
             )
         shutil.copyfile(written[0], dst)
+    return saved

@@ -344,14 +344,17 @@ def companions(onnx_artifact: Artifact) -> list[Artifact]:
     src, final = onnx_artifact.path, ort_path(onnx_artifact.path)
     sidecar = load_sidecar(src).to_dict()
     with atomic_output(final) as pending:
-        write_ort(src, pending.path)
+        saved = write_ort(src, pending.path)
+        runtime = ORT_RUNTIME + (
+            "" if saved else ", no saved runtime optimizations (onnxruntime could not save them)"
+        )
         pending.sidecar = to_sidecar(
             {
                 **sidecar,
                 "artifact": final.name,
                 "artifact_sha256": sha256_file(pending.path),
-                "runtime": ORT_RUNTIME,
+                "runtime": runtime,
             },
             str(sidecar_path(final)),
         )
-    return [Artifact(final, TARGET, onnx_artifact.precision, onnx_artifact.nms, ORT_RUNTIME)]
+    return [Artifact(final, TARGET, onnx_artifact.precision, onnx_artifact.nms, runtime)]
