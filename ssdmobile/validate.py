@@ -45,6 +45,10 @@ log = logging.getLogger(__name__)
 
 BOX_TOL_PX = 0.5
 SCORE_TOL = 1e-3
+# --max-drift for fp16 rows is at least this: fp16 rounds the logits (about 0.01 at 15-20) and
+# moves AP by about 1e-3 whatever runs the program (person detector, 32 val2017 images: the raw
+# fp16 ML Program -0.0011, the NMS pipeline -0.0011); the issue's fp16 goal is 0.002 of float
+FP16_MAX_DRIFT = 0.002
 GALLERY_SCORE = (
     0.5  # the gallery shows boxes scoring at least this, on images where float shows one
 )
@@ -299,13 +303,23 @@ def _guarded(row: Row, max_drift: float | None):
         row.status = f"failed: {e}"
     except Exception as e:  # a runtime crash on one artifact must not hide the others
         row.status = f"failed: {type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
-    if max_drift is not None and row.delta_ap is not None and abs(row.delta_ap) > max_drift:
-        row.status = f"DRIFT |ΔAP| {abs(row.delta_ap):.4f} > {max_drift}"
+    limit = drift_limit(row.precision, max_drift)
+    if limit is not None and row.delta_ap is not None and abs(row.delta_ap) > limit:
+        row.status = f"DRIFT |ΔAP| {abs(row.delta_ap):.4f} > {limit}"
+    elif limit is not None and row.delta_ap is not None and abs(row.delta_ap) > max_drift:
+        row.status += f"; fp16 gate {limit} (|ΔAP| {abs(row.delta_ap):.4f} > {max_drift})"
     row.seconds = time.perf_counter() - t0
     log.info(
         f"    {row.status}"
         + (f", AP {row.ap:.4f} (Δ {row.delta_ap:+.4f})" if row.ap is not None else "")
     )
+
+
+def drift_limit(precision: str, max_drift: float | None) -> float | None:
+    """The |ΔAP| gate of a row: --max-drift, and for fp16 rows at least FP16_MAX_DRIFT."""
+    if max_drift is None:
+        return None
+    return max(max_drift, FP16_MAX_DRIFT) if precision == "fp16" else max_drift
 
 
 def _row_for(artifact: Artifact, int8_format: str | None = None) -> Row:

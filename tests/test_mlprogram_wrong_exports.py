@@ -19,6 +19,7 @@ from mlprogram_edits import (
     class_order_shifted,
     edit_package,
     nms_iou_changed,
+    operations,
     scale_off,
 )
 
@@ -67,6 +68,25 @@ def drift(ctx, path):
 
 def passes(d_ap, max_raw):
     return d_ap <= MAX_DRIFT and (max_raw is None or max_raw <= MAX_RAW)
+
+
+def test_the_pipeline_decodes_in_fp32(person_coreml):
+    """The NMS pipeline's network computes in fp16, its box decode and scores (exp, sigmoid, the
+    anchors' arithmetic after the last conv) in fp32: fp16 there cost ΔAP -0.0037 (16 images)."""
+    import coremltools as ct
+
+    from ssdmobile.mlprogram.reader import tensor_type
+
+    spec = ct.utils.load_spec(str(person_coreml["nms_pkg"]))
+    types = {}
+    for op in operations(spec):
+        types.setdefault(op.type, set()).add(tensor_type(op.outputs[0].type)[0])
+    assert types["conv"] == {"FLOAT16"}
+    assert types["exp"] == types["sigmoid"] == types["stack"] == {"FLOAT32"}
+    raw = ct.utils.load_spec(str(person_coreml["raw_pkg"]))
+    assert {tensor_type(o.outputs[0].type)[0] for o in operations(raw) if o.type == "conv"} == {
+        "FLOAT16"
+    }
 
 
 def test_true_exports_pass(person_coreml):
