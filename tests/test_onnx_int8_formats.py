@@ -58,12 +58,15 @@ def test_each_format_runs_and_matches_float(fp32_onnx, people_images, tmp_path, 
 
 @pytest.mark.slow  # a second ONNX export (~40 s on the shared 2 cores)
 def test_export_names_the_format_and_the_sidecar_records_it(person, tmp_path):
-    (artifact,) = export(
+    artifact, ort_artifact = export(
         person, "onnx", "int8", tmp_path, calibration=CALIB, int8_format="qdq-u8s8"
     )
     # the default format keeps the historical name; another one is part of the file name
     assert artifact.path.name == "ssdlite_mobilenet_v2_person_onnx_int8_qdq-u8s8.onnx"
-    side = load_sidecar(artifact).to_dict()
+    # ORT Mobile's file, converted from the quantized one, records the same format
+    assert ort_artifact.path.name == "ssdlite_mobilenet_v2_person_onnx_int8_qdq-u8s8_mobile.ort"
+    assert load_sidecar(ort_artifact.path).quantization.format == "qdq-u8s8"
+    side = load_sidecar(artifact.path).to_dict()
     q = side["quantization"]
     assert q["format"] == "qdq-u8s8" and q["reduce_range"] is True
     assert q["method"].startswith("onnxruntime quantize_static (QDQ, U8S8)")
