@@ -9,7 +9,7 @@ from ssdmobile.cli import main
 from ssdmobile.errors import ExportError, PrecisionNotAvailable, SSDMobileError
 from ssdmobile.export import onnx as onnx_target
 from ssdmobile.export._common import atomic_output
-from ssdmobile.fileio import OutputPathError
+from ssdmobile.fileio import OutputPathError, WriteFault
 from ssdmobile.targets import TARGETS
 from ssdmobile.targets.pipeline import export
 
@@ -70,7 +70,8 @@ def test_failing_export_leaves_no_file_under_the_final_name(detector, tmp_path, 
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr("onnx.save_model", half_written_then_crash)
-    with pytest.raises(OSError, match="No space left"):
+    # one line naming the final file and the cause (fileio.WriteFault), nothing left behind
+    with pytest.raises(WriteFault, match=r"cannot write .*\.onnx: no space left on the device"):
         export(detector, "onnx", "fp32", tmp_path)
     assert list(tmp_path.iterdir()) == []  # no artifact, no sidecar, no temporary
 
