@@ -130,3 +130,34 @@ def op_renamed(spec, old: str = "conv", new: str = "erf"):
             op.type = new
             return
     raise KeyError(old)
+
+
+def anchors_xy_swapped(package: Path, anchors: np.ndarray):
+    """The NMS pipeline decoder's anchor centers x and y swapped (anchors [A, 4] cx, cy, w, h):
+    the program's fp32 consts equal to anchors[:, 0] and anchors[:, 1] (read from the saved
+    package by the evaluator, wherever they are stored) are rewritten as immediate values, each
+    holding the other's."""
+    from ssdmobile.mlprogram import load_package
+
+    (program,) = [p for kind, _spec, p in load_package(package).models if kind == "mlProgram"]
+    found = {}
+    for name, value in program.consts.items():
+        v = np.asarray(value)
+        if v.dtype == np.float32 and v.size == len(anchors):
+            for j in (0, 1):
+                if np.allclose(v.reshape(-1), anchors[:, j], atol=1e-6):
+                    found[j] = name
+    if set(found) != {0, 1}:
+        raise KeyError(f"anchor centers not found as consts ({found})")
+
+    def edit(spec):
+        for op in operations(spec):
+            for j, name in found.items():
+                if op.type == "const" and op.outputs[0].name == name:
+                    t = op.attributes["val"]
+                    t.ClearField("blobFileValue")
+                    floats = t.immediateValue.tensor.floats
+                    del floats.values[:]
+                    floats.values.extend(anchors[:, 1 - j].astype(np.float32).tolist())
+
+    return edit
