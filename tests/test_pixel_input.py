@@ -15,10 +15,11 @@ from ssdmobile.cli import main
 from ssdmobile.data import CocoDataset
 from ssdmobile.drift import attach_golden, read_golden, read_inputs, run_on_host
 from ssdmobile.errors import ExportError
-from ssdmobile.export._pixels import check_input_dtype, pixel_core
+from ssdmobile.export._pixels import pixel_core
 from ssdmobile.models import create_model
 from ssdmobile.quant import Calibration
 from ssdmobile.runtime import Predictor
+from ssdmobile.targets import check_input_dtype
 from ssdmobile.targets.artifacts import load_runner
 from ssdmobile.targets.pipeline import export
 from ssdmobile.validate import detections_match

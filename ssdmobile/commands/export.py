@@ -4,10 +4,9 @@ import json
 
 from ..bundle import REPO_ROOT
 from ..errors import QuantizationError
-from ..export._pixels import check_input_dtype
 from ..fileio import size_bytes
 from ..quant import Calibration
-from ..targets import check_export
+from ..targets import check_export, check_input_dtype
 from ._args import (
     add_int8_format,
     add_model,

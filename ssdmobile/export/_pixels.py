@@ -21,7 +21,6 @@ import torch
 from torch import Tensor, nn
 
 from ..detector import Detector
-from ..errors import ExportError
 
 
 class PixelAffine(nn.Module):
@@ -175,18 +174,3 @@ def pixel_detector(detector) -> tuple[PixelDetector, dict]:
     out = PixelDetector(core, detector.anchors, detector.spec).eval()
     out.weights = detector.weights
     return out, record
-
-
-INPUT_DTYPES = ("float32", "uint8")
-PIXEL_TARGETS = ("executorch",)
-
-
-def check_input_dtype(target: str, input_dtype: str) -> None:
-    """ExportError unless the target can export a program with this input dtype."""
-    if input_dtype not in INPUT_DTYPES:
-        raise ExportError(f"unknown input dtype {input_dtype!r}; choose float32 or uint8")
-    if input_dtype == "uint8" and target not in PIXEL_TARGETS:
-        raise ExportError(
-            f"--input uint8 (camera bytes in) is for {', '.join(PIXEL_TARGETS)}, not {target}"
-            + (" (its image input already takes pixels)" if target == "coreml" else "")
-        )

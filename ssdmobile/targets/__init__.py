@@ -261,6 +261,22 @@ def check_export(
     return t, precision
 
 
+# programs that take camera bytes (export/_pixels.py): which input dtypes, which targets
+INPUT_DTYPES = ("float32", "uint8")
+PIXEL_TARGETS = ("executorch",)
+
+
+def check_input_dtype(target: str, input_dtype: str) -> None:
+    """ExportError unless the target can export a program with this input dtype."""
+    if input_dtype not in INPUT_DTYPES:
+        raise ExportError(f"unknown input dtype {input_dtype!r}; choose float32 or uint8")
+    if input_dtype == "uint8" and target not in PIXEL_TARGETS:
+        raise ExportError(
+            f"--input uint8 (camera bytes in) is for {', '.join(PIXEL_TARGETS)}, not {target}"
+            + (" (its image input already takes pixels)" if target == "coreml" else "")
+        )
+
+
 def target_for_path(path: str | os.PathLike) -> Target:
     path = Path(path)
     for t in TARGETS.values():

@@ -12,12 +12,12 @@ from pathlib import Path
 
 from ..errors import QuantizationError
 from ..export._common import Artifact, ExportRequest, artifact_stem, atomic_output
-from ..export._pixels import check_input_dtype, pixel_detector
+from ..export._pixels import pixel_detector
 from ..fileio import prepare_out_dir, sha256_file
 from ..quant import Calibration
 from ..quant.ptq import calibration_set
 from ..sidecar import load_sidecar
-from . import Target, check_export, get_target
+from . import Target, check_export, check_input_dtype, get_target
 
 
 def export(
