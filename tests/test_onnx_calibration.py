@@ -48,7 +48,7 @@ def test_chunks_really_stream(fp32_and_inputs, tmp_path, monkeypatch):
     def counting(self, reader):
         items = list(iter(reader.get_next, None))
         seen.append(len(items))
-        return inner(self, onnx_int8._ListReader(items))
+        return inner(self, onnx_int8._Reader(items))
 
     monkeypatch.setattr(HistogramCalibrater, "collect_data", counting)
     monkeypatch.setattr(onnx_int8, "CALIBRATION_CHUNK", 3)

@@ -119,10 +119,10 @@ def get_format(name: str) -> OnnxInt8Format:
 
 
 class _Reader:
-    """onnxruntime CalibrationDataReader over preprocessed tensors."""
+    """onnxruntime CalibrationDataReader over feed dicts ({input name: array}), one per image."""
 
-    def __init__(self, inputs: Sequence[Tensor], name: str):
-        self._items = iter([{name: x.numpy()} for x in inputs])
+    def __init__(self, items):
+        self._items = iter(items)
 
     def get_next(self):
         return next(self._items, None)
@@ -214,19 +214,13 @@ def _calibrating_only(tensors: set[str] | None):
 CALIBRATION_CHUNK = 8
 
 
-class _ListReader:
-    def __init__(self, items):
-        self._items = iter(items)
-
-    def get_next(self):
-        return next(self._items, None)
-
-
-def _seed_histograms(calibrater, batches, np) -> None:
+def _seed_histograms(calibrater, batches) -> None:
     """Put in `calibrater.collector` an empty histogram per observed tensor on exactly the bins
     onnxruntime's one pass over all `batches` would make (its HistogramCollector: on |x| from
     min |x| to max |x| for the symmetric percentile, on x over [-max |x|, max |x|] otherwise), so
     that the chunks' counts add into them as into the one pass's."""
+    import numpy as np  # lazy: the target table imports this module, and the CLI loads no numpy
+
     names = [o.name for o in calibrater.infer_session.get_outputs()]
     ranges: dict[str, list] = {}  # name -> [min x, max x, min |x|, max |x|]
     for batch in batches:
@@ -265,7 +259,7 @@ def _streaming_calibration(chunk: int):
     is MinMax's only, and onnxruntime 1.31 drops each full chunk without computing its ranges
     (MinMaxCalibrater.collect_data clears before compute_data: with 128 images in chunks of 8 it
     fails with "No data is collected"). So for the length of one call collect_data is fed `chunk`
-    images at a time (onnxruntime 1.31's calibrate.py; tests/test_onnx_int8_formats.py compares
+    images at a time (onnxruntime 1.31's calibrate.py; tests/test_onnx_calibration.py compares
     the calibrated files with one pass, benchmarks/bench_calib_memory.py measures the peak):
     - MinMax merges the ranges of successive calls: min of mins, max of maxes, exact.
     - The histogram collector merges too, but re-bins when a later chunk reaches further than the
@@ -274,7 +268,6 @@ def _streaming_calibration(chunk: int):
       collector first, and each chunk's counts then add into the same bins: the one pass's
       histogram, count for count."""
     # lazy: heavy optional runtime
-    import numpy as np
     from onnxruntime.quantization.calibrate import (
         HistogramCalibrater,
         HistogramCollector,
@@ -290,7 +283,7 @@ def _streaming_calibration(chunk: int):
 
     def minmax_collect(self, data_reader):
         for batch in batches(data_reader):
-            originals[MinMaxCalibrater](self, _ListReader(batch))
+            originals[MinMaxCalibrater](self, _Reader(batch))
 
     def histogram_collect(self, data_reader):
         batches_ = list(batches(data_reader))  # the inputs themselves: ~1 MB an image
@@ -303,9 +296,9 @@ def _streaming_calibration(chunk: int):
                 percentile=self.percentile,
                 scenario=self.scenario,
             )
-            _seed_histograms(self, batches_, np)
+            _seed_histograms(self, batches_)
         for batch in batches_:
-            originals[HistogramCalibrater](self, _ListReader(batch))
+            originals[HistogramCalibrater](self, _Reader(batch))
 
     MinMaxCalibrater.collect_data = minmax_collect
     HistogramCalibrater.collect_data = histogram_collect
@@ -347,7 +340,9 @@ def quantize_onnx_file(
             f"unknown observer {observer!r} for onnx; choose one of {', '.join(ORT_CALIBRATION)}"
         )
     method = ORT_CALIBRATION[observer]
-    reader = type("Reader", (_Reader, CalibrationDataReader), {})(inputs, "input")
+    reader = type("Reader", (_Reader, CalibrationDataReader), {})(
+        [{"input": x.numpy()} for x in inputs]
+    )
     only, exclude = None, []
     if core_only or float_modules:
         import onnx  # lazy: heavy optional runtime (onnx)
