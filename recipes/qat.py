@@ -42,7 +42,7 @@ from ssdmobile.data import open_dataset, refuse_shared_images
 from ssdmobile.evaluate import evaluate_model
 from ssdmobile.fileio import prepare_out_dir
 from ssdmobile.models import create_model
-from ssdmobile.quant.ptq import SCHEME, Calibration
+from ssdmobile.quant.ptq import SCHEME, Calibration, calibration_inputs
 from ssdmobile.quant.qat import (
     calibrate_ranges,
     convert_qat,
@@ -216,9 +216,17 @@ def main(cfg: QATConfig) -> dict:
         start = load_checkpoint(last, prepared, optimizer, rng, rank, scheduler)
         log(f"resumed from {last} at step {start}")
     elif cfg.quant.calibrate_images:
-        n = min(cfg.quant.calibrate_images, len(samples))
-        calibrate_ranges(prepared, [teacher.preprocess([img]) for img, _ in samples[:n]], rank == 0)
-        log(f"quantization ranges calibrated on {n} {cfg.data.split} images ({cfg.quant.observer})")
+        # the first calibrate_images images of the split, whatever data.num_images: the images the
+        # ONNX and TorchScript exports calibrate on (export_all)
+        calib = calibration_inputs(
+            teacher, cfg.data.root, cfg.data.split, cfg.quant.calibrate_images
+        )
+        calibrate_ranges(prepared, calib, rank == 0)
+        log(
+            f"quantization ranges calibrated on {len(calib)} {cfg.data.split} images "
+            f"({cfg.quant.observer})"
+        )
+        del calib
         save_checkpoint(
             out, prepared, optimizer, 0, rng, teacher.core, config_json, rank, world, scheduler
         )

@@ -1,6 +1,7 @@
 """Quantization-aware training: recipes, the SSD loss, and two DDP steps under torchrun (2 CPU
 processes, gloo) that end with identical weights on both ranks."""
 
+import copy
 import os
 import subprocess
 import sys
@@ -221,6 +222,39 @@ def test_prepared_qat_model_is_the_float_model():
             assert torch.allclose(back[k], v, rtol=1e-6, atol=1e-7), k
     # the caller's model is not touched
     assert {m.eps for m in det.core.modules() if isinstance(m, torch.nn.BatchNorm2d)} == {1e-3}
+
+
+@pytest.mark.slow
+def test_calibrated_ranges_are_those_of_a_forward_per_image():
+    """calibrate_ranges feeds the histogram observers only and sets each activation's scale and zero
+    point once at the end (the search over the bins after every image was most of its time): the
+    same values the FakeQuantize's own forward leaves after the last image."""
+    from torchao.quantization.pt2e import disable_fake_quant, enable_fake_quant, enable_observer
+    from torchao.quantization.pt2e.fake_quantize import FakeQuantize
+
+    from ssdmobile.models import create_model
+    from ssdmobile.quant.ptq import calibrate, calibration_inputs
+    from ssdmobile.quant.qat import calibrate_ranges, prepare_qat, set_bn_frozen
+
+    det = create_model("ssdlite_mobilenet_v2_person", weights=PERSON_GRAPH).eval()
+    inputs = calibration_inputs(det, COCO128, "train2017", 2)
+    fast = prepare_qat(det.core, inputs[0], "histogram")
+    slow = copy.deepcopy(fast)
+    set_bn_frozen(slow, True)
+    slow.apply(disable_fake_quant)
+    slow.apply(enable_observer)
+    calibrate(slow, inputs, progress=False)
+    slow.apply(enable_fake_quant)
+    calibrate_ranges(fast, inputs, progress=False)
+    pairs = [
+        (a, b)
+        for a, b in zip(slow.modules(), fast.modules())
+        if type(a) is FakeQuantize  # the activations' (weights have their own fused kind)
+    ]
+    assert len(pairs) > 50  # 93 for this model
+    for a, b in pairs:
+        assert torch.equal(a.scale, b.scale) and torch.equal(a.zero_point, b.zero_point)
+        assert bool(b.observer_enabled[0]) and bool(b.fake_quant_enabled[0])
 
 
 def _train_command(out, steps=6):
