@@ -140,7 +140,9 @@ class Quantization(_Model):
     float_nodes: list[str] | None = None
     ort_calibrate_method: str | None = None
     format: str | None = None
-    """ONNX: the int8 format asked for (ssdmobile.quant.onnx_int8.FORMATS: qdq, qdq-u8s8, qoperator-u8s8...)."""  # noqa: E501
+    """The int8 format asked for: ONNX qdq, qdq-u8s8, qoperator-u8s8 (ssdmobile.quant.onnx_int8.FORMATS); Core ML w8a16, w8a8 (ssdmobile.quant.coreml_int8.FORMATS)."""  # noqa: E501
+    notes: str | None = None
+    """For people: where the int8 arithmetic runs fast (Core ML W8A8: which Apple Neural Engines compute int8 x int8)."""  # noqa: E501
     reduce_range: bool | None = None
     """ONNX: 7-bit weights (onnxruntime's reduce_range, against int16 saturation on x86 without VNNI)."""  # noqa: E501
     calibration: Calibration | None = None

@@ -89,7 +89,9 @@ def test_format_checked_through_the_target_table():
         "onnx": ["qdq", "qoperator-u8s8"],
         "executorch": [None],
     }
-    with pytest.raises(QuantizationError, match="int8 formats are for onnx, not executorch"):
+    with pytest.raises(
+        QuantizationError, match="int8 formats are for coreml, onnx, not executorch"
+    ):
         int8_formats_for(["executorch"], ["qdq"])
 
 
@@ -114,7 +116,7 @@ def test_format_checked_through_the_target_table():
                 "--int8-format",
                 "qdq",
             ],
-            "int8 formats are for onnx, not executorch",
+            "int8 formats are for coreml, onnx, not executorch",
         ),
         (
             ["validate", "--targets", "onnx", "--int8-formats", "qdq"],

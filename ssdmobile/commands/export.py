@@ -105,7 +105,9 @@ def run(args):
     target, precision = check_export(
         args.target, args.precision, calibration, int8_format=args.int8_format
     )
-    if calibration is not None and not (precision == "int8" and target.int8.calibrated):
+    if calibration is not None and not (
+        precision == "int8" and target.int8.calibrated_for(args.int8_format)
+    ):
         raise QuantizationError(
             f"--calib-data is for int8 exports that calibrate, not {args.target} {precision}"
         )

@@ -27,11 +27,12 @@ import io
 import json
 import warnings
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
 from ..ops.boxes import xyxy_to_cxcywh
-from ..quant.coreml_int8 import INT8_RECORD, quantize_weights
+from ..quant.coreml_int8 import CORE_FORMATS, INT8_RECORD, quantize_weights
 from ._common import (
     Artifact,
     DecodedBoxes,
@@ -91,9 +92,20 @@ def _after_last_conv(op) -> bool:
 
 
 def _convert(
-    module: nn.Module, detector, precision: str, output_names: list[str], fp32_decode: bool = False
+    module: nn.Module,
+    detector,
+    precision: str,
+    output_names: list[str],
+    fp32_decode: bool = False,
+    quantized_core: bool = False,
 ):
     """-> ML Program; int8 = the fp16 program with int8 weights (quant.coreml_int8).
+
+    quantized_core (W8A8): the detector's core was quantized by coremltools.optimize.torch; its
+    quantize/dequantize steps become the ML Program's iOS 17 `quantize` / `dequantize` ops (and
+    its int8 weights constexpr ops), so the program is converted for iOS 17. Outputs are fp32
+    either way (an iOS 16+ fp16 program would otherwise declare fp16 outputs, which Core ML's NMS
+    model does not take).
 
     fp32_decode (the NMS pipeline's decoder): the ops after the last convolution (box decode,
     scores) compute in fp32 while the network stays fp16. In fp16 the normalized boxes and the
@@ -133,10 +145,10 @@ def _convert(
                     color_layout=ct.colorlayout.RGB,
                 )
             ],
-            outputs=[ct.TensorType(name=n) for n in output_names],
+            outputs=[ct.TensorType(name=n, dtype=np.float32) for n in output_names],
             convert_to="mlprogram",
             compute_precision=compute_precision,
-            minimum_deployment_target=ct.target.iOS15,
+            minimum_deployment_target=ct.target.iOS17 if quantized_core else ct.target.iOS15,
         )
 
 
@@ -224,6 +236,10 @@ def _metadata(model, detector, precision: str, nms: bool) -> None:
 def export(detector, req: ExportRequest) -> list[Artifact]:
     spec, precision, nms = detector.spec, req.precision, req.nms
     num_anchors = detector.anchors.shape[0]
+    # W8A8: the pipeline quantized the core already (quant.coreml_int8.quantize_detector_w8a8);
+    # W8A16: the converted program's weights are quantized here
+    quantized_core = precision == "int8" and (req.quantization or {}).get("format") in CORE_FORMATS
+    weights_only = precision == "int8" and not quantized_core
     try:
         if nms:
             decoder = _convert(
@@ -232,10 +248,9 @@ def export(detector, req: ExportRequest) -> list[Artifact]:
                 precision,
                 ["confidence", "coordinates"],
                 fp32_decode=True,
+                quantized_core=quantized_core,
             )
-            if (
-                precision == "int8"
-            ):  # quantize the decoder's program; Core ML's NMS model has no weights
+            if weights_only:  # quantize the decoder's program; Core ML's NMS model has no weights
                 decoder = quantize_weights(decoder)
             model = _pipeline(decoder, _nms_model(spec, num_anchors))
             outputs = [
@@ -258,8 +273,9 @@ def export(detector, req: ExportRequest) -> list[Artifact]:
                 detector,
                 precision,
                 ["box_encodings", "class_logits"],
+                quantized_core=quantized_core,
             )
-            if precision == "int8":
+            if weights_only:
                 model = quantize_weights(model)
             outputs = raw_outputs(num_anchors, spec.num_classes)
     except ExportError:

@@ -41,10 +41,14 @@ class Program:
         for o in self.block.operations:
             if len(o.blocks):
                 raise UnsupportedOpError(f"ML Program op {o.type!r} with nested blocks")
+        # consts, and the constexpr ops (weights stored compressed, e.g. int8 with a scale): the
+        # MIL reference computes those once, at load time, from their constant operands
         self.consts = {}
         for o in self.block.operations:
             if o.type == "const":
                 self.consts[o.outputs[0].name] = read_value(o.attributes["val"], files)
+            elif o.type.startswith("constexpr_"):
+                self._evaluate(o, self.consts)
 
     def run(self, features: dict) -> dict:
         env = dict(self.consts)
@@ -54,27 +58,34 @@ class Program:
             dtype, shape = tensor_type(decl.type)
             env[name] = _conform(np.asarray(features[name]), dtype, shape, f"input {name}")
         for o in self.block.operations:
-            if o.type == "const":
-                continue
-            values = {}
-            for key, arg in o.inputs.items():
-                bound = [
-                    env[b.name]
-                    if b.WhichOneof("binding") == "name"
-                    else read_value(b.value, self.files)
-                    for b in arg.arguments
-                ]
-                values[key] = bound if len(bound) != 1 or key == "values" else bound[0]
-            result = OPS[o.type](Args(o.type, values))
-            results = result if isinstance(result, tuple) else (result,)
-            if len(results) != len(o.outputs):
-                raise MLProgramError(
-                    f"op {o.type!r} gave {len(results)} outputs, not {len(o.outputs)}"
-                )
-            for out, value in zip(o.outputs, results):
-                dtype, shape = tensor_type(out.type)
-                env[out.name] = _conform(np.asarray(value), dtype, shape, f"{o.type} -> {out.name}")
+            if o.type != "const" and not o.type.startswith("constexpr_"):
+                self._evaluate(o, env)
         return {name: env[name] for name in self.block.outputs}
+
+    def _evaluate(self, o, env: dict) -> None:
+        """Run op `o` on its operands in `env`; its outputs go into `env`. An operand is an
+        input bound to a name or a value, or (iOS16/17 constexpr ops: quantized_data, scale,
+        zero_point, axis) an attribute holding the value itself."""
+        values = {
+            key: read_value(value, self.files)
+            for key, value in o.attributes.items()
+            if key != "name"
+        }
+        for key, arg in o.inputs.items():
+            bound = [
+                env[b.name]
+                if b.WhichOneof("binding") == "name"
+                else read_value(b.value, self.files)
+                for b in arg.arguments
+            ]
+            values[key] = bound if len(bound) != 1 or key == "values" else bound[0]
+        result = OPS[o.type](Args(o.type, values))
+        results = result if isinstance(result, tuple) else (result,)
+        if len(results) != len(o.outputs):
+            raise MLProgramError(f"op {o.type!r} gave {len(results)} outputs, not {len(o.outputs)}")
+        for out, value in zip(o.outputs, results):
+            dtype, shape = tensor_type(out.type)
+            env[out.name] = _conform(np.asarray(value), dtype, shape, f"{o.type} -> {out.name}")
 
 
 def _conform(value: np.ndarray, dtype: str, shape: list, where: str) -> np.ndarray:

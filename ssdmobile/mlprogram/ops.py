@@ -382,8 +382,8 @@ def _quantize(a: Args):
     scale = _f32(_along(a["scale"], axis, x.ndim))
     zp = _along(a.get("zero_point", 0), axis, x.ndim).astype(np.float32)
     info = np.iinfo(dtype)
-    # MIL says round(); ties go to even here (numpy's rint), one of the places a device may
-    # differ from this reference by one step
+    # MIL says round(); ties go to even here (numpy's rint), as in coremltools' own value
+    # inference of this op (np.around): one of the places a device may differ by one step
     q = np.rint(_f32(x) / scale) + zp
     return np.clip(q, info.min, info.max).astype(dtype)
 

@@ -1,23 +1,111 @@
-"""Core ML int8: an ML Program's weights linearly quantized to int8 (per-channel symmetric) by
-`coremltools.optimize.coreml.linear_quantize_weights`; activations stay fp16 (W8A16). W8A8
-(`linear_quantize_activations`) calibrates by running the model, which needs the Core ML runtime:
-macOS only, so it is not produced here. On Linux the result is spec-checked only
-(`check_int8_spec`)."""
+"""Core ML int8, in two formats (`FORMATS`, picked with --int8-format):
+
+- w8a16 (default): the converted ML Program's weights linearly quantized to int8 (per-channel
+  symmetric) by `coremltools.optimize.coreml.linear_quantize_weights`; activations stay fp16. No
+  calibration.
+- w8a8: weights and activations int8, by coremltools' own PyTorch quantizer
+  (`coremltools.optimize.torch.quantization.LinearQuantizer`): the core is prepared, calibration
+  images run through it in PyTorch, `finalize()` gives a core with quantize/dequantize steps, and
+  `ct.convert(..., minimum_deployment_target=iOS17)` writes them as the ML Program's `quantize` /
+  `dequantize` ops. (coremltools' other route, `coreml.experimental.linear_quantize_activations`,
+  calibrates by running the Core ML model: macOS only.)
+
+On Linux the result is spec-checked (`check_int8_spec`) and evaluated by ssdmobile.mlprogram.
+"""
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
-
-import numpy as np
 
 from ..errors import QuantizationError
 
 INT8_RECORD = {
     "dtype": "int8",
     "weights": "per-channel symmetric (Core ML linear)",
-    "activations": "fp16 (W8A16; W8A8 needs macOS to calibrate)",
+    "activations": "fp16 (W8A16)",
     "method": "coremltools.optimize.coreml.linear_quantize_weights",
+    "format": "w8a16",
 }
+
+# coremltools' "Quantization / Performance" page (docs-guides/source/opt-quantization-perf.html):
+# "In newer hardware with A17 Pro or M4 chips, such as iPhone 15 Pro, there is increased throughput
+# possible for int8-int8 compute on Neural Engine", and activation quantization is recommended
+# "only when your model is fully or mostly running on the Neural Engine" (CPU and GPU decompress)
+W8A8_DEVICES = (
+    "int8 x int8 compute on the Neural Engine of A17 Pro / M4 and newer (iPhone 15 Pro on); "
+    "older Neural Engines, CPU and GPU dequantize and compute in fp16 (coremltools docs, "
+    "Quantization: Performance)"
+)
+
+FORMATS = {
+    "w8a16": "int8 weights, fp16 activations (linear_quantize_weights, no calibration)",
+    "w8a8": "int8 weights and activations (coremltools.optimize.torch LinearQuantizer, "
+    "calibrated; iOS 17; int8 x int8 on A17 Pro / M4 Neural Engines)",
+}
+DEFAULT_FORMAT = "w8a16"
+# the formats that quantize the core (calibrated) before the exporter converts it
+CORE_FORMATS = ("w8a8",)
+
+# coremltools.optimize.torch's activation observers are min_max, moving_average_min_max and
+# ema_min_max; it has no histogram one. On the person detector (128 train2017 calibration images,
+# 32 val2017 images scored by the reference evaluator) min_max drifted AP by -0.0067 and
+# moving_average_min_max by -0.0136, so W8A8 calibrates with min_max whatever --observer says, and
+# its record says so (observer "minmax").
+W8A8_OBSERVER = "min_max"
+
+
+def quantize_detector_w8a8(
+    detector,
+    inputs: Sequence,
+    observer: str = "histogram",
+    float_modules: Sequence[str] = (),
+    progress: bool = True,
+):
+    """W8A8 post-training quantization of the core with coremltools' LinearQuantizer -> (the
+    detector around the finalized core, the quantization record). `observer` is the target
+    table's common argument; W8A8 always observes min/max (W8A8_OBSERVER). Weights int8 per-channel
+    symmetric, activations int8 per-tensor symmetric (coremltools' "symmetric" scheme, which its
+    docs give as the one for the Neural Engine); observers see float activations during
+    calibration, as PTQ does, and finalize() freezes the ranges they saw."""
+    import coremltools.optimize.torch.quantization as cq  # lazy: heavy optional runtime
+    import torch
+
+    from .ptq import calibrate, with_core
+
+    if float_modules:
+        raise QuantizationError("Core ML W8A8 keeps no modules in float")
+    config = cq.LinearQuantizerConfig.from_dict(
+        {
+            "global_config": {
+                "quantization_scheme": "symmetric",
+                "weight_dtype": "qint8",
+                "weight_per_channel": True,
+                "activation_dtype": "quint8",
+                "activation_observer": W8A8_OBSERVER,
+                # step 0: observers on, BatchNorm statistics frozen; -1 (coremltools: "not
+                # used"): fake quantization never on, so observers see float activations
+                "milestones": [0, -1, -1, 0],
+            }
+        }
+    )
+    quantizer = cq.LinearQuantizer(detector.core.eval(), config)
+    prepared = quantizer.prepare(example_inputs=(inputs[0],), inplace=False)
+    quantizer.step()
+    calibrate(prepared.eval(), inputs, progress, desc="calibrate (Core ML W8A8)")
+    with torch.no_grad():
+        core = quantizer.finalize(inplace=False).eval()
+    return with_core(detector, core), {
+        "dtype": "int8",
+        "weights": "per-channel symmetric int8 (-128..127, torch.ao's symmetric qint8)",
+        "activations": "per-tensor symmetric int8 (W8A8: iOS 17 quantize/dequantize ops)",
+        "method": "coremltools.optimize.torch LinearQuantizer, post-training calibration "
+        f"({W8A8_OBSERVER} observer: coremltools has no histogram one)",
+        "observer": "minmax",
+        "format": "w8a8",
+        "notes": W8A8_DEVICES,
+    }
 
 
 WEIGHT_THRESHOLD = 512  # weights of at most this many elements stay fp16 (coremltools' threshold)
@@ -52,6 +140,7 @@ def zero_scale_weights(mlmodel) -> list[str]:
     so it keeps its fp16 values exactly; the rest of the program is int8 as before. (Per-tensor int8
     for those weights was measured 9 to 11 dB below per-channel on the person detector's three.)"""
     import coremltools.optimize.coreml as cto  # lazy: heavy optional runtime (coremltools)
+    import numpy as np  # lazy: the target table reads FORMATS here at every command's start
 
     degenerate = []
     for name, meta in cto.get_weights_metadata(mlmodel, WEIGHT_THRESHOLD).items():
@@ -74,7 +163,9 @@ def zero_scale_weights(mlmodel) -> list[str]:
 
 
 def check_int8_spec(path) -> dict:
-    """The package's ML Program stores its conv weights as int8 constexpr ops (runs on Linux)."""
+    """The package's ML Program stores its conv weights as int8 constexpr ops; W8A8 programs also
+    quantize activations (iOS 17 `quantize` ops, each followed by a `dequantize`). Runs on Linux.
+    -> counts of both, and which format the program is."""
     import coremltools as ct  # lazy: heavy optional runtime (coremltools)
 
     spec = ct.utils.load_spec(str(path))
@@ -85,12 +176,20 @@ def check_int8_spec(path) -> dict:
     )
     if not programs:
         raise QuantizationError(f"{Path(path).name}: no ML Program inside")
-    text = str(programs[0].mlProgram)
-    n_quant = text.count("constexpr_blockwise_shift_scale") + text.count(
-        "constexpr_affine_dequantize"
-    )
-    if n_quant == 0 or "INT8" not in text:
+    fn = programs[0].mlProgram.functions["main"]
+    block = fn.block_specializations[fn.opset].operations
+    ops = Counter(o.type for o in block)
+    n_quant = ops["constexpr_blockwise_shift_scale"] + ops["constexpr_affine_dequantize"]
+    if n_quant == 0 or "INT8" not in str(programs[0].mlProgram):
         raise QuantizationError(f"{Path(path).name}: no int8 weights in the program")
+    # each quantized activation is read back by dequantize ops (one or more, where it fans out)
+    quantized = {o.outputs[0].name for o in block if o.type == "quantize"}
+    read = {a.name for o in block if o.type == "dequantize" for a in o.inputs["input"].arguments}
+    if quantized - read:
+        raise QuantizationError(
+            f"{Path(path).name}: {len(quantized - read)} quantized activations are never "
+            "dequantized"
+        )
     md = dict(spec.description.metadata.userDefined)
     if md.get("ssdmobile.precision") != "int8":
         raise QuantizationError(
@@ -98,6 +197,8 @@ def check_int8_spec(path) -> dict:
         )
     return {
         "int8_weight_ops": n_quant,
+        "int8_activation_ops": ops["quantize"],
+        "format": "w8a8" if ops["quantize"] else "w8a16",
         "inputs": [i.name for i in spec.description.input],
         "outputs": [o.name for o in spec.description.output],
     }

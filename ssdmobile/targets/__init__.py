@@ -24,6 +24,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import ArtifactError, ExportError, PrecisionNotAvailable, QuantizationError
+from ..quant.coreml_int8 import (
+    CORE_FORMATS as COREML_CORE_FORMATS,
+    DEFAULT_FORMAT as COREML_INT8_DEFAULT,
+    FORMATS as COREML_INT8_FORMATS,
+)
 from ..quant.onnx_int8 import DEFAULT_FORMAT as ONNX_INT8_DEFAULT, FORMATS as ONNX_INT8_FORMATS
 
 if TYPE_CHECKING:
@@ -60,7 +65,8 @@ class Int8Method:
     with no calibration. float_fallback: it can keep named core modules (`ssdmobile sensitivity`'s
     names) in float. `formats`: named variants of the method a user picks with int8_format (name ->
     one line), for methods that have more than one; `default_format` is the
-    one used when none is named."""
+    one used when none is named. `format_stages`: formats made at another stage than `stage`
+    (Core ML: w8a16 is the exporter's, w8a8 quantizes the core, calibrated, like "model")."""
 
     description: str
     stage: str
@@ -69,10 +75,18 @@ class Int8Method:
     float_fallback: bool = False
     formats: dict[str, str] = dataclasses.field(default_factory=dict)
     default_format: str | None = None
+    format_stages: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    def stage_of(self, int8_format: str | None = None) -> str:
+        return self.format_stages.get(int8_format or self.default_format, self.stage)
 
     @property
     def calibrated(self) -> bool:
-        return self.stage != "exporter"
+        """Its default format calibrates."""
+        return self.calibrated_for(None)
+
+    def calibrated_for(self, int8_format: str | None) -> bool:
+        return self.stage_of(int8_format) != "exporter"
 
 
 @dataclass(frozen=True)
@@ -118,7 +132,14 @@ TARGETS: dict[str, Target] = {
             load=_runtime("coreml", "load"),
             runs_here=_on_macos,
             verify=_runtime("coreml", "check_spec"),
-            int8=Int8Method("int8 weights, fp16 activations (coremltools.optimize)", "exporter"),
+            int8=Int8Method(
+                "coremltools.optimize: int8 weights (w8a16), or weights and activations (w8a8)",
+                "exporter",
+                quantize=_lazy("ssdmobile.quant.coreml_int8", "quantize_detector_w8a8"),
+                formats=COREML_INT8_FORMATS,
+                default_format=COREML_INT8_DEFAULT,
+                format_stages=dict.fromkeys(COREML_CORE_FORMATS, "model"),
+            ),
         ),
         Target(
             "executorch",
@@ -218,17 +239,22 @@ def int8_formats_for(
     targets: Sequence[str], int8_formats: Sequence[str]
 ) -> dict[str, list[str | None]]:
     """For commands that export several targets: target -> the int8 formats to export it in (the
-    given ones where the target has formats; [None], its only or default one, elsewhere). Formats
-    that no given target takes are an error, not silently dropped."""
+    given ones that the target has; [None], its only or default one, where it has none of them:
+    `--int8-formats w8a8 qdq-u8s8` gives Core ML w8a8 and ONNX qdq-u8s8, `w8a8` alone Core ML
+    w8a8 and ONNX its default). A format that no given target takes is an error, not silently
+    dropped."""
     ts = [get_target(n) for n in targets]
-    if int8_formats and not any(t.int8 and t.int8.formats for t in ts):
+    with_formats = [t for t in ts if t.int8 and t.int8.formats]
+    if int8_formats and not with_formats:
         raise QuantizationError(
             f"int8 formats are for {', '.join(int8_format_targets())}, not {', '.join(targets)}"
         )
+    for f in int8_formats:
+        if not any(f in t.int8.formats for t in with_formats):
+            known = [f"{t.name}: {', '.join(t.int8.formats)}" for t in with_formats]
+            raise QuantizationError(f"unknown int8 format {f!r}; choose from {'; '.join(known)}")
     return {
-        t.name: [check_int8_format(t, f) for f in int8_formats]
-        if int8_formats and t.int8 and t.int8.formats
-        else [None]
+        t.name: [f for f in int8_formats if t in with_formats and f in t.int8.formats] or [None]
         for t in ts
     }
 
@@ -254,9 +280,10 @@ def check_export(
             f"keeping modules in float needs --precision int8 on a target that supports it "
             f"({', '.join(n for n, x in TARGETS.items() if x.int8 and x.int8.float_fallback)})"
         )
-    if precision == "int8" and t.int8.calibrated and calibration is None:
+    if precision == "int8" and t.int8.calibrated_for(int8_format) and calibration is None:
         raise QuantizationError(
-            f"int8 for {t.name} needs calibration images: pass --calib-data DIR"
+            f"int8 for {t.name}{f' {int8_format}' if int8_format else ''} needs calibration "
+            "images: pass --calib-data DIR"
         )
     return t, precision
 

@@ -49,14 +49,16 @@ def export(
     if input_dtype == "uint8":
         detector, record = pixel_detector(detector)
         req = dataclasses.replace(req, tag=f"{tag}_u8", pixel_input=record)
-    if precision != "int8" or not t.int8.calibrated:
+    if precision != "int8" or not t.int8.calibrated_for(int8_format):
         return t.exporter(detector, req)
     inputs, record = calibration_set(detector, calibration)
-    if t.int8.stage == "model":
+    if t.int8.stage_of(int8_format) == "model":
         qdet, method = t.int8.quantize(
             detector, inputs, calibration.observer, float_modules, progress
         )
-        return t.exporter(qdet, dataclasses.replace(req, quantization={**method, **record}))
+        # the method's record has the last word on what it did (Core ML W8A8 names the observer
+        # coremltools used, which has no histogram one)
+        return t.exporter(qdet, dataclasses.replace(req, quantization={**record, **method}))
     return _quantize_files(
         t,
         detector,

@@ -333,15 +333,17 @@ public struct QuantizationInfo: Codable, Equatable, Sendable {
     public var floatModules: [String]?
     public var floatNodes: [String]?
     public var ortCalibrateMethod: String?
-    /// ONNX: the int8 format asked for (ssdmobile.quant.onnx_int8.FORMATS: qdq, qdq-u8s8, qoperator-u8s8...).
+    /// The int8 format asked for: ONNX qdq, qdq-u8s8, qoperator-u8s8 (ssdmobile.quant.onnx_int8.FORMATS); Core ML w8a16, w8a8 (ssdmobile.quant.coreml_int8.FORMATS).
     public var format: String?
+    /// For people: where the int8 arithmetic runs fast (Core ML W8A8: which Apple Neural Engines compute int8 x int8).
+    public var notes: String?
     /// ONNX: 7-bit weights (onnxruntime's reduce_range, against int16 saturation on x86 without VNNI).
     public var reduceRange: Bool?
     public var calibration: CalibrationInfo?
     /// QAT: the recipe's settings. An open map on purpose: it follows the recipe, not the apps.
     public var training: [String: JSONValue]?
 
-    public init(dtype: String, weights: String, activations: String, method: String, observer: String? = nil, engine: String? = nil, floatModules: [String]? = nil, floatNodes: [String]? = nil, ortCalibrateMethod: String? = nil, format: String? = nil, reduceRange: Bool? = nil, calibration: CalibrationInfo? = nil, training: [String: JSONValue]? = nil) {
+    public init(dtype: String, weights: String, activations: String, method: String, observer: String? = nil, engine: String? = nil, floatModules: [String]? = nil, floatNodes: [String]? = nil, ortCalibrateMethod: String? = nil, format: String? = nil, notes: String? = nil, reduceRange: Bool? = nil, calibration: CalibrationInfo? = nil, training: [String: JSONValue]? = nil) {
         self.dtype = dtype
         self.weights = weights
         self.activations = activations
@@ -352,6 +354,7 @@ public struct QuantizationInfo: Codable, Equatable, Sendable {
         self.floatNodes = floatNodes
         self.ortCalibrateMethod = ortCalibrateMethod
         self.format = format
+        self.notes = notes
         self.reduceRange = reduceRange
         self.calibration = calibration
         self.training = training
@@ -368,6 +371,7 @@ public struct QuantizationInfo: Codable, Equatable, Sendable {
         case floatNodes = "float_nodes"
         case ortCalibrateMethod = "ort_calibrate_method"
         case format = "format"
+        case notes = "notes"
         case reduceRange = "reduce_range"
         case calibration = "calibration"
         case training = "training"
@@ -387,6 +391,7 @@ public struct QuantizationInfo: Codable, Equatable, Sendable {
         floatNodes = try c.decodeIfPresent([String].self, forKey: .floatNodes)
         ortCalibrateMethod = try c.decodeIfPresent(String.self, forKey: .ortCalibrateMethod)
         format = try c.decodeIfPresent(String.self, forKey: .format)
+        notes = try c.decodeIfPresent(String.self, forKey: .notes)
         reduceRange = try c.decodeIfPresent(Bool.self, forKey: .reduceRange)
         calibration = try c.decodeIfPresent(CalibrationInfo.self, forKey: .calibration)
         training = try c.decodeIfPresent([String: JSONValue].self, forKey: .training)
@@ -404,6 +409,7 @@ public struct QuantizationInfo: Codable, Equatable, Sendable {
         try c.encodeIfPresent(floatNodes, forKey: .floatNodes)
         try c.encodeIfPresent(ortCalibrateMethod, forKey: .ortCalibrateMethod)
         try c.encodeIfPresent(format, forKey: .format)
+        try c.encodeIfPresent(notes, forKey: .notes)
         try c.encodeIfPresent(reduceRange, forKey: .reduceRange)
         try c.encodeIfPresent(calibration, forKey: .calibration)
         try c.encodeIfPresent(training, forKey: .training)

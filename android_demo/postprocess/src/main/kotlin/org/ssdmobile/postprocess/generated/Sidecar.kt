@@ -264,8 +264,10 @@ data class QuantizationInfo(
     val floatModules: List<String>? = null,
     val floatNodes: List<String>? = null,
     val ortCalibrateMethod: String? = null,
-    /** ONNX: the int8 format asked for (ssdmobile.quant.onnx_int8.FORMATS: qdq, qdq-u8s8, qoperator-u8s8...). */
+    /** The int8 format asked for: ONNX qdq, qdq-u8s8, qoperator-u8s8 (ssdmobile.quant.onnx_int8.FORMATS); Core ML w8a16, w8a8 (ssdmobile.quant.coreml_int8.FORMATS). */
     val format: String? = null,
+    /** For people: where the int8 arithmetic runs fast (Core ML W8A8: which Apple Neural Engines compute int8 x int8). */
+    val notes: String? = null,
     /** ONNX: 7-bit weights (onnxruntime's reduce_range, against int16 saturation on x86 without VNNI). */
     val reduceRange: Boolean? = null,
     val calibration: CalibrationInfo? = null,
@@ -284,6 +286,7 @@ data class QuantizationInfo(
         if (floatNodes != null) o.add("float_nodes", JsonWrite.list(floatNodes) { x -> JsonPrimitive(x) })
         if (ortCalibrateMethod != null) o.add("ort_calibrate_method", JsonPrimitive(ortCalibrateMethod))
         if (format != null) o.add("format", JsonPrimitive(format))
+        if (notes != null) o.add("notes", JsonPrimitive(notes))
         if (reduceRange != null) o.add("reduce_range", JsonPrimitive(reduceRange))
         if (calibration != null) o.add("calibration", calibration.toJson())
         if (training != null) o.add("training", JsonWrite.map(training) { x -> x })
@@ -304,6 +307,7 @@ data class QuantizationInfo(
                 floatNodes = o.get("float_nodes").let { x -> if (x == null || x.isJsonNull) null else JsonRead.list(x, JsonRead.at(path, "float_nodes")) { x, p -> JsonRead.str(x, p) } },
                 ortCalibrateMethod = o.get("ort_calibrate_method").let { x -> if (x == null || x.isJsonNull) null else JsonRead.str(x, JsonRead.at(path, "ort_calibrate_method")) },
                 format = o.get("format").let { x -> if (x == null || x.isJsonNull) null else JsonRead.str(x, JsonRead.at(path, "format")) },
+                notes = o.get("notes").let { x -> if (x == null || x.isJsonNull) null else JsonRead.str(x, JsonRead.at(path, "notes")) },
                 reduceRange = o.get("reduce_range").let { x -> if (x == null || x.isJsonNull) null else JsonRead.bool(x, JsonRead.at(path, "reduce_range")) },
                 calibration = o.get("calibration").let { x -> if (x == null || x.isJsonNull) null else CalibrationInfo.fromJson(x, JsonRead.at(path, "calibration")) },
                 training = o.get("training").let { x -> if (x == null || x.isJsonNull) null else JsonRead.map(x, JsonRead.at(path, "training")) { x, p -> x } }
