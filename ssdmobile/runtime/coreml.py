@@ -67,9 +67,18 @@ class CoreMLRunner(Runner):
                 f"{self.path.name}: the NMS model's class labels {self.class_labels[:4]}... do "
                 f"not name {confidence.shape[1]} of the sidecar's class_names"
             )
+        # a column's label names its class; where names repeat (torchvision's COCO list has ten
+        # 'N/A'), the column's own position in class_names[1:] decides, not the first such name
+        index = np.array(
+            [
+                c + 1 if c + 1 < len(names) and names[c + 1] == label else names.index(label)
+                for c, label in enumerate(self.class_labels)
+            ],
+            dtype=np.int64,
+        )
         k = min(len(confidence), self.sidecar.nms.max_detections)
         best = confidence[:k].argmax(axis=1) if k else np.zeros(0, dtype=np.int64)
-        labels = np.array([names.index(self.class_labels[c]) for c in best], dtype=np.int64)
+        labels = index[best]
         scores = confidence[:k].max(axis=1) if k else np.zeros(0, dtype=np.float32)
         c = coordinates[:k].astype(np.float32)
         boxes = np.concatenate([c[:, :2] - c[:, 2:] / 2, c[:, :2] + c[:, 2:] / 2], axis=1)
