@@ -15,6 +15,8 @@ On Linux the result is spec-checked (`check_int8_spec`) and evaluated by ssdmobi
 
 from __future__ import annotations
 
+import contextlib
+import io
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -125,7 +127,10 @@ def quantize_weights(mlmodel):
         ),
         op_name_configs=dict.fromkeys(zero_scale_weights(mlmodel)),  # None: not compressed
     )
-    return cto.linear_quantize_weights(mlmodel, config=config)
+    # coremltools draws a progress bar on stderr for every MIL pass: keep the CLI output readable
+    # (warnings still reach the user: a divide-by-zero here would be a bug, see above)
+    with contextlib.redirect_stderr(io.StringIO()):
+        return cto.linear_quantize_weights(mlmodel, config=config)
 
 
 def zero_scale_weights(mlmodel) -> list[str]:
