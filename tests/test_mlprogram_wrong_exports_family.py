@@ -1,19 +1,20 @@
-"""Deliberately wrong Core ML exports of SSDlite320 MobileNetV3 (SSD300-VGG16: below; randomized
-checkpoints, BatchNorm statistics re-estimated on real train2017 images; tests/mlprogram_edits.py
-edits the saved package) are caught by the ML Program reference evaluator on real val2017 images,
-and the true fp16 exports pass. AP means nothing on random weights, so the gates are agreement with
-the eager model: the raw programs' mean |output difference| relative to eager's mean |output|, and
-the detections (same label, IoU >= 0.8) matched both ways against eager's.
+"""Deliberately wrong Core ML exports of SSDlite320 MobileNetV3 and SSD300-VGG16 (randomized
+checkpoints, BatchNorm statistics re-estimated on real train2017 images where the model has them;
+tests/mlprogram_edits.py edits the saved package) are caught by the ML Program reference evaluator
+on real val2017 images, and the true fp16 exports pass. AP means nothing on random weights, so the
+gates are agreement with the eager model: the raw programs' mean |output difference| relative to
+eager's mean |output|, and the detections (same label, IoU >= 0.8) matched both ways against
+eager's.
 
 Measured (SSDlite320 MobileNetV3 large, 3 images): the true fp16 raw program differs by 1.5-1.8%
 of the mean output (largest difference up to 16% of the largest output: this randomized network
 amplifies fp16 rounding, so the largest difference is no gate), its detections agree 0.97; image
-input BGR 108-114%, pixel scale 1/250 24-33%, mean +0.02 39-51%. Its true fp16 pipeline's
-detections agree 0.81 with eager's counting all of them (the low-score tail differs; where
-Core ML's NMS model and the eager NMS part there is not traced yet), so each side's TOP highest
-scoring are compared.
-SSD300-VGG16 is not here yet: with these gates its 6 wrong exports are caught and its true raw
-program passes, but its true fp16 pipeline agrees only 0.80 on the top 25 (not traced yet)."""
+input BGR 108-114%, pixel scale 1/250 24-33%, mean +0.02 39-51%.
+The true fp16 pipelines agreed only 0.81 (SSDlite320, all detections) and 0.80 (SSD300-VGG16, top
+25) until the runner read the NMS model's labels by column: torchvision's COCO class list names
+ten classes 'N/A', and a lookup by name put every 'N/A' detection (random weights score them like
+any class) under the first one (label 12 for 26). Read by column: the TOP and MIN_AGREEMENT
+comment below."""
 
 import numpy as np
 import pytest
@@ -40,12 +41,17 @@ from mlprogram_edits import (
 from random_checkpoints import reestimate_batchnorm_
 
 pytestmark = pytest.mark.slow
-MODELS = ["ssdlite320_mobilenet_v3_large"]
+MODELS = ["ssdlite320_mobilenet_v3_large", "ssd300_vgg16"]
 IMAGES = 3
 MAX_REL_RAW = 0.05  # mean; true fp16 program <= 0.018, the wrong ones >= 0.24
-MIN_AGREEMENT = 0.9  # share of detections matched both ways; true fp16 pipelines ~1
 IOU = 0.8
-TOP = 25  # detections compared: each side's highest scoring (the low-score tail is Core ML NMS's)
+# Detections compared (same label, IoU >= IOU, matched both ways), per package: the raw program's
+# drift shows in its outputs (MAX_REL_RAW) and in each side's 25 highest scoring detections; an NMS
+# edit moves few of those (IoU threshold 0.3: top-25 agreement 0.97 SSDlite320, 0.94 SSD300-VGG16;
+# top 100: 0.94, 0.87) and shows in all of them (0.80, 0.76), where the true pipelines agree 0.93
+# and 0.92 (3 images each: the low-score tail reorders in fp16)
+TOP = {"raw_pkg": 25, "nms_pkg": None}  # None: every detection
+MIN_AGREEMENT = {"raw_pkg": 0.9, "nms_pkg": 0.85}
 
 
 @pytest.fixture(scope="session", params=MODELS)
@@ -70,14 +76,14 @@ def family_coreml(request, tmp_path_factory):
     }  # fmt: skip
 
 
-def _matched(a: dict, b: dict) -> int:
-    """How many of a's TOP highest scoring detections have their own counterpart among b's
+def _matched(a: dict, b: dict, top: int) -> int:
+    """How many of a's `top` highest scoring detections have their own counterpart among b's
     (same label, IoU >= IOU)."""
     if len(a["scores"]) == 0 or len(b["scores"]) == 0:
         return 0
     ok = (box_iou(a["boxes"], b["boxes"]) >= IOU) & (a["labels"][:, None] == b["labels"][None])
     used, n = set(), 0
-    for i in torch.argsort(a["scores"], descending=True)[:TOP].tolist():
+    for i in torch.argsort(a["scores"], descending=True)[:top].tolist():
         js = [j for j in torch.nonzero(ok[i]).flatten().tolist() if j not in used]
         if js:
             used.add(js[0])
@@ -85,9 +91,9 @@ def _matched(a: dict, b: dict) -> int:
     return n
 
 
-def agreement(ctx, path) -> tuple[float | None, float]:
+def agreement(ctx, path, top: int | None) -> tuple[float | None, float]:
     """-> (raw programs: mean |difference| / mean |eager|, the larger of both outputs, else None;
-    detections matched both ways / all detections)."""
+    detections matched both ways / those compared: each side's `top` highest scoring, or all)."""
     runner = load_runner(path)
     predictor = Predictor(runner)
     rel, matched, total = None, 0, 0
@@ -97,20 +103,24 @@ def agreement(ctx, path) -> tuple[float | None, float]:
             r = max(float((a - b).abs().mean() / b.abs().mean()) for a, b in zip(out, ref_raw))
             rel = r if rel is None else max(rel, r)
         got = predictor.detections(out, [size])[0]
-        matched += _matched(ref, got) + _matched(got, ref)
-        total += min(TOP, len(ref["scores"])) + min(TOP, len(got["scores"]))
+        n = top or max(len(ref["scores"]), len(got["scores"]))
+        matched += _matched(ref, got, n) + _matched(got, ref, n)
+        total += min(n, len(ref["scores"])) + min(n, len(got["scores"]))
     return rel, (matched / total if total else 1.0)
 
 
-def passes(rel, agree) -> bool:
-    return (rel is None or rel <= MAX_REL_RAW) and agree >= MIN_AGREEMENT
+def passes(ctx, package: str, path) -> tuple[bool, float | None, float]:
+    """-> (within the package's gates, relative raw difference, agreement) of the program at path:
+    the true export ctx[package] or an edit of it."""
+    rel, agree = agreement(ctx, path, TOP[package])
+    return (rel is None or rel <= MAX_REL_RAW) and agree >= MIN_AGREEMENT[package], rel, agree
 
 
 def test_true_exports_pass(family_coreml):
     assert sum(len(d["scores"]) for d in family_coreml["dets"]) > 0  # something to agree on
     for key in ("raw_pkg", "nms_pkg"):
-        rel, agree = agreement(family_coreml, family_coreml[key])
-        assert passes(rel, agree), (family_coreml["name"], key, rel, agree)
+        ok, rel, agree = passes(family_coreml, key, family_coreml[key])
+        assert ok, (family_coreml["name"], key, rel, agree)
 
 
 @pytest.mark.parametrize(
@@ -135,8 +145,8 @@ def test_wrong_exports_are_caught(family_coreml, tmp_path, package, edit):
         "nms_iou_changed": lambda: nms_iou_changed,
     }[edit]
     wrong = edit_package(src, tmp_path, edit, make())
-    rel, agree = agreement(family_coreml, wrong)
-    assert not passes(rel, agree), (family_coreml["name"], edit, rel, agree)
+    ok, rel, agree = passes(family_coreml, package, wrong)
+    assert not ok, (family_coreml["name"], edit, rel, agree)
 
 
 def test_anchor_edit_finds_both_centers(family_coreml):
