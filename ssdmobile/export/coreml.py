@@ -236,7 +236,7 @@ def _metadata(model, detector, precision: str, nms: bool) -> None:
 def export(detector, req: ExportRequest) -> list[Artifact]:
     spec, precision, nms = detector.spec, req.precision, req.nms
     num_anchors = detector.anchors.shape[0]
-    # W8A8: the pipeline quantized the core already (quant.coreml_int8.quantize_detector_w8a8);
+    # W8A8: the pipeline quantized the core already (quant.coreml_w8a8.quantize_detector_w8a8);
     # W8A16: the converted program's weights are quantized here
     quantized_core = precision == "int8" and (req.quantization or {}).get("format") in CORE_FORMATS
     weights_only = precision == "int8" and not quantized_core

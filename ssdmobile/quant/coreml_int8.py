@@ -4,8 +4,9 @@
   symmetric) by `coremltools.optimize.coreml.linear_quantize_weights`; activations stay fp16. No
   calibration.
 - w8a8: weights and activations int8, by coremltools' own PyTorch quantizer
-  (`coremltools.optimize.torch.quantization.LinearQuantizer`): the core is prepared, calibration
-  images run through it in PyTorch, `finalize()` gives a core with quantize/dequantize steps, and
+  (`coremltools.optimize.torch.quantization.LinearQuantizer`, in quant.coreml_w8a8): the core is
+  prepared, calibration images run through it in PyTorch, `finalize()` gives a core with
+  quantize/dequantize steps, and
   `ct.convert(..., minimum_deployment_target=iOS17)` writes them as the ML Program's `quantize` /
   `dequantize` ops. (coremltools' other route, `coreml.experimental.linear_quantize_activations`,
   calibrates by running the Core ML model: macOS only.)
@@ -18,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import io
 from collections import Counter
-from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import QuantizationError
@@ -49,66 +49,6 @@ FORMATS = {
 DEFAULT_FORMAT = "w8a16"
 # the formats that quantize the core (calibrated) before the exporter converts it
 CORE_FORMATS = ("w8a8",)
-
-# coremltools.optimize.torch's activation observers are min_max, moving_average_min_max and
-# ema_min_max; it has no histogram one. On the person detector (128 train2017 calibration images,
-# 32 val2017 images scored by the reference evaluator) min_max drifted AP by -0.0067 and
-# moving_average_min_max by -0.0136, so W8A8 calibrates with min_max whatever --observer says, and
-# its record says so (observer "minmax").
-W8A8_OBSERVER = "min_max"
-
-
-def quantize_detector_w8a8(
-    detector,
-    inputs: Sequence,
-    observer: str = "histogram",
-    float_modules: Sequence[str] = (),
-    progress: bool = True,
-):
-    """W8A8 post-training quantization of the core with coremltools' LinearQuantizer -> (the
-    detector around the finalized core, the quantization record). `observer` is the target
-    table's common argument; W8A8 always observes min/max (W8A8_OBSERVER). Weights int8 per-channel
-    symmetric, activations int8 per-tensor symmetric (coremltools' "symmetric" scheme, which its
-    docs give as the one for the Neural Engine); observers see float activations during
-    calibration, as PTQ does, and finalize() freezes the ranges they saw."""
-    import coremltools.optimize.torch.quantization as cq  # lazy: heavy optional runtime
-    import torch
-
-    from .ptq import calibrate, with_core
-
-    if float_modules:
-        raise QuantizationError("Core ML W8A8 keeps no modules in float")
-    config = cq.LinearQuantizerConfig.from_dict(
-        {
-            "global_config": {
-                "quantization_scheme": "symmetric",
-                "weight_dtype": "qint8",
-                "weight_per_channel": True,
-                "activation_dtype": "quint8",
-                "activation_observer": W8A8_OBSERVER,
-                # step 0: observers on, BatchNorm statistics frozen; -1 (coremltools: "not
-                # used"): fake quantization never on, so observers see float activations
-                "milestones": [0, -1, -1, 0],
-            }
-        }
-    )
-    quantizer = cq.LinearQuantizer(detector.core.eval(), config)
-    prepared = quantizer.prepare(example_inputs=(inputs[0],), inplace=False)
-    quantizer.step()
-    calibrate(prepared.eval(), inputs, progress, desc="calibrate (Core ML W8A8)")
-    with torch.no_grad():
-        core = quantizer.finalize(inplace=False).eval()
-    return with_core(detector, core), {
-        "dtype": "int8",
-        "weights": "per-channel symmetric int8 (-128..127, torch.ao's symmetric qint8)",
-        "activations": "per-tensor symmetric int8 (W8A8: iOS 17 quantize/dequantize ops)",
-        "method": "coremltools.optimize.torch LinearQuantizer, post-training calibration "
-        f"({W8A8_OBSERVER} observer: coremltools has no histogram one)",
-        "observer": "minmax",
-        "format": "w8a8",
-        "notes": W8A8_DEVICES,
-    }
-
 
 WEIGHT_THRESHOLD = 512  # weights of at most this many elements stay fp16 (coremltools' threshold)
 

@@ -135,7 +135,7 @@ TARGETS: dict[str, Target] = {
             int8=Int8Method(
                 "coremltools.optimize: int8 weights (w8a16), or weights and activations (w8a8)",
                 "exporter",
-                quantize=_lazy("ssdmobile.quant.coreml_int8", "quantize_detector_w8a8"),
+                quantize=_lazy("ssdmobile.quant.coreml_w8a8", "quantize_detector_w8a8"),
                 formats=COREML_INT8_FORMATS,
                 default_format=COREML_INT8_DEFAULT,
                 format_stages=dict.fromkeys(COREML_CORE_FORMATS, "model"),
