@@ -187,7 +187,7 @@ def with_caption(image: Tensor, text: str, color: str = "#202020") -> Tensor:
         text = text[:-2] + "…"
     strip = Image.new("RGB", (w, int(size * 1.8)), color)
     ImageDraw.Draw(strip).text((size // 2, size // 3), text, fill="white", font=font)
-    top = torch.from_numpy(np.asarray(strip)).permute(2, 0, 1)
+    top = torch.from_numpy(np.array(strip)).permute(2, 0, 1)  # a copy: PIL's buffer is read-only
     return torch.cat([top, image], dim=1)
 
 
