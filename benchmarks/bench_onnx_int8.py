@@ -7,6 +7,7 @@ images; higher is closer) and file size.
 
     python benchmarks/bench_onnx_int8.py --runs 100                  # both models, all formats
     python benchmarks/bench_onnx_int8.py --models person --runs 3    # a smoke run
+    python benchmarks/bench_onnx_int8.py --runs 100 --results docs/results/onnx_int8.json
 
 Models: the real person detector (ssdlite_mobilenet_v2_person, its TF weights) and
 ssdlite320_mobilenet_v3_large with RANDOM weights (none trained exist here): --v3-weights takes a
@@ -36,6 +37,7 @@ from ssdmobile.fileio import size_bytes
 from ssdmobile.models import create_model
 from ssdmobile.quant.onnx_int8 import DEFAULT_FORMAT, FORMATS, quantize_onnx_file
 from ssdmobile.quant.ptq import Calibration, calibration_inputs, calibration_set
+from ssdmobile.results import Table, write_results
 from ssdmobile.runtime import onnx as onnx_runtime
 from ssdmobile.sidecar import load_sidecar
 from ssdmobile.table import print_table
@@ -141,6 +143,7 @@ def main():
         "--eval-images", type=int, default=8, help="val2017 images for the SQNR (default 8)"
     )
     ap.add_argument("--observer", choices=["histogram", "minmax"], default="histogram")
+    ap.add_argument("--results", help="also write the table as a results file for the docs")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     rows = []
@@ -157,21 +160,39 @@ def main():
         f"{cpu_flags()}), "
         f"load average {os.getloadavg()[0]:.1f}"
     )
-    print_table(
-        [
-            "model",
-            "format",
-            "onnxruntime",
-            "MB",
-            "median ms",
-            "p90 ms",
-            "speed vs fp32",
-            "SQNR boxes dB",
-            "SQNR logits dB",
-        ],
-        rows,
-        markdown=True,
-    )
+    headers = [
+        "model",
+        "format",
+        "onnxruntime",
+        "MB",
+        "median ms",
+        "p90 ms",
+        "speed vs fp32",
+        "SQNR boxes dB",
+        "SQNR logits dB",
+    ]
+    print_table(headers, rows, markdown=True)
+    if args.results:
+        title = (
+            f"ONNX Runtime CPU EP, network core only, batch 1, median / p90 of {args.runs} runs "
+            f"timed round-robin; calibration {args.calib_images} train2017 images "
+            f"({args.observer}); SQNR against fp32"
+        )
+        notes = [
+            "ssdlite_mobilenet_v2_person: the real TF person detector's weights. "
+            "ssdlite320_mobilenet_v3_large: RANDOM weights with realistic BatchNorm statistics "
+            "(random_checkpoints.realistic_random_): its latency is a trained model's, its SQNR "
+            "says how formats compare, not how a trained model fares.",
+            "Speed vs fp32 is a ratio within this run; absolute times depend on the CPU.",
+        ]
+        cells = [[str(c) for c in r] for r in rows]
+        write_results(
+            args.results,
+            [Table(title=title, headers=headers, rows=cells)],
+            threads=args.threads,
+            images=args.eval_images,
+            notes=notes,
+        )
 
 
 if __name__ == "__main__":
