@@ -57,6 +57,8 @@ class _ResidualAdd(nn.Module):
         self.conv = block.conv
         self.use_res_connect = block.use_res_connect
         self.skip_add = FloatFunctional()
+        if not self.use_res_connect:
+            self.skip_add.qconfig = None  # never runs: an observer there would stay uncalibrated
 
     def forward(self, x: Tensor) -> Tensor:
         if self.use_res_connect:
