@@ -6,10 +6,10 @@
 - w8a8: weights and activations int8, by coremltools' own PyTorch quantizer
   (`coremltools.optimize.torch.quantization.LinearQuantizer`, in quant.coreml_w8a8): the core is
   prepared, calibration images run through it in PyTorch, `finalize()` gives a core with
-  quantize/dequantize steps, and
-  `ct.convert(..., minimum_deployment_target=iOS17)` writes them as the ML Program's `quantize` /
-  `dequantize` ops. (coremltools' other route, `coreml.experimental.linear_quantize_activations`,
-  calibrates by running the Core ML model: macOS only.)
+  quantize/dequantize steps, and `ct.convert(..., minimum_deployment_target=iOS17)` writes them
+  as the ML Program's `quantize` / `dequantize` ops. (coremltools' other route,
+  `coreml.experimental.linear_quantize_activations`, calibrates by running the Core ML model:
+  macOS only.)
 
 On Linux the result is spec-checked (`check_int8_spec`) and evaluated by ssdmobile.mlprogram.
 """
