@@ -1,3 +1,4 @@
+import os
 from pathlib import Path
 
 import pytest
@@ -13,8 +14,26 @@ VAL_IMAGES = COCO128 / "images" / "val2017"
 PERSON_GRAPH = SHARED / "models" / "ssdlite_mobilenet_v2_person" / "frozen_inference_graph.pb"
 
 
+# Run in parallel (pytest-xdist, `-n 2 --dist loadgroup`, as pyproject's addopts has it), each
+# test file stays on one worker so that its module fixtures (an export, a model) are made once.
+# The two files on tests/phone_fixtures.sh's output share a worker and so one session fixture.
+# test_family_downstream's large-model tests share nothing between them but a cache, and take a
+# fifth of the suite: they are spread test by test.
+_GROUPS = {"test_android_postprocess.py": "phone", "test_ios_kit.py": "phone"}
+_SPREAD = {"test_family_downstream.py"}
+
+
 def pytest_configure(config):
-    torch.set_num_threads(2)
+    # two threads at most (the machines here have 2 cores), and one worker's share of the cores
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    torch.set_num_threads(max(1, min(2, (os.cpu_count() or 2) // workers)))
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        name = item.path.name
+        group = item.nodeid if name in _SPREAD else _GROUPS.get(name, name)
+        item.add_marker(pytest.mark.xdist_group(group))
 
 
 @pytest.fixture(scope="session")
