@@ -36,29 +36,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from bench_onnx_int8 import MODELS, load_model  # the same two models, made the same way
 from ssdmobile.bench import machine_info, measure_interleaved
 from ssdmobile.fileio import size_bytes
-from ssdmobile.models import create_model
 from ssdmobile.quant.ptq import Calibration, calibration_inputs, calibration_set
 from ssdmobile.results import Table, write_results
 from ssdmobile.table import print_table
 from ssdmobile.targets.pipeline import export
 
-from _shared import COCO128, PERSON_GRAPH
-from random_checkpoints import realistic_random_
-
-MODELS = {"person": "ssdlite_mobilenet_v2_person", "v3": "ssdlite320_mobilenet_v3_large"}
-
-
-def load_model(key: str, v3_weights: str | None):
-    if key == "person":
-        return create_model(MODELS[key], weights=PERSON_GRAPH), "real (TF person detector)"
-    if v3_weights:
-        return create_model(MODELS[key], weights=v3_weights), f"RANDOM ({v3_weights})"
-    det = create_model(MODELS[key], None)
-    realistic_random_(det, calibration_inputs(det, str(COCO128), "train2017", 8), seed=0)
-    return det, "RANDOM (realistic_random_, seed 0)"
-
+from _shared import COCO128
 
 # -- the hand-made exports: the runtimes' documented recipes, no ssdmobile code ------------------
 
