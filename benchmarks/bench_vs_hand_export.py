@@ -33,13 +33,14 @@ import os
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from bench_onnx_int8 import MODELS, load_model  # the same two models, made the same way
 from ssdmobile.bench import machine_info, measure_interleaved
 from ssdmobile.fileio import size_bytes
+from ssdmobile.quant.onnx_int8 import DEFAULT_FORMAT, FORMATS
 from ssdmobile.quant.ptq import Calibration, calibration_inputs, calibration_set
+from ssdmobile.quant.sensitivity import sqnr_db
 from ssdmobile.results import Table, write_results
 from ssdmobile.table import print_table
 from ssdmobile.targets.pipeline import export
@@ -126,13 +127,6 @@ def file_mb(path: Path) -> float:
     return (size_bytes(path) + (size_bytes(data) if data.exists() else 0)) / 1e6
 
 
-def sqnr_db(ref: list[torch.Tensor], got: list[torch.Tensor]) -> float:
-    r = np.concatenate([t.numpy().ravel() for t in ref]).astype(np.float64)
-    g = np.concatenate([t.numpy().ravel() for t in got]).astype(np.float64)
-    noise = float(((r - g) ** 2).sum())
-    return float("inf") if noise == 0 else 10 * np.log10(float((r**2).sum()) / noise)
-
-
 @torch.inference_mode()
 def bench_model(key: str, args, out: Path) -> list[list[str]]:
     det, provenance = load_model(key, args.v3_weights)
@@ -156,11 +150,11 @@ def bench_model(key: str, args, out: Path) -> list[list[str]]:
                 progress=False,
             )
             files[(target, precision, "ssdmobile")] = arts[0].path
-    if "qdq-u8s8" in args.onnx_formats:
+    for fmt in args.onnx_formats:
         arts = export(
-            det, "onnx", "int8", d / "ssdmobile", calibration=calibration, int8_format="qdq-u8s8"
+            det, "onnx", "int8", d / "ssdmobile", calibration=calibration, int8_format=fmt
         )
-        files[("onnx", "int8", "ssdmobile qdq-u8s8")] = arts[0].path
+        files[("onnx", "int8", f"ssdmobile {fmt}")] = arts[0].path
     core = det.core
     files[("executorch", "fp32", "hand")] = hand_executorch(core, x, d / "hand_fp32.pte")
     files[("executorch", "int8", "hand")] = hand_executorch(core, x, d / "hand_int8.pte", calib)
@@ -212,7 +206,9 @@ def bench_model(key: str, args, out: Path) -> list[list[str]]:
             "-",
             f"{eager.median_ms:.2f}",
             f"{eager.p90_ms:.2f}",
-            *["-", "inf", "inf"],
+            "-",
+            "inf",
+            "inf",
         ]
     )
     return rows
@@ -225,8 +221,9 @@ def main():
     ap.add_argument(
         "--onnx-formats",
         nargs="*",
+        choices=[f for f in FORMATS if f != DEFAULT_FORMAT],
         default=["qdq-u8s8"],
-        help="ssdmobile int8 formats timed besides the default (default: qdq-u8s8)",
+        help="ssdmobile's ONNX int8 formats timed besides the default (default: qdq-u8s8)",
     )
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--runs", type=int, default=100)

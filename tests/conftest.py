@@ -14,7 +14,7 @@ VAL_IMAGES = COCO128 / "images" / "val2017"
 PERSON_GRAPH = SHARED / "models" / "ssdlite_mobilenet_v2_person" / "frozen_inference_graph.pb"
 
 
-# Run in parallel (pytest-xdist, `-n 2 --dist loadgroup`, as pyproject's addopts has it), each
+# Run in parallel (pytest-xdist with --dist=loadgroup, as pyproject's addopts has it): each
 # test file stays on one worker so that its module fixtures (an export, a model) are made once.
 # The two files on tests/phone_fixtures.sh's output share a worker and so one session fixture.
 # test_family_downstream's large-model tests share nothing between them but a cache, and take a
